@@ -1,0 +1,115 @@
+//! Errors of snapshot loading and writing: each says which file, which line and what was wrong.
+
+use std::path::PathBuf;
+
+/// What was wrong with one line of a snapshot.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// A matrix row with a different number of columns than the first row.
+    #[error("row has {found} columns, expected {expected} like the first row")]
+    Ragged {
+        /// Columns in the first row.
+        expected: usize,
+        /// Columns in this row.
+        found: usize,
+    },
+    /// A field that is not a number.
+    #[error("field {field} ({text:?}) is not a number")]
+    NotANumber {
+        /// 1-based field number.
+        field: usize,
+        /// The offending text (truncated).
+        text: String,
+    },
+    /// NaN or an infinity.
+    #[error("field {field} is not finite ({text:?})")]
+    NotFinite {
+        /// 1-based field number.
+        field: usize,
+        /// The offending text (truncated).
+        text: String,
+    },
+    /// A rating outside the declared scale.
+    #[error("rating {value} in field {field} is outside the scale {min}..={max}")]
+    OutOfScale {
+        /// 1-based field number.
+        field: usize,
+        /// The rating.
+        value: f64,
+        /// Scale minimum.
+        min: f64,
+        /// Scale maximum.
+        max: f64,
+    },
+    /// A triples line without user, item and rating.
+    #[error("expected user{d}item{d}rating[{d}timestamp], found {found} fields", d = .delimiter)]
+    FieldCount {
+        /// The delimiter in use, for the message.
+        delimiter: String,
+        /// Fields found.
+        found: usize,
+    },
+    /// An empty user or item id.
+    #[error("empty {what} id")]
+    EmptyId {
+        /// `user` or `item`.
+        what: &'static str,
+    },
+    /// The same user rated the same item twice.
+    #[error("duplicate rating of item {item:?} by user {user:?} (first on line {first_line})")]
+    Duplicate {
+        /// User id.
+        user: String,
+        /// Item id.
+        item: String,
+        /// Line of the first rating of the pair.
+        first_line: usize,
+    },
+    /// A blank line between matrix rows (rows are users: a gap would renumber them).
+    #[error("blank line inside the matrix (an unrated user is a row of zeros)")]
+    BlankLine,
+    /// Text that is not UTF-8.
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+    /// More users, items or ratings than the in-memory form can index.
+    #[error("too many {0} (the limit is 4,294,967,295)")]
+    TooMany(&'static str),
+}
+
+/// A snapshot that could not be loaded or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line of the file is malformed.
+    #[error("{}:{line}: {problem}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        problem: Problem,
+    },
+    /// The file holds no ratings at all.
+    #[error("{}: the snapshot holds no ratings", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The requested operation does not fit the snapshot.
+    #[error("{}: {reason}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}

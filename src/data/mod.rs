@@ -1,0 +1,79 @@
+//! Ratings snapshots: the formats on disk, the sparse in-memory form, and the id maps.
+//!
+//! Nothing here knows about mixtures, HTTP or async runtimes: this module turns files into
+//! [`Snapshot`]s (or refuses them with an error naming file, line and problem) and back.
+
+mod error;
+mod ids;
+mod load;
+mod ratings;
+mod write;
+
+pub use error::{DataError, Problem};
+pub use ids::IdMap;
+pub use load::{Format, LoadOptions, load, load_str};
+pub use ratings::{Ratings, RatingsBuilder};
+pub use write::{write_matrix, write_triples};
+
+use std::path::PathBuf;
+
+/// The closed interval of valid ratings, e.g. 1..=5 stars.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RatingScale {
+    /// Smallest valid rating.
+    pub min: f64,
+    /// Largest valid rating.
+    pub max: f64,
+}
+
+impl RatingScale {
+    /// Whether `x` is a finite number inside the scale.
+    pub fn contains(&self, x: f64) -> bool {
+        x.is_finite() && x >= self.min && x <= self.max
+    }
+
+    /// `x` clipped into the scale.
+    pub fn clip(&self, x: f64) -> f64 {
+        x.clamp(self.min, self.max)
+    }
+}
+
+impl std::str::FromStr for RatingScale {
+    type Err = String;
+
+    /// Parses `MIN:MAX`, e.g. `1:5`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lo, hi) = s
+            .split_once(':')
+            .ok_or_else(|| format!("expected MIN:MAX, got {s:?}"))?;
+        let parse = |t: &str| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{t:?} is not a finite number"))
+        };
+        let (min, max) = (parse(lo)?, parse(hi)?);
+        if min >= max {
+            return Err(format!("scale {s:?} is empty: MIN must be below MAX"));
+        }
+        Ok(Self { min, max })
+    }
+}
+
+/// A loaded ratings snapshot: sparse ratings plus the ids they came with.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Ratings by user row, items by column index.
+    pub ratings: Ratings,
+    /// User ids, indexed like the rows of `ratings`.
+    pub users: IdMap,
+    /// Item ids, indexed like the columns of `ratings`.
+    pub items: IdMap,
+    /// The rating scale: given when loading, else the observed min and max.
+    pub scale: RatingScale,
+    /// The format the file was read as (never [`Format::Auto`]).
+    pub format: Format,
+    /// Where the snapshot was read from (`<memory>` for strings).
+    pub path: PathBuf,
+}

@@ -1,0 +1,177 @@
+//! Sparse ratings in compressed rows: one row per user, (item index, rating) pairs sorted by item.
+//!
+//! 8 bytes a rating (`u32` item + `f32` rating) plus 8 bytes a user for the row offsets. Ratings
+//! on the usual scales (halves and whole stars) are exact in `f32`; everything computed from them
+//! is `f64`.
+
+/// Ratings of `n_users` users over `n_items` items, stored by user.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ratings {
+    /// Row `u` is `items[offsets[u]..offsets[u + 1]]`; `offsets.len() == n_users + 1`.
+    offsets: Vec<u64>,
+    /// Item index of each rating, ascending within a row.
+    items: Vec<u32>,
+    /// The rating itself.
+    values: Vec<f32>,
+    n_items: usize,
+}
+
+impl Ratings {
+    /// Number of users (rows), including users with no ratings.
+    pub fn n_users(&self) -> usize {
+        self.offsets.len() - 1
+    }
+
+    /// Number of items (columns), including items nobody rated.
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// Number of observed ratings.
+    pub fn nnz(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The ratings of user `u`: item indices (ascending) and ratings.
+    #[inline]
+    pub fn row(&self, u: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.offsets[u] as usize, self.offsets[u + 1] as usize);
+        (&self.items[a..b], &self.values[a..b])
+    }
+
+    /// Row offsets (`n_users + 1` of them): lets callers cut the users into balanced chunks.
+    pub fn offsets(&self) -> &[u64] {
+        &self.offsets
+    }
+
+    /// Iterates over all ratings as `(user, item, rating)`.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u32, f32)> + '_ {
+        (0..self.n_users()).flat_map(move |u| {
+            let (items, values) = self.row(u);
+            items.iter().zip(values).map(move |(&i, &v)| (u, i, v))
+        })
+    }
+
+    /// The value of one entry, if observed (binary search in the row).
+    pub fn get(&self, u: usize, item: u32) -> Option<f32> {
+        let (items, values) = self.row(u);
+        items.binary_search(&item).ok().map(|p| values[p])
+    }
+
+    /// Smallest and largest rating, or `None` without ratings.
+    pub fn value_range(&self) -> Option<(f32, f32)> {
+        let mut it = self.values.iter().copied();
+        let first = it.next()?;
+        Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
+    }
+
+    /// Heap bytes held (for memory figures).
+    pub fn heap_bytes(&self) -> usize {
+        self.offsets.capacity() * 8 + self.items.capacity() * 4 + self.values.capacity() * 4
+    }
+}
+
+/// Builds [`Ratings`] row by row.
+#[derive(Debug)]
+pub struct RatingsBuilder {
+    ratings: Ratings,
+}
+
+impl RatingsBuilder {
+    /// A builder for rows over `n_items` items.
+    pub fn new(n_items: usize) -> Self {
+        Self::with_capacity(n_items, 0, 0)
+    }
+
+    /// A builder with room reserved for `users` rows and `nnz` ratings.
+    pub fn with_capacity(n_items: usize, users: usize, nnz: usize) -> Self {
+        let mut offsets = Vec::with_capacity(users + 1);
+        offsets.push(0);
+        Self {
+            ratings: Ratings {
+                offsets,
+                items: Vec::with_capacity(nnz),
+                values: Vec::with_capacity(nnz),
+                n_items,
+            },
+        }
+    }
+
+    /// Appends one rating to the current row. Items must come in ascending order within a row
+    /// and be below `n_items` (checked in debug builds; loaders check before calling).
+    #[inline]
+    pub fn push(&mut self, item: u32, value: f32) {
+        debug_assert!((item as usize) < self.ratings.n_items);
+        debug_assert!(
+            self.ratings.items.len() as u64 == *self.ratings.offsets.last().unwrap_or(&0)
+                || self.ratings.items.last().is_none_or(|&last| last < item)
+        );
+        self.ratings.items.push(item);
+        self.ratings.values.push(value);
+    }
+
+    /// Ends the current row (a row may be empty: a user without ratings).
+    pub fn end_row(&mut self) {
+        self.ratings.offsets.push(self.ratings.items.len() as u64);
+    }
+
+    /// Rows ended so far.
+    pub fn n_rows(&self) -> usize {
+        self.ratings.offsets.len() - 1
+    }
+
+    /// Grows the item count (triples snapshots learn items as they go).
+    pub fn set_n_items(&mut self, n_items: usize) {
+        debug_assert!(n_items >= self.ratings.n_items);
+        self.ratings.n_items = n_items;
+    }
+
+    /// The finished ratings.
+    pub fn finish(mut self) -> Ratings {
+        self.ratings.items.shrink_to_fit();
+        self.ratings.values.shrink_to_fit();
+        self.ratings
+    }
+}
+
+impl Ratings {
+    /// Ratings from dense rows where `0` means missing (tests and small examples).
+    pub fn from_dense_rows(rows: &[Vec<f64>]) -> Self {
+        let d = rows.first().map_or(0, Vec::len);
+        let mut b = RatingsBuilder::new(d);
+        for row in rows {
+            assert_eq!(row.len(), d, "ragged rows");
+            for (l, &x) in row.iter().enumerate() {
+                if x != 0.0 {
+                    b.push(l as u32, x as f32);
+                }
+            }
+            b.end_row();
+        }
+        b.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_keep_items_and_values() {
+        let r = Ratings::from_dense_rows(&[
+            vec![1.0, 0.0, 3.0],
+            vec![0.0, 0.0, 0.0],
+            vec![0.0, 5.0, 0.0],
+        ]);
+        assert_eq!((r.n_users(), r.n_items(), r.nnz()), (3, 3, 3));
+        assert_eq!(r.row(0), (&[0u32, 2][..], &[1.0f32, 3.0][..]));
+        assert_eq!(r.row(1), (&[][..], &[][..]));
+        assert_eq!(r.get(2, 1), Some(5.0));
+        assert_eq!(r.get(2, 0), None);
+        assert_eq!(r.value_range(), Some((1.0, 5.0)));
+        assert_eq!(
+            r.iter().collect::<Vec<_>>(),
+            vec![(0, 0, 1.0), (0, 2, 3.0), (2, 1, 5.0)]
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! mixrec: collaborative filtering with Gaussian mixtures over sparse rating matrices.
+//!
+//! - [`data`]: snapshot formats, sparse ratings and id maps (no web or async types).
+//! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
+//! - [`cli`]: the command-line front that `main.rs` calls.
+
+pub mod cli;
+pub mod data;
+pub mod mixture;

@@ -1,0 +1,260 @@
+//! Training: the EM and k-means loops over the fused pass, restarts, and the M-step.
+//!
+//! k-means is the same loop with hard assignments: distances and means over observed ratings
+//! only, the centroids as means, each cluster's spread per observed rating as its variance and
+//! the cluster shares as weights. With complete data (the seed's toy set) this is exactly the
+//! seed's k-means.
+
+use std::ops::ControlFlow;
+
+use ndarray::{Array1, Array2};
+
+use super::pass::{Assign, Stats, pass};
+use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
+use crate::data::Ratings;
+
+/// Reported after every iteration; return `ControlFlow::Break` to cancel the training.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Restart (0-based).
+    pub restart: usize,
+    /// Iteration within the restart (1-based).
+    pub iteration: usize,
+    /// Log-likelihood (EM) or cost (k-means) of this iteration.
+    pub objective: f64,
+    /// Change from the previous iteration (`NaN` on the first).
+    pub change: f64,
+}
+
+/// Why a training did not produce a mixture.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FitError {
+    /// The progress callback asked to stop.
+    #[error("training was cancelled")]
+    Cancelled,
+    /// More types than users with ratings.
+    #[error("k = {k} needs at least {k} users with ratings, the snapshot has {users}")]
+    TooFewUsers {
+        /// K.
+        k: usize,
+        /// Users with at least one rating.
+        users: usize,
+    },
+    /// The objective became NaN or infinite (it should not: report it).
+    #[error("the {what} became non-finite at iteration {iteration}")]
+    NonFinite {
+        /// Log-likelihood or cost.
+        what: &'static str,
+        /// Where.
+        iteration: usize,
+    },
+    /// The data and the parameters disagree.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Trains a mixture on `ratings` with `params`, calling `on_iter` after each iteration.
+pub fn fit(
+    ratings: &Ratings,
+    params: &ValidParams,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Fit, FitError> {
+    let users = (0..ratings.n_users())
+        .filter(|&u| !ratings.row(u).0.is_empty())
+        .count();
+    if users < params.k() {
+        return Err(FitError::TooFewUsers {
+            k: params.k(),
+            users,
+        });
+    }
+    let prior = init::item_means(ratings);
+    let mut best: Option<Fit> = None;
+    for restart in 0..params.n_init() {
+        let start = initial(ratings, params, restart, &prior)?;
+        let fit = run(ratings, params, start, &prior, restart, on_iter)?;
+        if best.as_ref().is_none_or(|b| better(&fit, b)) {
+            best = Some(fit);
+        }
+    }
+    Ok(best.expect("n_init ≥ 1"))
+}
+
+/// Higher log-likelihood, or lower cost for k-means.
+fn better(a: &Fit, b: &Fit) -> bool {
+    match (a.log_likelihood, b.log_likelihood) {
+        (Some(x), Some(y)) => x > y,
+        _ => a.cost < b.cost,
+    }
+}
+
+fn initial(
+    ratings: &Ratings,
+    params: &ValidParams,
+    restart: usize,
+    prior: &[f64],
+) -> Result<Mixture, FitError> {
+    let k = params.k();
+    Ok(match params.init() {
+        Init::Rows(rows) => init::rows_as_stored(ratings, rows),
+        Init::NumpyRows => {
+            let seed = u32::try_from(params.seed()).map_err(|_| {
+                FitError::Invalid("numpy seeds are 32-bit: use --seed below 2^32".into())
+            })?;
+            let rows = numpy::legacy_choice_without_replacement(seed, ratings.n_users(), k);
+            init::rows_as_stored(ratings, &rows)
+        }
+        Init::PlusPlus => {
+            // Restart r draws from its own stream: seed + r·φ (a large odd constant).
+            let seed = params
+                .seed()
+                .wrapping_add((restart as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            init::plus_plus(ratings, k, seed, params.min_variance(), prior)
+        }
+    })
+}
+
+/// One EM or k-means run from `mixture`, with the seed's loop shape: E-step, M-step, then the
+/// stopping test on the E-step objectives, so the returned mixture follows the last E-step.
+fn run(
+    ratings: &Ratings,
+    params: &ValidParams,
+    mut mixture: Mixture,
+    prior: &[f64],
+    restart: usize,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Fit, FitError> {
+    let (algorithm, tol) = (params.algorithm(), params.tol());
+    let assign = match algorithm {
+        Algorithm::Em => Assign::Soft,
+        Algorithm::Kmeans => Assign::Hard,
+    };
+    let mut posts = Array2::zeros((ratings.n_users(), params.k()));
+    let mut history: Vec<f64> = Vec::new();
+    let mut converged = false;
+    let what = if assign == Assign::Soft {
+        "log-likelihood"
+    } else {
+        "cost"
+    };
+    while history.len() < params.max_iter() {
+        let stats = pass(
+            ratings,
+            &mixture,
+            assign,
+            posts.as_slice_mut().expect("standard layout"),
+        );
+        let (next, cost) = m_step(&stats, &mixture, prior, params, assign, ratings.n_users());
+        mixture = next;
+        // EM's objective is the E-step log-likelihood; k-means' the cost with the new means.
+        let objective = if assign == Assign::Soft {
+            stats.objective
+        } else {
+            cost
+        };
+        if !objective.is_finite() {
+            return Err(FitError::NonFinite {
+                what,
+                iteration: history.len() + 1,
+            });
+        }
+        let change = history.last().map_or(f64::NAN, |&old| objective - old);
+        history.push(objective);
+        let progress = Progress {
+            restart,
+            iteration: history.len(),
+            objective,
+            change,
+        };
+        if on_iter(&progress).is_break() {
+            return Err(FitError::Cancelled);
+        }
+        if tol > 0.0 && history.len() > 1 && stopped(assign, change, objective, tol) {
+            converged = true;
+            break;
+        }
+    }
+    let last = *history.last().expect("max_iter ≥ 1");
+    Ok(Fit {
+        mixture,
+        algorithm,
+        log_likelihood: (assign == Assign::Soft).then_some(last),
+        cost: (assign == Assign::Hard).then_some(last),
+        iterations: history.len(),
+        converged,
+        history,
+        best_init: restart,
+        posteriors: posts,
+    })
+}
+
+/// EM: `new − old ≤ tol·|new|`; k-means: the cost fell by at most `tol`.
+fn stopped(assign: Assign, change: f64, objective: f64, tol: f64) -> bool {
+    match assign {
+        Assign::Soft => change <= tol * objective.abs(),
+        Assign::Hard => -change <= tol,
+    }
+}
+
+/// The M-step from a pass's statistics; also returns the sum of squared residuals with the new
+/// means (the k-means cost).
+///
+/// - weights `p_j = Σ_u post_uj / n`
+/// - means `mu_jl = (numer_lj + λ m_l) / (denom_lj + λ)` where `denom_lj ≥ min_mean_weight`
+///   and the divisor is positive; elsewhere the old mean stays (the seed's rule, with λ = 0 and
+///   a minimum weight of 1)
+/// - variances `var_j = sse_j / count_j`, floored at `min_variance` (EM only: k-means returns
+///   its clusters' raw spread, as the seed does)
+pub(crate) fn m_step(
+    st: &Stats,
+    old: &Mixture,
+    prior: &[f64],
+    params: &ValidParams,
+    assign: Assign,
+    n_users: usize,
+) -> (Mixture, f64) {
+    let (d, k) = (old.n_items(), old.k());
+    let (lambda, min_w) = (params.prior_strength(), params.min_mean_weight());
+    let mut means = old.means.clone();
+    let mu = means.as_slice_mut().expect("standard layout");
+    for l in 0..d {
+        for j in 0..k {
+            let at = l * k + j;
+            let w = st.denom[at];
+            if w >= min_w && w + lambda > 0.0 {
+                mu[at] = (st.numer[at] + lambda * prior[l]) / (w + lambda);
+            }
+        }
+    }
+    // sse_j = Σ_u post_uj Σ_l (x − mu_jl)² = sq_norm_j − 2 Σ_l mu numer + Σ_l mu² denom
+    let mut sse = st.sq_norm.clone();
+    for l in 0..d {
+        for j in 0..k {
+            let (at, m) = (l * k + j, mu[l * k + j]);
+            sse[j] += m * (m * st.denom[at] - 2.0 * st.numer[at]);
+        }
+    }
+    let cost = sse.iter().map(|s| s.max(0.0)).sum();
+    let floor = if assign == Assign::Soft {
+        params.min_variance()
+    } else {
+        0.0
+    };
+    let variances = Array1::from_shape_fn(k, |j| {
+        let v = if st.count[j] > 0.0 {
+            (sse[j] / st.count[j]).max(0.0)
+        } else {
+            old.variances[j]
+        };
+        v.max(floor)
+    });
+    let weights = Array1::from_shape_fn(k, |j| st.weight[j] / n_users as f64);
+    (
+        Mixture {
+            means,
+            variances,
+            weights,
+        },
+        cost,
+    )
+}

@@ -1,0 +1,211 @@
+//! A trained model answering for one profile at a time: posterior over types, completion,
+//! predictive spread and top-N.
+//!
+//! Cost per profile: O(ratings in the profile × K) for the posterior and O(d × K) for the
+//! predictions; nothing allocated grows with the training set (only with the catalogue d).
+
+use super::pass::{Terms, argmin, log_sum_exp};
+use super::{Algorithm, Mixture};
+use crate::data::RatingScale;
+
+/// A predicted rating for one item.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prediction {
+    /// Item index.
+    pub item: u32,
+    /// `Σ_j post_j mu_jl` (clipped to the scale when the model clips).
+    pub rating: f64,
+    /// Predictive standard deviation `sqrt(Σ_j post_j (var_j + mu_jl²) − pred²)`.
+    pub spread: f64,
+}
+
+/// An item with its score, as returned by [`Model::recommend`].
+pub type ItemScore = Prediction;
+
+/// A profile the model cannot read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProfileError {
+    /// An item index past the catalogue.
+    #[error("item index {0} is outside the catalogue")]
+    UnknownItem(u32),
+    /// A rating that is not a finite number.
+    #[error("rating of item {0} is not a finite number")]
+    NotFinite(u32),
+}
+
+/// A mixture ready to answer: the parameters plus how to read them.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The parameters.
+    pub mixture: Mixture,
+    /// EM (posterior by Bayes' rule) or k-means (the nearest mean takes all).
+    pub algorithm: Algorithm,
+    /// The snapshot's rating scale.
+    pub scale: RatingScale,
+    /// Whether predictions are clipped into the scale.
+    pub clip: bool,
+}
+
+impl Model {
+    /// Number of types.
+    pub fn k(&self) -> usize {
+        self.mixture.k()
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.mixture.n_items()
+    }
+
+    /// The posterior over types for a profile of (item, rating) pairs. (k,)
+    pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Vec<f64>, ProfileError> {
+        let (k, means) = (
+            self.k(),
+            self.mixture.means.as_slice().expect("standard layout"),
+        );
+        let mut a = vec![0.0; k];
+        for &(l, x) in profile {
+            if l as usize >= self.n_items() {
+                return Err(ProfileError::UnknownItem(l));
+            }
+            if !x.is_finite() {
+                return Err(ProfileError::NotFinite(l));
+            }
+            for (s, &m) in a.iter_mut().zip(&means[l as usize * k..][..k]) {
+                *s += (x - m) * (x - m);
+            }
+        }
+        match self.algorithm {
+            Algorithm::Em => {
+                Terms::new(&self.mixture).log_joint(&mut a, profile.len());
+                let lse = log_sum_exp(&a);
+                a.iter_mut().for_each(|v| *v = (*v - lse).exp());
+            }
+            Algorithm::Kmeans => {
+                let j = argmin(&a);
+                a.fill(0.0);
+                a[j] = 1.0;
+            }
+        }
+        Ok(a)
+    }
+
+    /// Predicted rating of item `l` under posterior `post` (before clipping).
+    #[inline]
+    fn raw_prediction(&self, post: &[f64], l: usize) -> f64 {
+        let k = self.k();
+        let mu = &self.mixture.means.as_slice().expect("standard layout")[l * k..][..k];
+        post.iter().zip(mu).map(|(p, m)| p * m).sum()
+    }
+
+    /// Prediction and spread of item `l` under posterior `post`.
+    pub fn predict(&self, post: &[f64], l: u32) -> Prediction {
+        let k = self.k();
+        let mu = &self.mixture.means.as_slice().expect("standard layout")[l as usize * k..][..k];
+        let pred = self.raw_prediction(post, l as usize);
+        let second: f64 = (0..k)
+            .map(|j| post[j] * (self.mixture.variances[j] + mu[j] * mu[j]))
+            .sum();
+        let rating = if self.clip {
+            self.scale.clip(pred)
+        } else {
+            pred
+        };
+        Prediction {
+            item: l,
+            rating,
+            spread: (second - pred * pred).max(0.0).sqrt(),
+        }
+    }
+
+    /// Predictions for every item not in `skip` (item indices, any order), in item order.
+    pub fn complete(&self, post: &[f64], skip: &[u32]) -> Vec<Prediction> {
+        let skip = sorted(skip);
+        (0..self.n_items() as u32)
+            .filter(|l| skip.binary_search(l).is_err())
+            .map(|l| self.predict(post, l))
+            .collect()
+    }
+
+    /// The `n` items with the highest predicted rating outside `skip`, best first (ties: lower
+    /// item index first). Partial selection: the catalogue is never sorted whole.
+    pub fn recommend(&self, post: &[f64], n: usize, skip: &[u32]) -> Vec<ItemScore> {
+        let skip = sorted(skip);
+        let mut scored: Vec<(f64, u32)> = (0..self.n_items() as u32)
+            .filter(|l| skip.binary_search(l).is_err())
+            .map(|l| (self.raw_prediction(post, l as usize), l))
+            .collect();
+        let n = n.min(scored.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        scored.select_nth_unstable_by(n - 1, order);
+        scored.truncate(n);
+        scored.sort_unstable_by(order);
+        scored
+            .into_iter()
+            .map(|(_, l)| self.predict(post, l))
+            .collect()
+    }
+}
+
+fn sorted(items: &[u32]) -> Vec<u32> {
+    let mut v = items.to_vec();
+    v.sort_unstable();
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn two_types() -> Model {
+        Model {
+            mixture: Mixture {
+                // (d, k): item 0 = (1, 5), item 1 = (5, 1), item 2 = (3, 4)
+                means: array![[1.0, 5.0], [5.0, 1.0], [3.0, 4.0]],
+                variances: array![0.5, 0.5],
+                weights: array![0.5, 0.5],
+            },
+            algorithm: Algorithm::Em,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            clip: true,
+        }
+    }
+
+    #[test]
+    fn empty_profile_gets_the_prior() {
+        let m = two_types();
+        assert_eq!(m.posterior(&[]).unwrap(), vec![0.5, 0.5]);
+        let p = m.predict(&[0.5, 0.5], 2);
+        assert_eq!(p.rating, 3.5);
+        // spread² = 0.5 + ½(9 + 16) − 3.5² = 0.5 + 12.5 − 12.25 = 0.75
+        assert!((p.spread - 0.75f64.sqrt()).abs() < 1e-15);
+    }
+
+    #[test]
+    fn a_rating_moves_the_posterior_and_recommendations() {
+        let m = two_types();
+        let post = m.posterior(&[(0, 5.0)]).unwrap();
+        // sq = (16, 0), var 0.5: posterior ∝ (e^-16, 1)
+        let expect = 1.0 / (1.0 + (-16.0f64).exp());
+        assert!((post[1] - expect).abs() < 1e-15);
+        let top = m.recommend(&post, 5, &[0]);
+        assert_eq!(top.iter().map(|p| p.item).collect::<Vec<_>>(), vec![2, 1]);
+        let all = m.complete(&post, &[0]);
+        assert_eq!(all.len(), 2);
+        assert!((all[0].rating - (post[0] * 5.0 + post[1] * 1.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn bad_profiles_are_refused() {
+        let m = two_types();
+        assert_eq!(m.posterior(&[(3, 1.0)]), Err(ProfileError::UnknownItem(3)));
+        assert_eq!(
+            m.posterior(&[(1, f64::NAN)]),
+            Err(ProfileError::NotFinite(1))
+        );
+    }
+}
