@@ -1,1 +1,13 @@
-fn main() {}
+//! The `mixrec` binary: parses the command line and hands over to [`mixrec::cli`].
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match mixrec::cli::run(std::env::args_os()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mixrec: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

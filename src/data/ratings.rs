@@ -65,6 +65,36 @@ impl Ratings {
         Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
     }
 
+    /// The transpose: row l lists the users who rated item l (ascending) and their ratings.
+    /// A counting sort, O(ratings).
+    pub fn transposed(&self) -> Ratings {
+        let mut offsets = vec![0u64; self.n_items + 1];
+        for &l in &self.items {
+            offsets[l as usize + 1] += 1;
+        }
+        for l in 0..self.n_items {
+            offsets[l + 1] += offsets[l];
+        }
+        let mut next: Vec<u64> = offsets[..self.n_items].to_vec();
+        let mut users = vec![0u32; self.nnz()];
+        let mut values = vec![0f32; self.nnz()];
+        for u in 0..self.n_users() {
+            let (items, xs) = self.row(u);
+            for (&l, &x) in items.iter().zip(xs) {
+                let at = next[l as usize] as usize;
+                users[at] = u as u32;
+                values[at] = x;
+                next[l as usize] += 1;
+            }
+        }
+        Ratings {
+            offsets,
+            items: users,
+            values,
+            n_items: self.n_users(),
+        }
+    }
+
     /// Heap bytes held (for memory figures).
     pub fn heap_bytes(&self) -> usize {
         self.offsets.capacity() * 8 + self.items.capacity() * 4 + self.values.capacity() * 4

@@ -7,9 +7,9 @@
 
 use std::ops::ControlFlow;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array1;
 
-use super::pass::{Assign, Stats, pass};
+use super::pass::{Assign, Pass, Stats};
 use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
 use crate::data::Ratings;
 
@@ -129,7 +129,6 @@ fn run(
         Algorithm::Em => Assign::Soft,
         Algorithm::Kmeans => Assign::Hard,
     };
-    let mut posts = Array2::zeros((ratings.n_users(), params.k()));
     let mut history: Vec<f64> = Vec::new();
     let mut converged = false;
     let what = if assign == Assign::Soft {
@@ -137,18 +136,14 @@ fn run(
     } else {
         "cost"
     };
+    let mut pass = Pass::new(ratings, params.k());
     while history.len() < params.max_iter() {
-        let stats = pass(
-            ratings,
-            &mixture,
-            assign,
-            posts.as_slice_mut().expect("standard layout"),
-        );
-        let (next, cost) = m_step(&stats, &mixture, prior, params, assign, ratings.n_users());
+        let stats = pass.run(&mixture, assign);
+        let (next, cost) = m_step(stats, &mixture, prior, params, assign, ratings.n_users());
         mixture = next;
         // EM's objective is the E-step log-likelihood; k-means' the cost with the new means.
         let objective = if assign == Assign::Soft {
-            stats.objective
+            stats.users.objective
         } else {
             cost
         };
@@ -184,7 +179,7 @@ fn run(
         converged,
         history,
         best_init: restart,
-        posteriors: posts,
+        posteriors: pass.posteriors(),
     })
 }
 
@@ -217,20 +212,21 @@ pub(crate) fn m_step(
     let (lambda, min_w) = (params.prior_strength(), params.min_mean_weight());
     let mut means = old.means.clone();
     let mu = means.as_slice_mut().expect("standard layout");
+    let stride = st.stride;
     for l in 0..d {
         for j in 0..k {
-            let at = l * k + j;
+            let at = l * stride + j;
             let w = st.denom[at];
             if w >= min_w && w + lambda > 0.0 {
-                mu[at] = (st.numer[at] + lambda * prior[l]) / (w + lambda);
+                mu[l * k + j] = (st.numer[at] + lambda * prior[l]) / (w + lambda);
             }
         }
     }
     // sse_j = Σ_u post_uj Σ_l (x − mu_jl)² = sq_norm_j − 2 Σ_l mu numer + Σ_l mu² denom
-    let mut sse = st.sq_norm.clone();
+    let mut sse = st.users.sq_norm.clone();
     for l in 0..d {
         for j in 0..k {
-            let (at, m) = (l * k + j, mu[l * k + j]);
+            let (at, m) = (l * stride + j, mu[l * k + j]);
             sse[j] += m * (m * st.denom[at] - 2.0 * st.numer[at]);
         }
     }
@@ -241,14 +237,14 @@ pub(crate) fn m_step(
         0.0
     };
     let variances = Array1::from_shape_fn(k, |j| {
-        let v = if st.count[j] > 0.0 {
-            (sse[j] / st.count[j]).max(0.0)
+        let v = if st.users.count[j] > 0.0 {
+            (sse[j] / st.users.count[j]).max(0.0)
         } else {
             old.variances[j]
         };
         v.max(floor)
     });
-    let weights = Array1::from_shape_fn(k, |j| st.weight[j] / n_users as f64);
+    let weights = Array1::from_shape_fn(k, |j| st.users.weight[j] / n_users as f64);
     (
         Mixture {
             means,

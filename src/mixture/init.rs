@@ -46,11 +46,14 @@ fn column_sums(ratings: &Ratings) -> (Vec<f64>, Vec<f64>, f64) {
     let mut sum = vec![0.0; ratings.n_items()];
     let mut count = vec![0.0; ratings.n_items()];
     let mut sum_sq = 0.0;
-    for (_, l, x) in ratings.iter() {
-        let x = f64::from(x);
-        sum[l as usize] += x;
-        count[l as usize] += 1.0;
-        sum_sq += x * x;
+    for u in 0..ratings.n_users() {
+        let (items, values) = ratings.row(u);
+        for (&l, &x) in items.iter().zip(values) {
+            let x = f64::from(x);
+            sum[l as usize] += x;
+            count[l as usize] += 1.0;
+            sum_sq += x * x;
+        }
     }
     (sum, count, sum_sq)
 }

@@ -127,6 +127,29 @@ impl Model {
             .collect()
     }
 
+    /// Fills `row` (one entry per item) with a user's completed profile: the observed ratings
+    /// as given, every other item predicted from the posterior of the observed ones.
+    pub fn complete_row(
+        &self,
+        items: &[u32],
+        values: &[f32],
+        row: &mut [f64],
+    ) -> Result<(), ProfileError> {
+        let profile: Vec<(u32, f64)> = items
+            .iter()
+            .zip(values)
+            .map(|(&l, &x)| (l, f64::from(x)))
+            .collect();
+        let post = self.posterior(&profile)?;
+        for (l, r) in row.iter_mut().enumerate() {
+            *r = self.predict(&post, l as u32).rating;
+        }
+        for &(l, x) in &profile {
+            row[l as usize] = x;
+        }
+        Ok(())
+    }
+
     /// The `n` items with the highest predicted rating outside `skip`, best first (ties: lower
     /// item index first). Partial selection: the catalogue is never sorted whole.
     pub fn recommend(&self, post: &[f64], n: usize, skip: &[u32]) -> Vec<ItemScore> {

@@ -1,21 +1,28 @@
-//! One pass over the ratings: the E-step, fused with the sufficient statistics of the M-step.
+//! One iteration's pass over the ratings: the E-step, then the sufficient statistics of the
+//! M-step.
 //!
-//! For each user the pass computes, per type j, the squared distance over the user's observed
-//! ratings `sq_j = Σ_{l ∈ C_u} (x_ul − mu_jl)²`, turns it into a posterior (EM) or a hard
-//! assignment (k-means), and adds the user into the statistics the M-step needs:
+//! The E-step walks users: for each, per type j, the squared distance over the user's observed
+//! ratings `sq_j = Σ_{l ∈ C_u} (x_ul − mu_jl)²` becomes a posterior (EM) or a hard assignment
+//! (k-means), and the per-type sums of the user are added up:
 //!
 //! ```text
-//! numer[l, j] = Σ_u post_uj x_ul        denom[l, j] = Σ_u post_uj δ_ul
-//! weight[j]   = Σ_u post_uj             count[j]    = Σ_u post_uj |C_u|
-//! sq_norm[j]  = Σ_u post_uj Σ_l x_ul²
+//! weight[j]  = Σ_u post_uj      count[j] = Σ_u post_uj |C_u|      sq_norm[j] = Σ_u post_uj Σ_l x_ul²
 //! ```
 //!
-//! so one iteration reads the ratings once. The variance needs the *new* means, and it follows
-//! from these sums without a second pass:
+//! The statistics of the means then walk *items*, over a transposed copy of the ratings:
+//!
+//! ```text
+//! numer[l, j] = Σ_{u rated l} post_uj x_ul        denom[l, j] = Σ_{u rated l} post_uj
+//! ```
+//!
+//! Walking items keeps the 2·K running sums of one item in registers; walking users instead
+//! scatters 2·K stores per rating into memory, and stores were the bottleneck (perf annotate).
+//! The variance needs the *new* means, and follows from these sums without another pass:
 //! `Σ_u post_uj Σ_l (x_ul − mu_jl)² = sq_norm_j − 2 Σ_l mu_jl numer_lj + Σ_l mu_jl² denom_lj`.
 //!
-//! Users are cut into chunks by rating count. The cut depends on the data only, each chunk sums
-//! in user order, and chunks are combined in chunk order: the same bits for any thread count.
+//! Determinism: users are cut into chunks by rating count, fixed by the data alone; each chunk
+//! sums in user order and chunks combine in chunk order. Each item's sums run over its users in
+//! ascending order on one thread. So any thread count gives the same bits.
 
 use std::f64::consts::PI;
 use std::ops::Range;
@@ -28,10 +35,16 @@ use crate::data::Ratings;
 
 /// Ratings per chunk the cut aims at; more chunks than threads keeps both cores busy.
 const CHUNK_RATINGS: usize = 1 << 16;
-/// Upper bound on chunks, so per-chunk statistics (2·d·K numbers each) stay small.
-const MAX_CHUNKS: usize = 64;
-/// Block of statistics summed by one task when chunks are combined.
-const REDUCE_BLOCK: usize = 1 << 12;
+/// Upper bound on chunks.
+const MAX_CHUNKS: usize = 256;
+/// Types are processed in groups of this many, so the inner loops compile to straight-line
+/// vector code; K is padded up to a multiple inside the pass (padded types have no weight).
+pub(crate) const LANES: usize = 4;
+
+/// K rounded up to a multiple of [`LANES`]: the stride of every per-item row in a pass.
+pub(crate) fn padded(k: usize) -> usize {
+    k.div_ceil(LANES) * LANES
+}
 
 /// Soft (EM posterior) or hard (k-means nearest mean) assignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +56,19 @@ pub(crate) enum Assign {
 /// Sufficient statistics of one pass; see the module docs.
 #[derive(Debug, Clone)]
 pub(crate) struct Stats {
-    /// Σ_u post_uj x_ul, item-major. (n_items · k)
+    /// Row length of `numer` and `denom`: K padded to a multiple of [`LANES`].
+    pub stride: usize,
+    /// Σ_u post_uj x_ul, item-major. (n_items · stride)
     pub numer: Vec<f64>,
-    /// Σ_u post_uj over users who rated l, item-major. (n_items · k)
+    /// Σ_u post_uj over users who rated l, item-major. (n_items · stride)
     pub denom: Vec<f64>,
+    /// Per-type sums of the E-step.
+    pub users: UserSums,
+}
+
+/// The per-type sums of the E-step, and its objective.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct UserSums {
     /// Σ_u post_uj. (k)
     pub weight: Vec<f64>,
     /// Σ_u post_uj |C_u|. (k)
@@ -57,16 +79,27 @@ pub(crate) struct Stats {
     pub objective: f64,
 }
 
-impl Stats {
-    fn zeros(d: usize, k: usize) -> Self {
+impl UserSums {
+    fn zeros(k: usize) -> Self {
         Self {
-            numer: vec![0.0; d * k],
-            denom: vec![0.0; d * k],
             weight: vec![0.0; k],
             count: vec![0.0; k],
             sq_norm: vec![0.0; k],
             objective: 0.0,
         }
+    }
+
+    /// Adds `other` after `self` (the order is part of the result's bits).
+    fn add(&mut self, other: &Self) {
+        let pairs = [
+            (&mut self.weight, &other.weight),
+            (&mut self.count, &other.count),
+            (&mut self.sq_norm, &other.sq_norm),
+        ];
+        for (a, b) in pairs {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self.objective += other.objective;
     }
 }
 
@@ -79,18 +112,13 @@ pub struct Estep {
     pub log_likelihood: f64,
 }
 
-/// The E-step on its own (the step-by-step view; training uses the fused pass).
+/// The E-step on its own (the step-by-step view; training runs it inside [`Pass`]).
 pub fn estep(ratings: &Ratings, mixture: &Mixture) -> Estep {
-    let mut posteriors = Array2::zeros((ratings.n_users(), mixture.k()));
-    let stats = pass(
-        ratings,
-        mixture,
-        Assign::Soft,
-        posteriors.as_slice_mut().expect("standard layout"),
-    );
+    let mut pass = Pass::new(ratings, mixture.k());
+    let log_likelihood = pass.run(mixture, Assign::Soft).users.objective;
     Estep {
-        posteriors,
-        log_likelihood: stats.objective,
+        posteriors: pass.posteriors(),
+        log_likelihood,
     }
 }
 
@@ -137,7 +165,12 @@ pub(crate) fn log_sum_exp(a: &[f64]) -> f64 {
     m + a.iter().map(|&x| (x - m).exp()).sum::<f64>().ln()
 }
 
-/// `sq[j] = Σ_{l ∈ items} (x_l − mu_jl)²`; returns Σ x_l². `means` is item-major (d · k).
+/// `sq[j] = Σ_{l ∈ items} (x_l − mu_jl)²`; returns Σ x_l². `means` is item-major with rows
+/// of `sq.len()` entries.
+///
+/// The common widths get a version whose accumulators live in registers: with a runtime
+/// width they round-trip through memory on every rating, a store-to-load chain that cost more
+/// than the arithmetic (perf annotate).
 #[inline]
 pub(crate) fn squared_distances(
     items: &[u32],
@@ -145,19 +178,109 @@ pub(crate) fn squared_distances(
     means: &[f64],
     sq: &mut [f64],
 ) -> f64 {
+    match sq.len() {
+        4 => squared_distances_fixed::<1>(items, values, means, sq),
+        8 => squared_distances_fixed::<2>(items, values, means, sq),
+        12 => squared_distances_fixed::<3>(items, values, means, sq),
+        16 => squared_distances_fixed::<4>(items, values, means, sq),
+        _ => squared_distances_any(items, values, means, sq),
+    }
+}
+
+#[inline]
+fn squared_distances_fixed<const G: usize>(
+    items: &[u32],
+    values: &[f32],
+    means: &[f64],
+    sq: &mut [f64],
+) -> f64 {
+    let width = G * LANES;
+    let mut acc = [[0.0f64; LANES]; G];
+    let mut xx = 0.0;
+    for (&l, &x) in items.iter().zip(values) {
+        let x = f64::from(x);
+        xx += x * x;
+        let mu = &means[l as usize * width..][..width];
+        for (g, a) in acc.iter_mut().enumerate() {
+            for i in 0..LANES {
+                let diff = x - mu[g * LANES + i];
+                a[i] += diff * diff;
+            }
+        }
+    }
+    for (s, a) in sq.chunks_exact_mut(LANES).zip(&acc) {
+        s.copy_from_slice(a);
+    }
+    xx
+}
+
+fn squared_distances_any(items: &[u32], values: &[f32], means: &[f64], sq: &mut [f64]) -> f64 {
     let k = sq.len();
     sq.fill(0.0);
     let mut xx = 0.0;
     for (&l, &x) in items.iter().zip(values) {
         let x = f64::from(x);
         xx += x * x;
-        let mu = &means[l as usize * k..][..k];
-        for (s, &m) in sq.iter_mut().zip(mu) {
+        for (s, &m) in sq.iter_mut().zip(&means[l as usize * k..][..k]) {
             let diff = x - m;
             *s += diff * diff;
         }
     }
     xx
+}
+
+/// `num[j] = Σ post_uj x_u` and `den[j] = Σ post_uj` over one item's (user, rating) pairs;
+/// `posts` rows have `num.len()` entries. Fixed widths keep the sums in registers.
+#[inline]
+fn column_sums(users: &[u32], values: &[f32], posts: &[f64], num: &mut [f64], den: &mut [f64]) {
+    match num.len() {
+        4 => column_sums_fixed::<1>(users, values, posts, num, den),
+        8 => column_sums_fixed::<2>(users, values, posts, num, den),
+        12 => column_sums_fixed::<3>(users, values, posts, num, den),
+        16 => column_sums_fixed::<4>(users, values, posts, num, den),
+        _ => column_sums_any(users, values, posts, num, den),
+    }
+}
+
+#[inline]
+fn column_sums_fixed<const G: usize>(
+    users: &[u32],
+    values: &[f32],
+    posts: &[f64],
+    num: &mut [f64],
+    den: &mut [f64],
+) {
+    let width = G * LANES;
+    let mut n_acc = [[0.0f64; LANES]; G];
+    let mut d_acc = [[0.0f64; LANES]; G];
+    for (&u, &x) in users.iter().zip(values) {
+        let x = f64::from(x);
+        let p = &posts[u as usize * width..][..width];
+        for g in 0..G {
+            for i in 0..LANES {
+                n_acc[g][i] += p[g * LANES + i] * x;
+                d_acc[g][i] += p[g * LANES + i];
+            }
+        }
+    }
+    for g in 0..G {
+        num[g * LANES..][..LANES].copy_from_slice(&n_acc[g]);
+        den[g * LANES..][..LANES].copy_from_slice(&d_acc[g]);
+    }
+}
+
+fn column_sums_any(users: &[u32], values: &[f32], posts: &[f64], num: &mut [f64], den: &mut [f64]) {
+    let width = num.len();
+    num.fill(0.0);
+    den.fill(0.0);
+    for (&u, &x) in users.iter().zip(values) {
+        let x = f64::from(x);
+        let p = &posts[u as usize * width..][..width];
+        for j in 0..width {
+            num[j] += p[j] * x;
+            den[j] += p[j];
+        }
+    }
 }
 
 /// Index of the smallest entry; the first on ties (numpy's `argmin`).
@@ -172,16 +295,16 @@ pub(crate) fn argmin(a: &[f64]) -> usize {
     best
 }
 
-/// The user ranges of the chunks: balanced by ratings, fixed by the data alone.
-fn chunks(ratings: &Ratings) -> Vec<Range<usize>> {
-    let n = ratings.n_users();
-    let want = ratings
+/// Ranges of rows cut into chunks balanced by entries; the cut depends on the data alone.
+fn chunks(rows: &Ratings) -> Vec<Range<usize>> {
+    let n = rows.n_users();
+    let want = rows
         .nnz()
         .div_ceil(CHUNK_RATINGS)
         .clamp(1, MAX_CHUNKS)
         .min(n.max(1));
-    let offsets = ratings.offsets();
-    let total = ratings.nnz() as u64;
+    let offsets = rows.offsets();
+    let total = rows.nnz() as u64;
     let mut cuts = vec![0];
     for c in 1..want {
         let target = total * c as u64 / want as u64;
@@ -194,136 +317,167 @@ fn chunks(ratings: &Ratings) -> Vec<Range<usize>> {
     cuts.windows(2).map(|w| w[0]..w[1]).collect()
 }
 
-/// One fused pass: writes the posteriors (user-major, n_users · k) and returns the statistics.
-pub(crate) fn pass(
-    ratings: &Ratings,
-    mixture: &Mixture,
-    assign: Assign,
-    posts: &mut [f64],
-) -> Stats {
-    let (d, k) = (mixture.n_items(), mixture.k());
-    assert_eq!(
-        ratings.n_items(),
-        d,
-        "mixture and ratings disagree on the number of items"
-    );
-    assert_eq!(posts.len(), ratings.n_users() * k);
-    let means = mixture.means.as_slice().expect("standard layout");
-    let terms = Terms::new(mixture);
-    let ranges = chunks(ratings);
-    let mut slices = Vec::with_capacity(ranges.len());
-    let mut rest = posts;
-    for r in &ranges {
-        let (head, tail) = rest.split_at_mut(r.len() * k);
-        slices.push(head);
-        rest = tail;
-    }
-    let parts: Vec<Stats> = ranges
-        .into_par_iter()
-        .zip(slices)
-        .map(|(users, posts)| chunk_pass(ratings, users, means, &terms, assign, posts))
-        .collect();
-    combine(parts, d, k)
+/// The buffers of a training run's passes, kept across iterations so an iteration allocates
+/// nothing but a few K-vectors.
+pub(crate) struct Pass<'r> {
+    ratings: &'r Ratings,
+    /// The same ratings by item: row l lists (user, rating) of item l.
+    by_item: Ratings,
+    user_chunks: Vec<Range<usize>>,
+    item_chunks: Vec<Range<usize>>,
+    k: usize,
+    /// Posteriors, user-major, rows padded to the stride with zeros. (n_users · stride)
+    posts: Vec<f64>,
+    /// The means, item-major, rows padded to the stride. (n_items · stride)
+    means: Vec<f64>,
+    stats: Stats,
 }
 
-fn chunk_pass(
+impl<'r> Pass<'r> {
+    /// Buffers for passes over `ratings` with `k` types.
+    pub fn new(ratings: &'r Ratings, k: usize) -> Self {
+        let (n, d, stride) = (ratings.n_users(), ratings.n_items(), padded(k));
+        let by_item = ratings.transposed();
+        Self {
+            ratings,
+            user_chunks: chunks(ratings),
+            item_chunks: chunks(&by_item),
+            by_item,
+            k,
+            posts: vec![0.0; n * stride],
+            means: vec![0.0; d * stride],
+            stats: Stats {
+                stride,
+                numer: vec![0.0; d * stride],
+                denom: vec![0.0; d * stride],
+                users: UserSums::zeros(k),
+            },
+        }
+    }
+
+    /// One pass with `mixture`: the E-step, then the statistics of the M-step.
+    pub fn run(&mut self, mixture: &Mixture, assign: Assign) -> &Stats {
+        assert_eq!(
+            self.ratings.n_items(),
+            mixture.n_items(),
+            "mixture and ratings disagree on d"
+        );
+        assert_eq!(self.k, mixture.k(), "workspace built for another k");
+        pad_means(mixture, &mut self.means);
+        self.stats.users = self.estep(&Terms::new(mixture), assign);
+        self.item_sums();
+        &self.stats
+    }
+
+    /// The posteriors of the last pass. (n_users, k)
+    pub fn posteriors(&self) -> Array2<f64> {
+        let stride = padded(self.k);
+        Array2::from_shape_fn((self.ratings.n_users(), self.k), |(u, j)| {
+            self.posts[u * stride + j]
+        })
+    }
+
+    /// The E-step over user chunks in parallel; returns the per-type sums in chunk order.
+    fn estep(&mut self, terms: &Terms, assign: Assign) -> UserSums {
+        let stride = padded(self.k);
+        let mut slices = Vec::with_capacity(self.user_chunks.len());
+        let mut rest = self.posts.as_mut_slice();
+        for r in &self.user_chunks {
+            let (head, tail) = rest.split_at_mut(r.len() * stride);
+            slices.push(head);
+            rest = tail;
+        }
+        let (ratings, means) = (self.ratings, &self.means);
+        let parts: Vec<UserSums> = self
+            .user_chunks
+            .par_iter()
+            .zip(slices)
+            .map(|(users, posts)| estep_chunk(ratings, users.clone(), means, terms, assign, posts))
+            .collect();
+        let mut total = parts[0].clone();
+        parts[1..].iter().for_each(|p| total.add(p));
+        total
+    }
+
+    /// `numer` and `denom` item by item, item chunks in parallel.
+    fn item_sums(&mut self) {
+        let stride = self.stats.stride;
+        let (by_item, posts) = (&self.by_item, &self.posts);
+        let mut slices = Vec::with_capacity(self.item_chunks.len());
+        let (mut numer, mut denom) = (
+            self.stats.numer.as_mut_slice(),
+            self.stats.denom.as_mut_slice(),
+        );
+        for r in &self.item_chunks {
+            let (n_head, n_tail) = numer.split_at_mut(r.len() * stride);
+            let (d_head, d_tail) = denom.split_at_mut(r.len() * stride);
+            slices.push((n_head, d_head));
+            (numer, denom) = (n_tail, d_tail);
+        }
+        self.item_chunks
+            .par_iter()
+            .zip(slices)
+            .for_each(|(items, (numer, denom))| {
+                let rows = numer
+                    .chunks_exact_mut(stride)
+                    .zip(denom.chunks_exact_mut(stride));
+                for (l, (num, den)) in items.clone().zip(rows) {
+                    let (users, values) = by_item.row(l);
+                    column_sums(users, values, posts, num, den);
+                }
+            });
+    }
+}
+
+/// Copies the means item-major into rows of [`padded`]`(k)` entries (padding stays 0).
+fn pad_means(mixture: &Mixture, out: &mut [f64]) {
+    let (k, stride) = (mixture.k(), padded(mixture.k()));
+    for (row, src) in out.chunks_exact_mut(stride).zip(mixture.means.rows()) {
+        row[..k].iter_mut().zip(src).for_each(|(o, &m)| *o = m);
+    }
+}
+
+/// The E-step of one chunk of users; `posts` are their padded posterior rows.
+fn estep_chunk(
     ratings: &Ratings,
     users: Range<usize>,
     means: &[f64],
     terms: &Terms,
     assign: Assign,
     posts: &mut [f64],
-) -> Stats {
+) -> UserSums {
     let k = terms.log_weight.len();
-    let mut st = Stats::zeros(means.len() / k, k);
-    let mut sq = vec![0.0; k];
-    for (u, post) in users.zip(posts.chunks_exact_mut(k)) {
+    let stride = padded(k);
+    let mut sums = UserSums::zeros(k);
+    let mut sq = vec![0.0; stride];
+    for (u, post) in users.zip(posts.chunks_exact_mut(stride)) {
         let (items, values) = ratings.row(u);
         let xx = squared_distances(items, values, means, &mut sq);
+        let (sq, post) = (&mut sq[..k], &mut post[..k]);
         match assign {
             Assign::Soft => {
-                terms.log_joint(&mut sq, items.len());
-                let lse = log_sum_exp(&sq);
-                st.objective += lse;
-                for (p, &a) in post.iter_mut().zip(&sq) {
+                terms.log_joint(sq, items.len());
+                let lse = log_sum_exp(sq);
+                sums.objective += lse;
+                for (p, &a) in post.iter_mut().zip(sq.iter()) {
                     *p = (a - lse).exp();
                 }
-                accumulate_soft(&mut st, items, values, post, xx);
             }
             Assign::Hard => {
-                let j = argmin(&sq);
-                st.objective += sq[j];
+                let j = argmin(sq);
+                sums.objective += sq[j];
                 post.fill(0.0);
                 post[j] = 1.0;
-                accumulate_hard(&mut st, items, values, j, k, xx);
             }
         }
-    }
-    st
-}
-
-#[inline]
-fn accumulate_soft(st: &mut Stats, items: &[u32], values: &[f32], post: &[f64], xx: f64) {
-    let k = post.len();
-    let n = items.len() as f64;
-    for j in 0..k {
-        st.weight[j] += post[j];
-        st.count[j] += post[j] * n;
-        st.sq_norm[j] += post[j] * xx;
-    }
-    for (&l, &x) in items.iter().zip(values) {
-        let x = f64::from(x);
-        let at = l as usize * k;
-        let num = &mut st.numer[at..][..k];
-        for (s, &p) in num.iter_mut().zip(post) {
-            *s += p * x;
-        }
-        let den = &mut st.denom[at..][..k];
-        for (s, &p) in den.iter_mut().zip(post) {
-            *s += p;
+        let n = items.len() as f64;
+        for (j, &p) in post.iter().enumerate() {
+            sums.weight[j] += p;
+            sums.count[j] += p * n;
+            sums.sq_norm[j] += p * xx;
         }
     }
-}
-
-#[inline]
-fn accumulate_hard(st: &mut Stats, items: &[u32], values: &[f32], j: usize, k: usize, xx: f64) {
-    st.weight[j] += 1.0;
-    st.count[j] += items.len() as f64;
-    st.sq_norm[j] += xx;
-    for (&l, &x) in items.iter().zip(values) {
-        let at = l as usize * k + j;
-        st.numer[at] += f64::from(x);
-        st.denom[at] += 1.0;
-    }
-}
-
-/// Sums the chunk statistics in chunk order (in parallel over blocks of entries).
-fn combine(mut parts: Vec<Stats>, d: usize, k: usize) -> Stats {
-    if parts.len() == 1 {
-        return parts.pop().expect("one part");
-    }
-    let mut total = Stats::zeros(d, k);
-    let sum_into = |out: &mut Vec<f64>, pick: fn(&Stats) -> &Vec<f64>| {
-        out.par_chunks_mut(REDUCE_BLOCK)
-            .enumerate()
-            .for_each(|(b, block)| {
-                for part in &parts {
-                    let src = &pick(part)[b * REDUCE_BLOCK..][..block.len()];
-                    block.iter_mut().zip(src).for_each(|(o, &x)| *o += x);
-                }
-            });
-    };
-    sum_into(&mut total.numer, |s| &s.numer);
-    sum_into(&mut total.denom, |s| &s.denom);
-    for part in &parts {
-        for j in 0..k {
-            total.weight[j] += part.weight[j];
-            total.count[j] += part.count[j];
-            total.sq_norm[j] += part.sq_norm[j];
-        }
-        total.objective += part.objective;
-    }
-    total
+    sums
 }
 
 #[cfg(test)]

@@ -1,0 +1,12 @@
+//! The integration tests: one binary, one module per area.
+//!
+//! Tests that need the seed's data sets read them from `../shared/data` (or
+//! `MIXREC_SHARED_DATA`). Without them a plain `cargo test` skips those tests with a message;
+//! `.ci/run` sets `MIXREC_REQUIRE_SHARED_DATA=1`, which turns a missing folder into a failure.
+
+mod support;
+
+mod cli;
+mod loaders;
+mod parity;
+mod properties;

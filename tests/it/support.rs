@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests.
+
+use std::path::PathBuf;
+
+/// The folder of the seed's data sets, or `None` (with a message) when it is absent and not
+/// required. Panics when `MIXREC_REQUIRE_SHARED_DATA=1` and the folder is missing.
+pub fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("MIXREC_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    if dir.join("netflix_incomplete.txt").is_file() {
+        return Some(dir);
+    }
+    let required = std::env::var("MIXREC_REQUIRE_SHARED_DATA").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "MIXREC_REQUIRE_SHARED_DATA=1 but {} holds no data sets",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: the seed's data sets are not at {} (set MIXREC_SHARED_DATA)",
+        dir.display()
+    );
+    None
+}
+
+/// The reference figures, `../shared/reference/seed-figures.json` beside the data folder.
+pub fn seed_figures(data: &std::path::Path) -> serde_json::Value {
+    let path = data.join("../reference/seed-figures.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).expect("seed-figures.json is JSON")
+}
+
+/// `|a − b| ≤ rel · |b|`, with a message naming what was compared.
+#[track_caller]
+pub fn assert_rel(what: &str, a: f64, b: f64, rel: f64) {
+    let err = (a - b).abs() / b.abs().max(f64::MIN_POSITIVE);
+    assert!(
+        err <= rel,
+        "{what}: got {a}, expected {b} (relative error {err:.3e} > {rel:e})"
+    );
+}
