@@ -1,1 +1,98 @@
-fn main() {}
+//! Benchmarks of the engine on the seed's Netflix subset (`../shared/data`, or
+//! `MIXREC_SHARED_DATA`): one EM iteration, a whole seed-compatible fit, loading the text
+//! matrix, and the per-request work of the service (posterior + top-N for a 20-rating profile).
+//!
+//! `cargo bench --bench engine` (figures in the README). Without the data set the benchmarks
+//! that need it print a message and do nothing.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use mixrec::data::{self, LoadOptions, Snapshot};
+use mixrec::mixture::{self, FitParams, Init, Model, Stepper};
+
+fn main() {
+    divan::main();
+}
+
+/// Numpy seed 1's rows for K = 12 (seed-figures.json): the README's whole-fit figure.
+const SEED1_ROWS: [usize; 12] = [636, 683, 1033, 190, 1083, 283, 817, 314, 537, 664, 239, 135];
+
+fn netflix_path() -> Option<PathBuf> {
+    let dir = std::env::var_os("MIXREC_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let path = dir.join("netflix_incomplete.txt");
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!("skipped: {} is missing", path.display());
+        None
+    }
+}
+
+static NETFLIX: LazyLock<Option<Snapshot>> = LazyLock::new(|| {
+    netflix_path().map(|p| data::load(&p, LoadOptions::default()).expect("loads"))
+});
+
+fn seed_params(n_users: usize) -> mixture::ValidParams {
+    FitParams::seed_preset(12)
+        .init(Init::Rows(SEED1_ROWS.to_vec()))
+        .check(n_users)
+        .unwrap()
+}
+
+/// One EM iteration (E-step + M-step) at K = 12 on 1200 × 1200 with 1.1 M ratings.
+#[divan::bench(sample_count = 200)]
+fn em_iteration_netflix_k12(bencher: divan::Bencher) {
+    let Some(snap) = NETFLIX.as_ref() else { return };
+    let params = seed_params(snap.ratings.n_users());
+    let start = mixture::rows_as_stored(&snap.ratings, &SEED1_ROWS);
+    let mut stepper = Stepper::new(&snap.ratings, &params, start);
+    bencher.bench_local(|| divan::black_box(stepper.step()));
+}
+
+/// A whole seed-compatible fit at K = 12 from numpy seed 1's rows (27 iterations).
+#[divan::bench(sample_count = 20)]
+fn fit_seed_netflix_k12(bencher: divan::Bencher) {
+    let Some(snap) = NETFLIX.as_ref() else { return };
+    let params = seed_params(snap.ratings.n_users());
+    bencher.bench(|| {
+        mixture::fit(&snap.ratings, &params, &mut |_| ControlFlow::Continue(())).unwrap()
+    });
+}
+
+/// Parsing the 2.9 MB text matrix.
+#[divan::bench(sample_count = 20)]
+fn load_netflix_matrix(bencher: divan::Bencher) {
+    let Some(path) = netflix_path() else { return };
+    bencher.bench(|| data::load(&path, LoadOptions::default()).unwrap());
+}
+
+/// What `POST /v1/recommend` costs the engine: posterior of a 20-rating profile, then the
+/// top 10 of the other 1180 items.
+#[divan::bench(sample_count = 1000)]
+fn recommend_20_ratings_netflix_k12(bencher: divan::Bencher) {
+    let Some(snap) = NETFLIX.as_ref() else { return };
+    let params = seed_params(snap.ratings.n_users());
+    let fit = mixture::fit(&snap.ratings, &params, &mut |_| ControlFlow::Continue(())).unwrap();
+    let model = Model {
+        mixture: fit.mixture,
+        algorithm: fit.algorithm,
+        scale: snap.scale,
+        clip: true,
+    };
+    let (items, values) = snap.ratings.row(7);
+    let profile: Vec<(u32, f64)> = items
+        .iter()
+        .zip(values)
+        .take(20)
+        .map(|(&l, &x)| (l, f64::from(x)))
+        .collect();
+    let rated: Vec<u32> = profile.iter().map(|p| p.0).collect();
+    bencher.bench_local(|| {
+        let post = model.posterior(&profile).unwrap();
+        divan::black_box(model.recommend(&post, 10, &rated))
+    });
+}

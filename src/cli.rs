@@ -151,9 +151,8 @@ pub fn load(args: &DataArgs) -> anyhow::Result<Snapshot> {
     Ok(data::load(&args.data, options)?)
 }
 
-/// Loads and trains; returns the snapshot, the fit, the model and the training seconds.
-fn train(args: &FitArgs) -> anyhow::Result<(Snapshot, Fit, Model, f64)> {
-    let snapshot = load(&args.data)?;
+/// Trains on `snapshot`; returns the fit, the model and the training seconds.
+fn train(args: &FitArgs, snapshot: &Snapshot) -> anyhow::Result<(Fit, Model, f64)> {
     let params = args.params().check(snapshot.ratings.n_users())?;
     let verbose = args.verbose;
     let mut log = |p: &Progress| {
@@ -174,11 +173,12 @@ fn train(args: &FitArgs) -> anyhow::Result<(Snapshot, Fit, Model, f64)> {
         scale: snapshot.scale,
         clip: params.clip_predictions(),
     };
-    Ok((snapshot, fit, model, seconds))
+    Ok((fit, model, seconds))
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {
-    let (snapshot, fit, _, seconds) = train(args)?;
+    let snapshot = load(&args.data)?;
+    let (fit, _, seconds) = train(args, &snapshot)?;
     let report = FitReport::new(&snapshot, &fit, seconds);
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -191,7 +191,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
 }
 
 fn complete(args: &FitArgs, out: &std::path::Path) -> anyhow::Result<()> {
-    let (snapshot, _, model, _) = train(args)?;
+    let snapshot = load(&args.data)?;
     if snapshot.format != Format::Matrix {
         bail!(
             "{}: complete writes a matrix and needs a matrix snapshot; for triples, ask the \
@@ -199,6 +199,7 @@ fn complete(args: &FitArgs, out: &std::path::Path) -> anyhow::Result<()> {
             snapshot.path.display()
         );
     }
+    let (_, model, _) = train(args, &snapshot)?;
     let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let ratings = &snapshot.ratings;
     data::write_matrix(file, ratings.n_users(), ratings.n_items(), |u, row| {

@@ -114,72 +114,121 @@ fn initial(
     })
 }
 
+/// Iterations one at a time: an E-step, then an M-step. `fit` runs these to convergence;
+/// benchmarks and step-by-step checks drive them directly.
+pub struct Stepper<'r> {
+    pass: Pass<'r>,
+    prior: Vec<f64>,
+    params: ValidParams,
+    assign: Assign,
+    mixture: Mixture,
+}
+
+impl<'r> Stepper<'r> {
+    /// Starts from `mixture` on `ratings`.
+    pub fn new(ratings: &'r Ratings, params: &ValidParams, mixture: Mixture) -> Self {
+        Self::with_prior(ratings, params, mixture, init::item_means(ratings))
+    }
+
+    fn with_prior(
+        ratings: &'r Ratings,
+        params: &ValidParams,
+        mixture: Mixture,
+        prior: Vec<f64>,
+    ) -> Self {
+        let assign = match params.algorithm() {
+            Algorithm::Em => Assign::Soft,
+            Algorithm::Kmeans => Assign::Hard,
+        };
+        Self {
+            pass: Pass::new(ratings, params.k()),
+            prior,
+            params: params.clone(),
+            assign,
+            mixture,
+        }
+    }
+
+    /// One E-step and one M-step; returns the objective: the E-step's log-likelihood (EM) or
+    /// the cost with the new means (k-means).
+    pub fn step(&mut self) -> f64 {
+        let n_users = self.pass.n_users();
+        let stats = self.pass.run(&self.mixture, self.assign);
+        let (next, cost) = m_step(
+            stats,
+            &self.mixture,
+            &self.prior,
+            &self.params,
+            self.assign,
+            n_users,
+        );
+        self.mixture = next;
+        match self.assign {
+            Assign::Soft => stats.users.objective,
+            Assign::Hard => cost,
+        }
+    }
+
+    /// The mixture after the last M-step.
+    pub fn mixture(&self) -> &Mixture {
+        &self.mixture
+    }
+}
+
 /// One EM or k-means run from `mixture`, with the seed's loop shape: E-step, M-step, then the
 /// stopping test on the E-step objectives, so the returned mixture follows the last E-step.
 fn run(
     ratings: &Ratings,
     params: &ValidParams,
-    mut mixture: Mixture,
+    mixture: Mixture,
     prior: &[f64],
     restart: usize,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
     let (algorithm, tol) = (params.algorithm(), params.tol());
-    let assign = match algorithm {
-        Algorithm::Em => Assign::Soft,
-        Algorithm::Kmeans => Assign::Hard,
+    let mut stepper = Stepper::with_prior(ratings, params, mixture, prior.to_vec());
+    let what = match algorithm {
+        Algorithm::Em => "log-likelihood",
+        Algorithm::Kmeans => "cost",
     };
     let mut history: Vec<f64> = Vec::new();
     let mut converged = false;
-    let what = if assign == Assign::Soft {
-        "log-likelihood"
-    } else {
-        "cost"
-    };
-    let mut pass = Pass::new(ratings, params.k());
     while history.len() < params.max_iter() {
-        let stats = pass.run(&mixture, assign);
-        let (next, cost) = m_step(stats, &mixture, prior, params, assign, ratings.n_users());
-        mixture = next;
-        // EM's objective is the E-step log-likelihood; k-means' the cost with the new means.
-        let objective = if assign == Assign::Soft {
-            stats.users.objective
-        } else {
-            cost
-        };
+        let objective = stepper.step();
         if !objective.is_finite() {
-            return Err(FitError::NonFinite {
-                what,
-                iteration: history.len() + 1,
-            });
+            let iteration = history.len() + 1;
+            return Err(FitError::NonFinite { what, iteration });
         }
         let change = history.last().map_or(f64::NAN, |&old| objective - old);
         history.push(objective);
-        let progress = Progress {
+        let iteration = history.len();
+        if on_iter(&Progress {
             restart,
-            iteration: history.len(),
+            iteration,
             objective,
             change,
-        };
-        if on_iter(&progress).is_break() {
+        })
+        .is_break()
+        {
             return Err(FitError::Cancelled);
         }
-        if tol > 0.0 && history.len() > 1 && stopped(assign, change, objective, tol) {
+        if tol > 0.0 && iteration > 1 && stopped(stepper.assign, change, objective, tol) {
             converged = true;
             break;
         }
     }
     let last = *history.last().expect("max_iter ≥ 1");
+    let is_em = algorithm == Algorithm::Em;
     Ok(Fit {
-        mixture,
+        posteriors: stepper.pass.posteriors(),
+        mixture: stepper.mixture,
         algorithm,
-        log_likelihood: (assign == Assign::Soft).then_some(last),
-        cost: (assign == Assign::Hard).then_some(last),
+        log_likelihood: is_em.then_some(last),
+        cost: (!is_em).then_some(last),
         iterations: history.len(),
         converged,
         history,
         best_init: restart,
-        posteriors: pass.posteriors(),
     })
 }
 

@@ -18,7 +18,7 @@ mod params;
 mod pass;
 mod select;
 
-pub use em::{FitError, Progress, fit};
+pub use em::{FitError, Progress, Stepper, fit};
 pub use init::{item_means, plus_plus, rows_as_stored};
 pub use model::{ItemScore, Model, Prediction, ProfileError};
 pub use numpy::legacy_choice_without_replacement;

@@ -369,6 +369,11 @@ impl<'r> Pass<'r> {
         &self.stats
     }
 
+    /// Number of users.
+    pub fn n_users(&self) -> usize {
+        self.ratings.n_users()
+    }
+
     /// The posteriors of the last pass. (n_users, k)
     pub fn posteriors(&self) -> Array2<f64> {
         let stride = padded(self.k);
