@@ -17,10 +17,13 @@ pub fn shared_data() -> Option<PathBuf> {
         "MIXREC_REQUIRE_SHARED_DATA=1 but {} holds no data sets",
         dir.display()
     );
-    eprintln!(
-        "skipped: the seed's data sets are not at {} (set MIXREC_SHARED_DATA)",
+    // Straight to stderr: the harness captures `eprintln!`, and a skip must be visible.
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = format!(
+        "skipped {test}: the seed's data sets are not at {} (set MIXREC_SHARED_DATA)\n",
         dir.display()
     );
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
     None
 }
 
