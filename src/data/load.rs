@@ -14,7 +14,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::{DataError, IdMap, Problem, RatingScale, Ratings, RatingsBuilder, Snapshot};
+use super::{DataError, IdMap, Problem, RatingScale, Ratings, RatingsBuilder, Snapshot, matrix};
 
 /// The text format of a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -68,21 +68,18 @@ pub fn load(path: &Path, options: LoadOptions) -> Result<Snapshot, DataError> {
         source,
     };
     let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let reopen =
         || -> Option<Box<dyn BufRead>> { Some(Box::new(BufReader::new(File::open(path).ok()?))) };
-    read(&mut reader, path, options, &reopen)
+    read(&mut reader, path, options, &reopen, size as usize)
 }
 
 /// Loads a snapshot from text in memory (tests, request bodies); errors name `<memory>`.
 pub fn load_str(text: &str, options: LoadOptions) -> Result<Snapshot, DataError> {
     let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(text.as_bytes())) };
-    read(
-        &mut text.as_bytes(),
-        Path::new("<memory>"),
-        options,
-        &reopen,
-    )
+    let (mut reader, path) = (text.as_bytes(), Path::new("<memory>"));
+    read(&mut reader, path, options, &reopen, text.len())
 }
 
 /// Opens the same input again from the start (only used to find the lines of a duplicate).
@@ -93,6 +90,7 @@ fn read(
     path: &Path,
     options: LoadOptions,
     reopen: &Reopen<'_>,
+    size_hint: usize,
 ) -> Result<Snapshot, DataError> {
     let mut lines = Lines::new(reader, path);
     let format = match options.format {
@@ -100,7 +98,10 @@ fn read(
         f => f,
     };
     let (ratings, users, items) = match format {
-        Format::Matrix => read_matrix(&mut lines, options.scale)?,
+        Format::Matrix => {
+            let (first_line, text) = lines.rest(size_hint)?;
+            matrix::parse(&text, first_line, path, options.scale)?
+        }
         Format::Triples | Format::Auto => read_triples(&mut lines, options.scale, reopen)?,
     };
     if ratings.nnz() == 0 {
@@ -189,6 +190,24 @@ impl<'a, R: BufRead> Lines<'a, R> {
         Ok(true)
     }
 
+    /// Everything not yet consumed (the peeked line included) and the line number it starts at.
+    fn rest(&mut self, size_hint: usize) -> Result<(usize, Vec<u8>), DataError> {
+        let mut text = Vec::with_capacity(size_hint + 1);
+        let mut first_line = self.line + 1;
+        if std::mem::take(&mut self.peeked) {
+            text.append(&mut self.buf);
+            text.push(b'\n');
+            first_line = self.line;
+        }
+        self.reader
+            .read_to_end(&mut text)
+            .map_err(|source| DataError::Io {
+                path: self.path.to_owned(),
+                source,
+            })?;
+        Ok((first_line, text))
+    }
+
     fn text(&self) -> Result<&str, DataError> {
         std::str::from_utf8(&self.buf).map_err(|_| self.error(Problem::NotUtf8))
     }
@@ -203,7 +222,7 @@ impl<'a, R: BufRead> Lines<'a, R> {
 }
 
 /// Parses one rating field; `field` is 1-based, for messages.
-fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
+pub(super) fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
     let x = parse_number(text).ok_or_else(|| Problem::NotANumber {
         field,
         text: shorten(text),
@@ -226,7 +245,7 @@ fn parse_number(text: &str) -> Option<f64> {
 
 /// Up to 9 ASCII digits as a number: exact, and far cheaper than the float parser.
 #[inline]
-fn small_integer(b: &[u8]) -> Option<f64> {
+pub(super) fn small_integer(b: &[u8]) -> Option<f64> {
     if b.is_empty() || b.len() > 9 || !b.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -241,7 +260,7 @@ fn shorten(text: &str) -> String {
     text.chars().take(40).collect()
 }
 
-fn check_scale(x: f64, field: usize, scale: Option<RatingScale>) -> Result<(), Problem> {
+pub(super) fn check_scale(x: f64, field: usize, scale: Option<RatingScale>) -> Result<(), Problem> {
     match scale {
         Some(s) if !s.contains(x) => Err(Problem::OutOfScale {
             field,
@@ -251,67 +270,6 @@ fn check_scale(x: f64, field: usize, scale: Option<RatingScale>) -> Result<(), P
         }),
         _ => Ok(()),
     }
-}
-
-fn read_matrix<R: BufRead>(
-    lines: &mut Lines<'_, R>,
-    scale: Option<RatingScale>,
-) -> Result<(Ratings, IdMap, IdMap), DataError> {
-    let mut builder: Option<RatingsBuilder> = None;
-    let mut n_cols = 0;
-    let mut blank_at = None;
-    while lines.advance()? {
-        let text = lines.text()?;
-        if text.trim().is_empty() {
-            blank_at.get_or_insert(lines.line);
-            continue;
-        }
-        if let Some(line) = blank_at {
-            return Err(DataError::Parse {
-                path: lines.path.to_owned(),
-                line,
-                problem: Problem::BlankLine,
-            });
-        }
-        let b = builder.get_or_insert_with(|| {
-            n_cols = text.split_ascii_whitespace().count();
-            RatingsBuilder::new(n_cols)
-        });
-        let mut found = 0;
-        for tok in text
-            .as_bytes()
-            .split(u8::is_ascii_whitespace)
-            .filter(|t| !t.is_empty())
-        {
-            found += 1;
-            if found > n_cols {
-                continue;
-            }
-            let col = found - 1;
-            let x = match small_integer(tok) {
-                Some(x) => x,
-                None => parse_value(std::str::from_utf8(tok).unwrap_or("?"), found)
-                    .map_err(|p| lines.error(p))?,
-            };
-            if x != 0.0 {
-                check_scale(x, found, scale).map_err(|p| lines.error(p))?;
-                b.push(col as u32, x as f32);
-            }
-        }
-        if found != n_cols {
-            return Err(lines.error(Problem::Ragged {
-                expected: n_cols,
-                found,
-            }));
-        }
-        b.end_row();
-        if b.n_rows() > u32::MAX as usize {
-            return Err(lines.error(Problem::TooMany("users")));
-        }
-    }
-    let ratings = builder.unwrap_or_else(|| RatingsBuilder::new(0)).finish();
-    let (n, d) = (ratings.n_users(), ratings.n_items());
-    Ok((ratings, IdMap::Positional(n), IdMap::Positional(d)))
 }
 
 /// Interns ids: string to dense index in order of first appearance.

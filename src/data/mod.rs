@@ -6,6 +6,7 @@
 mod error;
 mod ids;
 mod load;
+mod matrix;
 mod ratings;
 mod write;
 

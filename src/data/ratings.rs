@@ -17,6 +17,26 @@ pub struct Ratings {
 }
 
 impl Ratings {
+    /// Ratings from their parts: `offsets` (n_users + 1, from 0, non-decreasing, ending at the
+    /// number of ratings), item indices ascending within each row and below `n_items`.
+    pub(crate) fn from_parts(
+        offsets: Vec<u64>,
+        items: Vec<u32>,
+        values: Vec<f32>,
+        n_items: usize,
+    ) -> Self {
+        debug_assert_eq!(offsets.first(), Some(&0));
+        debug_assert_eq!(offsets.last().copied(), Some(items.len() as u64));
+        debug_assert_eq!(items.len(), values.len());
+        debug_assert!(items.iter().all(|&l| (l as usize) < n_items));
+        Self {
+            offsets,
+            items,
+            values,
+            n_items,
+        }
+    }
+
     /// Number of users (rows), including users with no ratings.
     pub fn n_users(&self) -> usize {
         self.offsets.len() - 1
