@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use mixrec::data::{self, LoadOptions, Snapshot};
-use mixrec::mixture::{self, FitParams, Init, Model, Stepper};
+use mixrec::mixture::{self, FitParams, Init, Stepper};
 
 fn main() {
     divan::main();
@@ -70,19 +70,14 @@ fn load_netflix_matrix(bencher: divan::Bencher) {
     bencher.bench(|| data::load(&path, LoadOptions::default()).unwrap());
 }
 
-/// What `POST /v1/recommend` costs the engine: posterior of a 20-rating profile, then the
-/// top 10 of the other 1180 items.
+/// What `POST /v1/recommend` costs the engine with the default model: posterior of a
+/// 20-rating profile, then the top 10 of the other 1180 items.
 #[divan::bench(sample_count = 1000)]
 fn recommend_20_ratings_netflix_k12(bencher: divan::Bencher) {
     let Some(snap) = NETFLIX.as_ref() else { return };
-    let params = seed_params(snap.ratings.n_users());
-    let fit = mixture::fit(&snap.ratings, &params, &mut |_| ControlFlow::Continue(())).unwrap();
-    let model = Model {
-        mixture: fit.mixture,
-        algorithm: fit.algorithm,
-        scale: snap.scale,
-        clip: true,
-    };
+    let params = FitParams::new(12).check(snap.ratings.n_users()).unwrap();
+    let go = &mut |_: &mixture::Progress| ControlFlow::Continue(());
+    let (_, model) = mixture::train(&snap.ratings, snap.scale, &params, go).unwrap();
     let (items, values) = snap.ratings.row(7);
     let profile: Vec<(u32, f64)> = items
         .iter()

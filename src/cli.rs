@@ -39,6 +39,26 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Hide a share of the ratings, train on the rest, and score the hidden ones against
+    /// simple baselines on the same split.
+    Eval(EvalArgs),
+}
+
+/// Flags of `eval`.
+#[derive(Debug, Clone, Args)]
+pub struct EvalArgs {
+    /// Training flags.
+    #[command(flatten)]
+    pub fit: FitArgs,
+    /// Share of the observed ratings hidden from training.
+    #[arg(long, default_value_t = 0.1)]
+    pub holdout: f64,
+    /// Seed of the split (independent of `--seed`, which seeds training).
+    #[arg(long, default_value_t = 0)]
+    pub split_seed: u64,
+    /// k-fold cross-validation instead of one split: mean ± standard deviation over folds.
+    #[arg(long)]
+    pub folds: Option<usize>,
 }
 
 /// Which snapshot to read.
@@ -53,6 +73,15 @@ pub struct DataArgs {
     /// Valid ratings as MIN:MAX (default: the observed range); ratings outside are an error.
     #[arg(long)]
     pub scale: Option<RatingScale>,
+}
+
+/// An on/off flag value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
 }
 
 /// Training flags shared by `fit`, `complete` and `eval`.
@@ -92,6 +121,9 @@ pub struct FitArgs {
     /// Pull of each mean toward its item's mean (λ); 0 turns it off.
     #[arg(long)]
     pub prior_strength: Option<f64>,
+    /// Model what a global + user + item baseline leaves (`on`/`off`; default: the preset's).
+    #[arg(long)]
+    pub baseline: Option<Switch>,
     /// Print one JSON object instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -126,6 +158,9 @@ impl FitArgs {
         if let Some(s) = self.prior_strength {
             p = p.prior_strength(s);
         }
+        if let Some(b) = self.baseline {
+            p = p.baseline(b == Switch::On);
+        }
         p
     }
 }
@@ -139,6 +174,7 @@ where
     match Cli::parse_from(args).command {
         Command::Fit(args) => fit(&args),
         Command::Complete { fit, out } => complete(&fit, &out),
+        Command::Eval(args) => crate::cli_eval::run(&args),
     }
 }
 
@@ -165,15 +201,9 @@ fn train(args: &FitArgs, snapshot: &Snapshot) -> anyhow::Result<(Fit, Model, f64
         ControlFlow::Continue(())
     };
     let started = Instant::now();
-    let fit = mixture::fit(&snapshot.ratings, &params, &mut log).context("training failed")?;
-    let seconds = started.elapsed().as_secs_f64();
-    let model = Model {
-        mixture: fit.mixture.clone(),
-        algorithm: fit.algorithm,
-        scale: snapshot.scale,
-        clip: params.clip_predictions(),
-    };
-    Ok((fit, model, seconds))
+    let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &params, &mut log)
+        .context("training failed")?;
+    Ok((fit, model, started.elapsed().as_secs_f64()))
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {

@@ -2,8 +2,11 @@
 //!
 //! - [`data`]: snapshot formats, sparse ratings and id maps (no web or async types).
 //! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
+//! - [`eval`]: held-out scores of a mixture and of simple baselines.
 //! - [`cli`]: the command-line front that `main.rs` calls.
 
 pub mod cli;
+mod cli_eval;
 pub mod data;
+pub mod eval;
 pub mod mixture;

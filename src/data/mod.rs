@@ -8,12 +8,14 @@ mod ids;
 mod load;
 mod matrix;
 mod ratings;
+mod split;
 mod write;
 
 pub use error::{DataError, Problem};
 pub use ids::IdMap;
 pub use load::{Format, LoadOptions, load, load_str};
 pub use ratings::{Ratings, RatingsBuilder};
+pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};
 
 use std::path::PathBuf;

@@ -10,6 +10,7 @@
 //! Nothing here knows about HTTP or async runtimes; every function takes its inputs as views and
 //! is deterministic for a given seed, whatever the number of threads.
 
+mod bias;
 mod em;
 mod init;
 mod model;
@@ -17,14 +18,17 @@ mod numpy;
 mod params;
 mod pass;
 mod select;
+mod train;
 
+pub use bias::Biases;
 pub use em::{FitError, Progress, Stepper, fit};
 pub use init::{item_means, plus_plus, rows_as_stored};
-pub use model::{ItemScore, Model, Prediction, ProfileError};
+pub use model::{Baseline, ItemScore, Model, Posterior, Prediction, ProfileError};
 pub use numpy::legacy_choice_without_replacement;
 pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};
 pub use pass::{Estep, estep};
 pub use select::{bic, free_parameters};
+pub use train::train;
 
 use ndarray::{Array1, Array2};
 

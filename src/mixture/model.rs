@@ -3,10 +3,42 @@
 //!
 //! Cost per profile: O(ratings in the profile × K) for the posterior and O(d × K) for the
 //! predictions; nothing allocated grows with the training set (only with the catalogue d).
+//!
+//! A model may carry a baseline `μ + b_u + b_l` (see [`super::bias`]); its mixture then describes
+//! what the baseline leaves, and a profile's own offset `b_u` is worked out from its ratings.
 
+use std::ops::Deref;
+
+use super::bias::LAMBDA_USER;
 use super::pass::{Terms, argmin, log_sum_exp};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
+
+/// The part of a baseline a model keeps: the global mean and the item offsets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// μ.
+    pub global: f64,
+    /// b_l. (n_items,)
+    pub item: Vec<f64>,
+}
+
+/// What a profile tells the model: a posterior over types and the profile's own offset.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posterior {
+    /// P(type j | profile). (k,)
+    pub weights: Vec<f64>,
+    /// μ + b_u for the profile; 0 for a model without a baseline.
+    pub offset: f64,
+}
+
+impl Deref for Posterior {
+    type Target = [f64];
+
+    fn deref(&self) -> &[f64] {
+        &self.weights
+    }
+}
 
 /// A predicted rating for one item.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +76,8 @@ pub struct Model {
     pub scale: RatingScale,
     /// Whether predictions are clipped into the scale.
     pub clip: bool,
+    /// The baseline the mixture's residuals are measured from, if any.
+    pub baseline: Option<Baseline>,
 }
 
 impl Model {
@@ -57,13 +91,9 @@ impl Model {
         self.mixture.n_items()
     }
 
-    /// The posterior over types for a profile of (item, rating) pairs. (k,)
-    pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Vec<f64>, ProfileError> {
-        let (k, means) = (
-            self.k(),
-            self.mixture.means.as_slice().expect("standard layout"),
-        );
-        let mut a = vec![0.0; k];
+    /// The posterior over types for a profile of (item, rating) pairs, and with a baseline
+    /// the profile's offset.
+    pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Posterior, ProfileError> {
         for &(l, x) in profile {
             if l as usize >= self.n_items() {
                 return Err(ProfileError::UnknownItem(l));
@@ -71,8 +101,24 @@ impl Model {
             if !x.is_finite() {
                 return Err(ProfileError::NotFinite(l));
             }
+        }
+        let offset = self.baseline.as_ref().map_or(0.0, |b| {
+            // b_u = Σ (x − μ − b_l) / (λ_user + n), the training update for one user
+            let sum: f64 = profile
+                .iter()
+                .map(|&(l, x)| x - b.global - b.item[l as usize])
+                .sum();
+            b.global + sum / (LAMBDA_USER + profile.len() as f64)
+        });
+        let (k, means) = (
+            self.k(),
+            self.mixture.means.as_slice().expect("standard layout"),
+        );
+        let mut a = vec![0.0; k];
+        for &(l, x) in profile {
+            let r = x - offset - self.item_offset(l as usize);
             for (s, &m) in a.iter_mut().zip(&means[l as usize * k..][..k]) {
-                *s += (x - m) * (x - m);
+                *s += (r - m) * (r - m);
             }
         }
         match self.algorithm {
@@ -87,22 +133,31 @@ impl Model {
                 a[j] = 1.0;
             }
         }
-        Ok(a)
+        Ok(Posterior { weights: a, offset })
+    }
+
+    /// b_l, or 0 without a baseline.
+    #[inline]
+    fn item_offset(&self, l: usize) -> f64 {
+        self.baseline.as_ref().map_or(0.0, |b| b.item[l])
     }
 
     /// Predicted rating of item `l` under posterior `post` (before clipping).
     #[inline]
-    fn raw_prediction(&self, post: &[f64], l: usize) -> f64 {
+    fn raw_prediction(&self, post: &Posterior, l: usize) -> f64 {
         let k = self.k();
         let mu = &self.mixture.means.as_slice().expect("standard layout")[l * k..][..k];
-        post.iter().zip(mu).map(|(p, m)| p * m).sum()
+        let mixed: f64 = post.iter().zip(mu).map(|(p, m)| p * m).sum();
+        post.offset + self.item_offset(l) + mixed
     }
 
     /// Prediction and spread of item `l` under posterior `post`.
-    pub fn predict(&self, post: &[f64], l: u32) -> Prediction {
+    pub fn predict(&self, post: &Posterior, l: u32) -> Prediction {
         let k = self.k();
         let mu = &self.mixture.means.as_slice().expect("standard layout")[l as usize * k..][..k];
         let pred = self.raw_prediction(post, l as usize);
+        // The spread of the mixture part; the baseline is a constant shift.
+        let mean: f64 = (0..k).map(|j| post[j] * mu[j]).sum();
         let second: f64 = (0..k)
             .map(|j| post[j] * (self.mixture.variances[j] + mu[j] * mu[j]))
             .sum();
@@ -114,12 +169,12 @@ impl Model {
         Prediction {
             item: l,
             rating,
-            spread: (second - pred * pred).max(0.0).sqrt(),
+            spread: (second - mean * mean).max(0.0).sqrt(),
         }
     }
 
     /// Predictions for every item not in `skip` (item indices, any order), in item order.
-    pub fn complete(&self, post: &[f64], skip: &[u32]) -> Vec<Prediction> {
+    pub fn complete(&self, post: &Posterior, skip: &[u32]) -> Vec<Prediction> {
         let skip = sorted(skip);
         (0..self.n_items() as u32)
             .filter(|l| skip.binary_search(l).is_err())
@@ -152,7 +207,7 @@ impl Model {
 
     /// The `n` items with the highest predicted rating outside `skip`, best first (ties: lower
     /// item index first). Partial selection: the catalogue is never sorted whole.
-    pub fn recommend(&self, post: &[f64], n: usize, skip: &[u32]) -> Vec<ItemScore> {
+    pub fn recommend(&self, post: &Posterior, n: usize, skip: &[u32]) -> Vec<ItemScore> {
         let skip = sorted(skip);
         let mut scored: Vec<(f64, u32)> = (0..self.n_items() as u32)
             .filter(|l| skip.binary_search(l).is_err())
@@ -195,14 +250,16 @@ mod tests {
             algorithm: Algorithm::Em,
             scale: RatingScale { min: 1.0, max: 5.0 },
             clip: true,
+            baseline: None,
         }
     }
 
     #[test]
     fn empty_profile_gets_the_prior() {
         let m = two_types();
-        assert_eq!(m.posterior(&[]).unwrap(), vec![0.5, 0.5]);
-        let p = m.predict(&[0.5, 0.5], 2);
+        let prior = m.posterior(&[]).unwrap();
+        assert_eq!(prior.weights, vec![0.5, 0.5]);
+        let p = m.predict(&prior, 2);
         assert_eq!(p.rating, 3.5);
         // spread² = 0.5 + ½(9 + 16) − 3.5² = 0.5 + 12.5 − 12.25 = 0.75
         assert!((p.spread - 0.75f64.sqrt()).abs() < 1e-15);

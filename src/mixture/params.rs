@@ -5,12 +5,18 @@
 //! - `init`: seeded k-means++ on observed entries only, `n_init` = 4 restarts, `seed` = 0
 //! - `min_variance` = 0.25, `tol` = 1e-6 (EM: relative log-likelihood change; k-means:
 //!   absolute cost change, where the seed's 1e-4 is used unless set), `max_iter` = 500
-//! - `prior_strength` λ = 1: means shrink toward the item's observed mean,
+//! - `baseline` on: the mixture models what `μ + b_u + b_l` leaves (see `bias.rs`)
+//! - `prior_strength` λ = 20: means shrink toward the item's observed mean,
 //!   `mu_jl = (Σ_u post_uj x_ul + λ m_l) / (Σ_u post_uj + λ)`
 //! - `min_mean_weight` = 0: every mean with any posterior weight (or prior) is updated
 //!
+//! The baseline and λ = 20 won on held-out RMSE (10 % split) on both the Netflix subset
+//! (0.815; seed configuration 0.873, user+item bias 0.870) and a 4 %-dense thinning of it
+//! (0.880; bias 0.892): README, "Prediction quality".
+//!
 //! [`FitParams::seed_preset`] is the seed-compatible configuration: rows as stored for
-//! initial means, `min_mean_weight` = 1, λ = 0, no restarts, no iteration cap to speak of.
+//! initial means, `min_mean_weight` = 1, λ = 0, no baseline, no restarts, no iteration cap to
+//! speak of.
 
 /// EM (soft assignments) or k-means (hard assignments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +74,7 @@ pub struct FitParams {
     max_iter: usize,
     prior_strength: f64,
     min_mean_weight: f64,
+    baseline: bool,
 }
 
 /// Parameters that passed [`FitParams::check`].
@@ -118,8 +125,9 @@ impl FitParams {
             min_variance: 0.25,
             tol: None,
             max_iter: 500,
-            prior_strength: 1.0,
+            prior_strength: 20.0,
             min_mean_weight: 0.0,
+            baseline: true,
         }
     }
 
@@ -131,6 +139,7 @@ impl FitParams {
             max_iter: 100_000,
             prior_strength: 0.0,
             min_mean_weight: 1.0,
+            baseline: false,
             ..Self::new(k)
         }
     }
@@ -173,6 +182,11 @@ impl FitParams {
     /// Strength λ of the pull of each mean toward its item's mean.
     pub fn prior_strength(mut self, s: f64) -> Self {
         self.prior_strength = s;
+        self
+    }
+    /// Train the mixture on what a global + user + item baseline leaves.
+    pub fn baseline(mut self, on: bool) -> Self {
+        self.baseline = on;
         self
     }
     /// A mean is updated only where its posterior weight reaches this (the seed uses 1).
@@ -275,6 +289,10 @@ impl ValidParams {
     /// Minimum posterior weight to update a mean.
     pub fn min_mean_weight(&self) -> f64 {
         self.0.min_mean_weight
+    }
+    /// Whether the mixture models residuals of a baseline.
+    pub fn baseline(&self) -> bool {
+        self.0.baseline
     }
     /// Whether predictions are clipped to the rating scale (not in the seed's configuration,
     /// whose published completion figures are unclipped).

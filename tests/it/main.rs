@@ -10,3 +10,4 @@ mod cli;
 mod loaders;
 mod parity;
 mod properties;
+mod quality;

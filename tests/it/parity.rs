@@ -187,6 +187,7 @@ fn seed_model(fit: &Fit, snapshot: &Snapshot) -> Model {
         algorithm: fit.algorithm,
         scale: snapshot.scale,
         clip: false,
+        baseline: None,
     }
 }
 

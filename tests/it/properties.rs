@@ -3,7 +3,7 @@
 use std::ops::ControlFlow;
 
 use mixrec::data::{self, Format, LoadOptions, RatingScale, Ratings, write_matrix};
-use mixrec::mixture::{self, Algorithm, FitParams, Mixture, Model};
+use mixrec::mixture::{self, FitParams, Mixture};
 use ndarray::{Array1, Array2};
 use proptest::prelude::*;
 
@@ -84,9 +84,8 @@ proptest! {
         let r = Ratings::from_dense_rows(&rows);
         prop_assume!(users_with_ratings(&r) >= k);
         let p = FitParams::new(k).max_iter(20).check(r.n_users()).unwrap();
-        let fit = mixture::fit(&r, &p, &mut go).unwrap();
         let scale = RatingScale { min: 1.0, max: 5.0 };
-        let model = Model { mixture: fit.mixture, algorithm: Algorithm::Em, scale, clip: true };
+        let (_, model) = mixture::train(&r, scale, &p, &mut go).unwrap();
         let mut row = vec![0.0; r.n_items()];
         for (u, dense) in rows.iter().enumerate() {
             let (items, values) = r.row(u);

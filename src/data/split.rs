@@ -1,0 +1,176 @@
+//! Held-out splits: hide a seeded share of the observed ratings from training so predictions
+//! can be scored on ratings the model never saw.
+//!
+//! Every user and every item keeps at least one training rating (a rating that would take a
+//! user's or an item's last one stays in training), so every hidden rating has something to be
+//! predicted from.
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_pcg::Pcg64Mcg;
+
+use super::{Ratings, RatingsBuilder};
+
+/// One hidden rating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Held {
+    /// User index.
+    pub user: u32,
+    /// Item index.
+    pub item: u32,
+    /// The rating.
+    pub rating: f32,
+}
+
+/// Training ratings and the ratings hidden from them.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// What the model may see.
+    pub train: Ratings,
+    /// What it is scored on, in (user, item) order.
+    pub test: Vec<Held>,
+}
+
+/// Hides about `share` of the ratings, chosen by `seed`.
+pub fn holdout(ratings: &Ratings, share: f64, seed: u64) -> Split {
+    let order = shuffled(ratings, seed);
+    let target = (ratings.nnz() as f64 * share.clamp(0.0, 1.0)).round() as usize;
+    let mut fold = vec![false; ratings.nnz()];
+    hide(ratings, &order, target, &mut fold);
+    build(ratings, &fold)
+}
+
+/// `folds` disjoint splits: fold f hides the f-th slice of one seeded order of the ratings
+/// (less any rating that would be a user's or item's last in training).
+pub fn k_fold(ratings: &Ratings, folds: usize, seed: u64) -> Vec<Split> {
+    let order = shuffled(ratings, seed);
+    let folds = folds.max(2);
+    (0..folds)
+        .map(|f| {
+            let slice = &order[order.len() * f / folds..order.len() * (f + 1) / folds];
+            let mut fold = vec![false; ratings.nnz()];
+            hide(ratings, slice, slice.len(), &mut fold);
+            build(ratings, &fold)
+        })
+        .collect()
+}
+
+/// All rating positions (index into the rows' storage), in a seeded random order.
+fn shuffled(ratings: &Ratings, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ratings.nnz()).collect();
+    order.shuffle(&mut Pcg64Mcg::seed_from_u64(seed));
+    order
+}
+
+/// Marks up to `target` positions of `candidates` as hidden, keeping one training rating per
+/// user and per item.
+fn hide(ratings: &Ratings, candidates: &[usize], target: usize, hidden: &mut [bool]) {
+    let offsets = ratings.offsets();
+    let user_of = |pos: usize| offsets.partition_point(|&o| o as usize <= pos) - 1;
+    let mut user_left: Vec<usize> = (0..ratings.n_users())
+        .map(|u| ratings.row(u).0.len())
+        .collect();
+    let mut item_left = vec![0usize; ratings.n_items()];
+    for (_, l, _) in ratings.iter() {
+        item_left[l as usize] += 1;
+    }
+    let mut count = 0;
+    for &pos in candidates {
+        if count == target {
+            break;
+        }
+        let u = user_of(pos);
+        let (items, _) = ratings.row(u);
+        let l = items[pos - offsets[u] as usize] as usize;
+        if user_left[u] > 1 && item_left[l] > 1 {
+            user_left[u] -= 1;
+            item_left[l] -= 1;
+            hidden[pos] = true;
+            count += 1;
+        }
+    }
+}
+
+fn build(ratings: &Ratings, hidden: &[bool]) -> Split {
+    let mut train =
+        RatingsBuilder::with_capacity(ratings.n_items(), ratings.n_users(), ratings.nnz());
+    let mut test = Vec::new();
+    let mut pos = 0;
+    for u in 0..ratings.n_users() {
+        let (items, values) = ratings.row(u);
+        for (&l, &x) in items.iter().zip(values) {
+            if hidden[pos] {
+                test.push(Held {
+                    user: u as u32,
+                    item: l,
+                    rating: x,
+                });
+            } else {
+                train.push(l, x);
+            }
+            pos += 1;
+        }
+        train.end_row();
+    }
+    Split {
+        train: train.finish(),
+        test,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Ratings {
+        let rows: Vec<Vec<f64>> = (0..50)
+            .map(|u| {
+                (0..20)
+                    .map(|l| {
+                        if (u + l) % 3 == 0 {
+                            0.0
+                        } else {
+                            ((u * l) % 5 + 1) as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Ratings::from_dense_rows(&rows)
+    }
+
+    #[test]
+    fn holdout_hides_the_share_and_keeps_everyone_trainable() {
+        let r = grid();
+        let s = holdout(&r, 0.1, 3);
+        assert_eq!(s.test.len() + s.train.nnz(), r.nnz());
+        assert_eq!(s.test.len(), (r.nnz() as f64 * 0.1).round() as usize);
+        assert!((0..r.n_users()).all(|u| !s.train.row(u).0.is_empty()));
+        for h in &s.test {
+            assert_eq!(r.get(h.user as usize, h.item), Some(h.rating));
+            assert_eq!(s.train.get(h.user as usize, h.item), None);
+        }
+        assert_eq!(holdout(&r, 0.1, 3).test, s.test, "seeded");
+        assert_ne!(holdout(&r, 0.1, 4).test, s.test);
+    }
+
+    #[test]
+    fn folds_are_disjoint() {
+        let r = grid();
+        let folds = k_fold(&r, 5, 1);
+        let mut seen = std::collections::HashSet::new();
+        for f in &folds {
+            for h in &f.test {
+                assert!(seen.insert((h.user, h.item)), "a rating in two folds");
+            }
+        }
+        assert!(seen.len() > r.nnz() * 9 / 10);
+    }
+
+    #[test]
+    fn a_lone_rating_stays_in_training() {
+        let r = Ratings::from_dense_rows(&[vec![5.0, 0.0], vec![3.0, 4.0]]);
+        let s = holdout(&r, 1.0, 0);
+        assert!(s.train.row(0).0 == [0] && s.train.nnz() >= 2);
+    }
+}

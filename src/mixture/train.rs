@@ -1,0 +1,39 @@
+//! From ratings to a model that answers: optionally fit a baseline and train the mixture on
+//! what it leaves, then package the mixture with how to read it.
+
+use std::ops::ControlFlow;
+
+use super::bias::Biases;
+use super::model::Baseline;
+use super::{Fit, FitError, Model, Progress, ValidParams, fit};
+use crate::data::{RatingScale, Ratings};
+
+/// Trains on `ratings` (whose valid ratings are `scale`) and returns the fit and its model.
+pub fn train(
+    ratings: &Ratings,
+    scale: RatingScale,
+    params: &ValidParams,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<(Fit, Model), FitError> {
+    let (fit, baseline) = if params.baseline() {
+        let biases = Biases::fit(ratings);
+        let fit = fit(&biases.residuals(ratings), params, on_iter)?;
+        (
+            fit,
+            Some(Baseline {
+                global: biases.global,
+                item: biases.item,
+            }),
+        )
+    } else {
+        (fit(ratings, params, on_iter)?, None)
+    };
+    let model = Model {
+        mixture: fit.mixture.clone(),
+        algorithm: fit.algorithm,
+        scale,
+        clip: params.clip_predictions(),
+        baseline,
+    };
+    Ok((fit, model))
+}
