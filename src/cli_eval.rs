@@ -36,7 +36,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut per_split: Vec<Vec<MethodScore>> = Vec::new();
     for split in &splits {
-        let params = args.fit.params().check(split.train.n_users())?;
+        // `--k auto` chooses on a split of the training ratings: the test ratings stay unseen.
+        let (k, _) = crate::cli::resolve_k(&args.fit, &split.train, snapshot.scale)?;
+        let params = args.fit.params(k).check(split.train.n_users())?;
         let mut scores = eval::baselines(split, snapshot.scale);
         scores.push(eval::mixture(split, snapshot.scale, &params).context("training failed")?);
         per_split.push(scores);

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use crate::data::{Held, RatingScale, Ratings, Split};
-use crate::mixture::{self, Biases, FitError, Model, ValidParams};
+use crate::mixture::{self, Biases, FitError, Model, ParamsError, ValidParams};
 
 /// Error of one method on one split.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -131,9 +131,116 @@ pub fn mixture(
     })
 }
 
+/// One point of a K-selection curve.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct KPoint {
+    /// Number of types.
+    pub k: usize,
+    /// Log-likelihood of the training ratings (EM only).
+    pub log_likelihood: Option<f64>,
+    /// BIC of that fit (EM only).
+    pub bic: Option<f64>,
+    /// RMSE on the held-out ratings.
+    pub heldout_rmse: f64,
+}
+
+/// How `--k auto` picks K from the curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Criterion {
+    /// Highest BIC.
+    Bic,
+    /// Lowest held-out RMSE.
+    Heldout,
+}
+
+/// Trains one model per K in `ks` on `split.train` (parameters from `params_for`) and
+/// records its log-likelihood, BIC and held-out RMSE.
+pub fn k_curve(
+    split: &Split,
+    scale: RatingScale,
+    ks: &[usize],
+    params_for: impl Fn(usize) -> Result<ValidParams, ParamsError>,
+) -> Result<Vec<KPoint>, SelectError> {
+    let (n, d) = (split.train.n_users(), split.train.n_items());
+    ks.iter()
+        .map(|&k| {
+            let params = params_for(k)?;
+            let (fit, model) = mixture::train(&split.train, scale, &params, &mut |_| {
+                ControlFlow::Continue(())
+            })?;
+            let log_likelihood = fit.log_likelihood;
+            Ok(KPoint {
+                k,
+                log_likelihood,
+                bic: log_likelihood.map(|ll| mixture::bic(ll, k, d, n)),
+                heldout_rmse: score_model(split, &model).rmse,
+            })
+        })
+        .collect()
+}
+
+/// Held-out RMSEs within this relative distance of the best count as a tie, and the smallest
+/// K among them wins: past a dozen types the curve is flat to the split's noise, and a smaller
+/// model is cheaper and steadier.
+pub const HELDOUT_TIE: f64 = 1e-3;
+
+/// The K the criterion prefers: the highest BIC, or the smallest K whose held-out RMSE is
+/// within [`HELDOUT_TIE`] of the lowest.
+pub fn pick(curve: &[KPoint], criterion: Criterion) -> Option<usize> {
+    match criterion {
+        Criterion::Bic => {
+            let bic = |p: &KPoint| p.bic.unwrap_or(f64::NEG_INFINITY);
+            curve
+                .iter()
+                .max_by(|a, b| bic(a).total_cmp(&bic(b)).then(b.k.cmp(&a.k)))
+                .map(|p| p.k)
+        }
+        Criterion::Heldout => {
+            let best = curve
+                .iter()
+                .map(|p| p.heldout_rmse)
+                .fold(f64::INFINITY, f64::min);
+            let near = curve
+                .iter()
+                .filter(|p| p.heldout_rmse <= best * (1.0 + HELDOUT_TIE));
+            near.map(|p| p.k).min()
+        }
+    }
+}
+
+/// Why a K-selection curve could not be drawn.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// Bad parameters for one K.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// Training failed for one K.
+    #[error(transparent)]
+    Fit(#[from] FitError),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pick_prefers_the_smallest_k_within_the_tie_band() {
+        let point = |k, rmse, bic| KPoint {
+            k,
+            log_likelihood: None,
+            bic: Some(bic),
+            heldout_rmse: rmse,
+        };
+        let curve = [
+            point(2, 0.84, -10.0),
+            point(4, 0.8149, -12.0),
+            point(8, 0.8142, -20.0),
+        ];
+        assert_eq!(pick(&curve, Criterion::Heldout), Some(4));
+        assert_eq!(pick(&curve, Criterion::Bic), Some(2));
+        assert_eq!(pick(&[], Criterion::Heldout), None);
+    }
 
     #[test]
     fn scores_are_clipped_rmse_and_mae() {

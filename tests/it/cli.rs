@@ -186,3 +186,75 @@ fn complete_refuses_triples() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a matrix snapshot"));
 }
+
+#[test]
+fn k_auto_draws_the_curve_and_bic_picks_three_toy_clusters() {
+    let Some(dir) = shared_data() else { return };
+    let toy = dir.join("toy_data.txt");
+    let args = [
+        "--data",
+        toy.to_str().unwrap(),
+        "--k",
+        "auto",
+        "--k-range",
+        "1:4",
+        "--select",
+        "bic",
+        "--preset",
+        "seed",
+    ];
+    let v = fit_json(&args);
+    assert_eq!(v["k"].as_u64(), Some(3), "{}", v["k_selection"]);
+    let curve = v["k_selection"]["curve"].as_array().unwrap();
+    assert_eq!(
+        curve
+            .iter()
+            .map(|p| p["k"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert!(
+        curve
+            .iter()
+            .all(|p| p["heldout_rmse"].as_f64().unwrap().is_finite())
+    );
+}
+
+#[test]
+fn eval_scores_every_method_on_the_same_split() {
+    let Some(dir) = shared_data() else { return };
+    let netflix = dir.join("netflix_incomplete.txt");
+    let out = mixrec(&[
+        "eval",
+        "--data",
+        netflix.to_str().unwrap(),
+        "--k",
+        "8",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["test_ratings"].as_u64(), Some(111_177));
+    let rmse = |name: &str| {
+        let methods = v["methods"].as_array().unwrap();
+        methods.iter().find(|m| m["method"] == name).unwrap()["rmse"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(rmse("mixture") < rmse("user+item bias"));
+    assert!(rmse("user+item bias") < rmse("item mean") && rmse("item mean") < rmse("global mean"));
+    let bad = mixrec(&[
+        "eval",
+        "--data",
+        netflix.to_str().unwrap(),
+        "--k",
+        "8",
+        "--holdout",
+        "1.5",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+}
