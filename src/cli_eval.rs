@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 
-use crate::cli::{EvalArgs, load};
+use crate::cli::{EvalArgs, KArg, ModelKind, load};
 use crate::data::{self, Split};
 use crate::eval::{self, MethodScore};
 
@@ -36,11 +36,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut per_split: Vec<Vec<MethodScore>> = Vec::new();
     for split in &splits {
-        // `--k auto` chooses on a split of the training ratings: the test ratings stay unseen.
-        let (k, _) = crate::cli::resolve_k(&args.fit, &split.train, snapshot.scale)?;
-        let params = args.fit.params(k).check(split.train.n_users())?;
         let mut scores = eval::baselines(split, snapshot.scale);
-        scores.push(eval::mixture(split, snapshot.scale, &params).context("training failed")?);
+        if let (ModelKind::Gpl, KArg::Fixed(k)) = (args.fit.model, args.fit.k) {
+            scores.push(eval::gpl(split, snapshot.scale, &args.fit.plsa_params(k)));
+        } else {
+            // `--k auto` chooses on a split of the training ratings: the test ratings stay unseen.
+            let (k, _) = crate::cli::resolve_k(&args.fit, &split.train, snapshot.scale)?;
+            let params = args.fit.params(k).check(split.train.n_users())?;
+            scores.push(eval::mixture(split, snapshot.scale, &params).context("training failed")?);
+        }
         per_split.push(scores);
     }
     let summaries = summarise(&per_split);

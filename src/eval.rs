@@ -131,6 +131,35 @@ pub fn mixture(
     })
 }
 
+/// Trains Gaussian pLSA on the split's training ratings and scores it; each user is folded in
+/// from their training ratings, as a posted profile would be.
+pub fn gpl(split: &Split, scale: RatingScale, params: &crate::plsa::PlsaParams) -> MethodScore {
+    let started = Instant::now();
+    let fit = crate::plsa::fit(&split.train, scale, params);
+    let seconds = started.elapsed().as_secs_f64();
+    let model = &fit.model;
+    let mut preds = Vec::with_capacity(split.test.len());
+    for group in split.test.chunk_by(|a, b| a.user == b.user) {
+        let (items, values) = split.train.row(group[0].user as usize);
+        let profile: Vec<(u32, f64)> = items
+            .iter()
+            .zip(values)
+            .map(|(&l, &x)| (l, f64::from(x)))
+            .collect();
+        let folded = model.fold_in(&profile);
+        preds.extend(group.iter().map(|h| model.predict(&folded, h.item).rating));
+    }
+    let mut next = preds.into_iter();
+    let scores = score(&split.test, scale, |_| {
+        next.next().expect("one prediction per rating")
+    });
+    MethodScore {
+        method: "gaussian pLSA".into(),
+        scores,
+        seconds,
+    }
+}
+
 /// One point of a K-selection curve.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct KPoint {
