@@ -84,9 +84,10 @@ impl Plsa {
         };
         for _ in 0..iterations {
             acc.fill(0.0);
+            let log_w: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
             for &(l, x) in profile {
                 let v = (x - norm.0) / norm.1;
-                fit::responsibilities(&weights, &self.terms, l, v, &mut q);
+                fit::responsibilities(&log_w, &self.terms, l, v, &mut q);
                 acc.iter_mut().zip(&q).for_each(|(a, r)| *a += r);
             }
             let n = profile.len() as f64;
