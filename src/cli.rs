@@ -1,4 +1,4 @@
-//! The command line: `fit`, `complete` (and, with the service, `serve`, `synth`).
+//! The command line: `serve` (the default), `synth`, `healthcheck`, `fit`, `complete`.
 //!
 //! Each subcommand turns its flags into library calls; errors go back to `main` as
 //! `anyhow::Error` and print with their whole chain.
@@ -20,14 +20,24 @@ use crate::mixture::{self, Algorithm, Fit, FitParams, Init, Model, Progress};
 #[derive(Debug, Parser)]
 #[command(name = "mixrec", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; none serves with the defaults.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train on the snapshot and serve the HTTP API (the default).
+    Serve(crate::config::ServeArgs),
+    /// Write a synthetic snapshot with planted user types (and a titles file).
+    Synth(crate::synth::SynthArgs),
+    /// Exit 0 when the service at --addr answers `GET /healthz` with 200 (for containers).
+    Healthcheck {
+        /// Address of the service.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Train a mixture on a snapshot and print it.
     Fit(FitArgs),
     /// Train, then write the snapshot's matrix with every missing entry predicted.
@@ -137,8 +147,12 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::parse_from(args).command {
-        Command::Fit(args) => fit(&args),
-        Command::Complete { fit, out } => complete(&fit, &out),
+        None => crate::http::run(&crate::config::ServeArgs::default()),
+        Some(Command::Serve(args)) => crate::http::run(&args),
+        Some(Command::Synth(args)) => synth(&args),
+        Some(Command::Healthcheck { addr }) => crate::http::healthcheck(addr),
+        Some(Command::Fit(args)) => fit(&args),
+        Some(Command::Complete { fit, out }) => complete(&fit, &out),
     }
 }
 
@@ -175,6 +189,21 @@ fn train(args: &FitArgs) -> anyhow::Result<(Snapshot, Fit, Model, f64)> {
         clip: params.clip_predictions(),
     };
     Ok((snapshot, fit, model, seconds))
+}
+
+fn synth(args: &crate::synth::SynthArgs) -> anyhow::Result<()> {
+    let spec = args.spec();
+    spec.check()?;
+    let create = |p: &std::path::Path| {
+        File::create(p).with_context(|| format!("cannot create {}", p.display()))
+    };
+    crate::synth::write_snapshot(&spec, args.format, create(&args.out)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(titles) = &args.titles {
+        crate::synth::write_titles(spec.items, spec.seed, create(titles)?)
+            .with_context(|| format!("cannot write {}", titles.display()))?;
+    }
+    Ok(())
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {

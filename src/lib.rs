@@ -2,8 +2,17 @@
 //!
 //! - [`data`]: snapshot formats, sparse ratings and id maps (no web or async types).
 //! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
+//! - [`synth`]: synthetic snapshots with planted user types.
+//! - [`train`], [`service`]: training for the service and the model in service (no web types).
+//! - [`config`]: layered, validated service settings.
+//! - [`http`]: the HTTP API (axum): router, state, DTOs, errors, retrain jobs, serving.
 //! - [`cli`]: the command-line front that `main.rs` calls.
 
 pub mod cli;
+pub mod config;
 pub mod data;
+pub mod http;
 pub mod mixture;
+pub mod service;
+pub mod synth;
+pub mod train;
