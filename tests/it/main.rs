@@ -7,6 +7,8 @@
 mod support;
 
 mod cli;
+mod http;
 mod loaders;
 mod parity;
 mod properties;
+mod serve;
