@@ -1,4 +1,4 @@
-//! The command line: `fit`, `complete` (and, with the service, `serve`, `synth`).
+//! The command line: `serve` (the default), `synth`, `healthcheck`, `fit`, `complete`.
 //!
 //! Each subcommand turns its flags into library calls; errors go back to `main` as
 //! `anyhow::Error` and print with their whole chain.
@@ -21,14 +21,24 @@ use crate::mixture::{self, Algorithm, Fit, FitParams, Init, Model, Progress};
 #[derive(Debug, Parser)]
 #[command(name = "mixrec", version, about)]
 pub struct Cli {
-    /// What to do.
+    /// What to do; none serves with the defaults.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Train on the snapshot and serve the HTTP API (the default).
+    Serve(crate::config::ServeArgs),
+    /// Write a synthetic snapshot with planted user types (and a titles file).
+    Synth(crate::synth::SynthArgs),
+    /// Exit 0 when the service at --addr answers `GET /healthz` with 200 (for containers).
+    Healthcheck {
+        /// Address of the service.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+    },
     /// Train a mixture on a snapshot and print it.
     Fit(FitArgs),
     /// Train, then write the snapshot's matrix with every missing entry predicted.
@@ -259,9 +269,13 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::parse_from(args).command {
-        Command::Fit(args) => fit(&args),
-        Command::Complete { fit, out } => complete(&fit, &out),
-        Command::Eval(args) => crate::cli_eval::run(&args),
+        None => crate::http::run(&crate::config::ServeArgs::default()),
+        Some(Command::Serve(args)) => crate::http::run(&args),
+        Some(Command::Synth(args)) => synth(&args),
+        Some(Command::Healthcheck { addr }) => crate::http::healthcheck(addr),
+        Some(Command::Fit(args)) => fit(&args),
+        Some(Command::Complete { fit, out }) => complete(&fit, &out),
+        Some(Command::Eval(args)) => crate::cli_eval::run(&args),
     }
 }
 
@@ -340,6 +354,21 @@ fn train(
     let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &params, &mut log)
         .context("training failed")?;
     Ok((fit, model, started.elapsed().as_secs_f64(), selection))
+}
+
+fn synth(args: &crate::synth::SynthArgs) -> anyhow::Result<()> {
+    let spec = args.spec();
+    spec.check()?;
+    let create = |p: &std::path::Path| {
+        File::create(p).with_context(|| format!("cannot create {}", p.display()))
+    };
+    crate::synth::write_snapshot(&spec, args.format, create(&args.out)?)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    if let Some(titles) = &args.titles {
+        crate::synth::write_titles(spec.items, spec.seed, create(titles)?)
+            .with_context(|| format!("cannot write {}", titles.display()))?;
+    }
+    Ok(())
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {

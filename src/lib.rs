@@ -4,11 +4,20 @@
 //! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
 //! - [`plsa`]: Hofmann's Gaussian pLSA, the second model kind.
 //! - [`eval`]: held-out scores of a mixture and of simple baselines.
+//! - [`synth`]: synthetic snapshots with planted user types.
+//! - [`train`], [`service`]: training for the service and the model in service (no web types).
+//! - [`config`]: layered, validated service settings.
+//! - [`http`]: the HTTP API (axum): router, state, DTOs, errors, retrain jobs, serving.
 //! - [`cli`]: the command-line front that `main.rs` calls.
 
 pub mod cli;
 mod cli_eval;
+pub mod config;
 pub mod data;
 pub mod eval;
+pub mod http;
 pub mod mixture;
 pub mod plsa;
+pub mod service;
+pub mod synth;
+pub mod train;

@@ -7,7 +7,9 @@
 mod support;
 
 mod cli;
+mod http;
 mod loaders;
 mod parity;
 mod properties;
 mod quality;
+mod serve;

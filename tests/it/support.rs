@@ -43,3 +43,34 @@ pub fn assert_rel(what: &str, a: f64, b: f64, rel: f64) {
         "{what}: got {a}, expected {b} (relative error {err:.3e} > {rel:e})"
     );
 }
+
+/// Settings for in-process service tests: the shipped defaults, an admin token, and `edit`.
+pub fn service_settings(
+    edit: impl FnOnce(&mut mixrec::config::Settings),
+) -> mixrec::config::Settings {
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
+    let figment = Figment::from(Toml::string(mixrec::config::DEFAULT_TOML))
+        .merge(("server.admin_token", "test-token"));
+    let mut s = mixrec::config::Settings::from_figment(figment, &Default::default())
+        .expect("shipped defaults load");
+    // Quick trainings: tests check plumbing, not model quality.
+    s.training.k = 3;
+    s.training.n_init = 1;
+    s.training.max_iter = 50;
+    edit(&mut s);
+    s
+}
+
+/// The demo model trained once per test binary (k = 3), shared by the in-process tests.
+pub fn demo_model() -> mixrec::service::ServedModel {
+    static MODEL: std::sync::OnceLock<mixrec::service::ServedModel> = std::sync::OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let training = service_settings(|_| {}).training;
+            let mut go = |_: &mixrec::mixture::Progress| std::ops::ControlFlow::Continue(());
+            mixrec::train::train(&mixrec::train::Source::Embedded, &training, 1, &mut go)
+                .expect("the demo trains")
+        })
+        .clone()
+}

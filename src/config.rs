@@ -1,0 +1,317 @@
+//! Typed service settings, layered: the compiled-in `config/default.toml`, then a `--config`
+//! file, then `MIXREC__SECTION__KEY` environment variables (and `MIXREC_ADMIN_TOKEN`), then the
+//! command-line flags of `mixrec serve`. Validated once at start-up.
+//!
+//! No web or async types: the HTTP layer turns these plain values into its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Toml};
+use serde::Deserialize;
+
+use crate::data::Format;
+use crate::mixture::Algorithm;
+
+/// The shipped defaults, every setting with a comment.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment variable that may hold the admin token (beside `MIXREC__SERVER__ADMIN_TOKEN`).
+pub const ADMIN_TOKEN_ENV: &str = "MIXREC_ADMIN_TOKEN";
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listening, limits, CORS, admin.
+    pub server: ServerSettings,
+    /// Which snapshot to train on.
+    pub snapshot: SnapshotSettings,
+    /// Training parameters.
+    pub training: TrainingSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Origins allowed by CORS (`scheme://host[:port]`).
+    pub cors_origins: Vec<String>,
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Request timeout in milliseconds.
+    pub request_timeout_ms: u64,
+    /// Largest `n` of a recommendation request.
+    pub max_n: usize,
+    /// Default page size of `GET /v1/items`.
+    pub items_page: usize,
+    /// Largest page size of `GET /v1/items`.
+    pub items_page_max: usize,
+    /// Bearer token of the admin routes; `None` disables them.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+}
+
+/// `[snapshot]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotSettings {
+    /// Snapshot file; `None` is the embedded demo catalogue.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Snapshot format.
+    pub format: Format,
+    /// Optional `item_id,title` CSV.
+    #[serde(default)]
+    pub titles: Option<PathBuf>,
+}
+
+/// `[training]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSettings {
+    /// Number of types K.
+    pub k: usize,
+    /// EM or k-means.
+    pub algorithm: Algorithm,
+    /// Seed.
+    pub seed: u64,
+    /// Restarts.
+    pub n_init: usize,
+    /// Relative log-likelihood tolerance.
+    pub tol: f64,
+    /// Iteration cap.
+    pub max_iter: usize,
+    /// Variance floor.
+    pub min_variance: f64,
+}
+
+/// A string that never shows in `Debug` output (and so never in logs).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Command-line flags of `mixrec serve`: the last layer.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// A TOML file of settings over the defaults (see config/default.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The ratings snapshot (default: config, else the embedded demo catalogue).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Snapshot format: auto, matrix or triples.
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Settings that could not be read or make no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file or variable could not be parsed into the settings.
+    #[error("cannot read the settings: {0}")]
+    Read(#[from] Box<figment::Error>),
+    /// A value is outside what the service can run with.
+    #[error("invalid setting {key}: {reason}")]
+    Invalid {
+        /// `section.key`.
+        key: &'static str,
+        /// What is wrong and what would do.
+        reason: String,
+    },
+}
+
+/// The layers below the command line: defaults, `file`, then the process environment.
+pub fn figment(file: Option<&Path>) -> Figment {
+    let mut f = Figment::from(Toml::string(DEFAULT_TOML));
+    if let Some(file) = file {
+        // `Toml::file` quietly skips a missing file; an explicit --config must exist.
+        f = f.merge(Toml::file_exact(file));
+    }
+    let f = f.merge(Env::prefixed("MIXREC__").split("__"));
+    match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(token) => f.merge(("server.admin_token", token)),
+        Err(_) => f,
+    }
+}
+
+impl Settings {
+    /// Reads every layer, applies `args`, and validates.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        Self::from_figment(figment(args.config.as_deref()), args)
+    }
+
+    /// Extracts from `figment`, applies `args`, and validates.
+    pub fn from_figment(figment: Figment, args: &ServeArgs) -> Result<Self, ConfigError> {
+        let mut s: Settings = figment.extract().map_err(Box::new)?;
+        if let Some(path) = &args.data {
+            s.snapshot.path = Some(path.clone());
+        }
+        if let Some(format) = args.format {
+            s.snapshot.format = format;
+        }
+        if let Some(listen) = args.listen {
+            s.server.listen = listen;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every value the type system does not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.training.validate()
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    let reason = reason.into();
+    ConfigError::Invalid { key, reason }
+}
+
+impl ServerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for origin in &self.cors_origins {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && origin.is_ascii()
+                && !origin.contains(char::is_whitespace);
+            if !ok {
+                let why = format!("{origin:?} is not an origin like https://shop.example");
+                return Err(invalid("server.cors_origins", why));
+            }
+        }
+        positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
+        positive("server.request_timeout_ms", self.request_timeout_ms)?;
+        positive("server.max_n", self.max_n as u64)?;
+        positive("server.items_page", self.items_page as u64)?;
+        if self.items_page_max < self.items_page {
+            let why = "must be at least server.items_page";
+            return Err(invalid("server.items_page_max", why));
+        }
+        if let Some(Secret(token)) = &self.admin_token
+            && (token.is_empty() || token.contains(char::is_whitespace))
+        {
+            let why = "must be non-empty without spaces (unset it to disable admin routes)";
+            return Err(invalid("server.admin_token", why));
+        }
+        Ok(())
+    }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(())
+}
+
+impl TrainingSettings {
+    /// Checks the training values (also used for retrain overrides).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        positive("training.k", self.k as u64)?;
+        positive("training.n_init", self.n_init as u64)?;
+        positive("training.max_iter", self.max_iter as u64)?;
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(invalid("training.tol", "must be a finite number ≥ 0"));
+        }
+        if !(self.min_variance.is_finite() && self.min_variance > 0.0) {
+            return Err(invalid(
+                "training.min_variance",
+                "must be a finite number > 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // figment's `Jail` closures must return its (large) error type: not ours to shrink.
+    #![allow(clippy::result_large_err)]
+
+    use super::*;
+    use figment::Jail;
+
+    fn defaults() -> Settings {
+        let f = Figment::from(Toml::string(DEFAULT_TOML));
+        Settings::from_figment(f, &ServeArgs::default()).expect("shipped defaults load")
+    }
+
+    #[test]
+    fn shipped_defaults_load_and_validate() {
+        let s = defaults();
+        assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server.body_limit_bytes, 1 << 20);
+        assert_eq!(s.server.admin_token, None);
+        assert_eq!(s.snapshot.path, None);
+        assert_eq!(s.training.algorithm, Algorithm::Em);
+    }
+
+    #[test]
+    fn file_then_env_then_flags_win_in_that_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file("over.toml", "[training]\nk = 3\nseed = 9\n")?;
+            jail.set_env("MIXREC__TRAINING__K", "5");
+            jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[\"https://a.example\"]");
+            jail.set_env(ADMIN_TOKEN_ENV, "s3cret");
+            let args = ServeArgs {
+                config: Some("over.toml".into()),
+                listen: Some("127.0.0.1:9999".parse().unwrap()),
+                ..ServeArgs::default()
+            };
+            let s = Settings::load(&args).map_err(|e| e.to_string())?;
+            assert_eq!((s.training.k, s.training.seed), (5, 9));
+            assert_eq!(s.server.listen.port(), 9999);
+            assert_eq!(s.server.cors_origins, vec!["https://a.example".to_string()]);
+            assert_eq!(s.server.admin_token, Some(Secret("s3cret".into())));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MIXREC__TRAINING__MIN_VARIANCE", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("training.min_variance"), "{err}");
+            jail.set_env("MIXREC__TRAINING__MIN_VARIANCE", "0.25");
+            jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[\"shop.example/\"]");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("cors_origins"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MIXREC__SERVER__LISTN", "127.0.0.1:1");
+            assert!(Settings::load(&ServeArgs::default()).is_err());
+            Ok(())
+        });
+        let args = ServeArgs {
+            config: Some("/nonexistent/mixrec.toml".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Settings::load(&args).is_err());
+    }
+
+    #[test]
+    fn the_token_never_prints() {
+        let s = format!("{:?}", Secret("hunter2".into()));
+        assert!(!s.contains("hunter2"));
+    }
+}

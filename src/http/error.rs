@@ -1,0 +1,159 @@
+//! One error shape for every 4xx and 5xx: `application/problem+json` (RFC 9457) with `type`,
+//! `title`, `status` and `detail`.
+//!
+//! [`ApiError`] is what handlers and extractors return; [`problem_net`] rewrites any other error
+//! response (from axum or a tower-http layer: 413, 408/503 timeouts, ...) into the same shape,
+//! so no client ever sees a plain-text error.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::mixture::ProfileError;
+use crate::service::QueryError;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error answer: status, a stable problem type and a human-readable detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Short slug naming the problem type (`unknown-items`); the `type` URI ends with it.
+    pub kind: &'static str,
+    /// What happened, for a person; never internals.
+    pub detail: String,
+}
+
+/// The body of an error answer.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ApiError {
+    /// An error with `status`, problem type `kind` and `detail`.
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        Self {
+            status,
+            kind,
+            detail,
+        }
+    }
+
+    /// 400 with problem type `kind`.
+    pub fn bad_request(kind: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, kind, detail)
+    }
+
+    /// 503 until the first model is trained.
+    pub fn not_ready() -> Self {
+        let detail = "the first model is still training; retry shortly (see /readyz)";
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail)
+    }
+
+    /// 500: logs `error` (inside the request's span, so with its request id) and answers
+    /// without it.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "internal error");
+        let detail = "an internal error occurred; it was logged with this request's x-request-id";
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
+    /// A problem for a bare status, as the safety net and the fallbacks use it.
+    pub fn from_status(status: StatusCode) -> Self {
+        let (kind, detail) = match status {
+            StatusCode::NOT_FOUND => ("not-found", "no such route; see /openapi.yaml"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method-not-allowed", "this route does not take that method")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "body-too-large",
+                "the request body is larger than the limit",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported-media-type",
+                "send the body as application/json",
+            ),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::SERVICE_UNAVAILABLE => (
+                "unavailable",
+                "the request could not be answered in time; retry",
+            ),
+            s if s.is_server_error() => ("internal", "an internal error occurred"),
+            _ => ("bad-request", "the request could not be read"),
+        };
+        Self::new(status, kind, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            kind: format!("urn:mixrec:problem:{}", self.kind),
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        let bytes = serde_json::to_vec(&body).expect("a problem always serialises");
+        let mut res = (self.status, bytes).into_response();
+        let value = HeaderValue::from_static(PROBLEM_JSON);
+        res.headers_mut().insert(header::CONTENT_TYPE, value);
+        if self.status == StatusCode::UNAUTHORIZED {
+            let bearer = HeaderValue::from_static("Bearer");
+            res.headers_mut().insert(header::WWW_AUTHENTICATE, bearer);
+        }
+        res
+    }
+}
+
+impl From<QueryError> for ApiError {
+    /// Every variant decides its status here: a new one will not compile until it does.
+    fn from(e: QueryError) -> Self {
+        let detail = e.to_string();
+        match e {
+            QueryError::UnknownItems { .. } => Self::bad_request("unknown-items", detail),
+            QueryError::OutOfScale { .. } => Self::bad_request("rating-out-of-scale", detail),
+            QueryError::BadN { .. } => Self::bad_request("n-out-of-range", detail),
+            QueryError::UnknownUser(_) => Self::new(StatusCode::NOT_FOUND, "unknown-user", detail),
+            QueryError::Profile(p) => p.into(),
+        }
+    }
+}
+
+impl From<ProfileError> for ApiError {
+    /// Ids and ratings are checked before the engine sees them, so these are our bugs: 500.
+    fn from(e: ProfileError) -> Self {
+        match e {
+            ProfileError::UnknownItem(_) | ProfileError::NotFinite(_) => Self::internal(&e),
+        }
+    }
+}
+
+/// Middleware: any 4xx/5xx answer that is not already problem+json becomes one, keeping its
+/// status and headers (`Allow`, `WWW-Authenticate`, CORS ...).
+pub async fn problem_net(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return res;
+    }
+    let (mut parts, _) = res.into_parts();
+    let fresh = ApiError::from_status(status).into_response();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let (fresh_parts, body) = fresh.into_parts();
+    parts.headers.extend(fresh_parts.headers);
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,76 @@
+//! Extractors whose rejections are [`ApiError`]s: JSON bodies, query strings and path segments
+//! fail with problem+json naming what was wrong, never with axum's plain-text answers.
+//! [`Json`] is also the JSON response type.
+
+use axum::extract::FromRequest;
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use super::error::ApiError;
+
+/// A JSON body in, or a JSON body out.
+#[derive(Debug, Clone, Copy, Default, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+/// A query string.
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Path segments.
+#[derive(Debug, Clone, Copy, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(bytes) => {
+                let json = HeaderValue::from_static("application/json");
+                ([(header::CONTENT_TYPE, json)], bytes).into_response()
+            }
+            Err(e) => ApiError::internal(&e).into_response(),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        match r {
+            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed-json", e.body_text()),
+            // Well-formed JSON of the wrong shape is as much the client's mistake: 400 too,
+            // so `n: -1` and `n: "3"` get the same status.
+            JsonRejection::JsonDataError(e) => Self::bad_request("invalid-body", e.body_text()),
+            JsonRejection::MissingJsonContentType(e) => {
+                let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                Self::new(status, "unsupported-media-type", e.body_text())
+            }
+            JsonRejection::BytesRejection(e) => bytes_error(e.status(), e.body_text()),
+            other => bytes_error(other.status(), other.body_text()),
+        }
+    }
+}
+
+/// A body that could not be read: too large (413) or cut off.
+fn bytes_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::from_status(status);
+    }
+    ApiError::new(status, "unreadable-body", text)
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        Self::bad_request("invalid-query", r.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        Self::bad_request("invalid-path", r.body_text())
+    }
+}

@@ -1,0 +1,102 @@
+//! Operations routes and middleware: liveness, readiness, Prometheus metrics, the OpenAPI
+//! document, and the per-request metrics layer.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use super::dto::Status;
+use super::error::ApiError;
+use super::extract::Json;
+use super::state::AppState;
+
+/// The API contract, served at `/openapi.yaml`.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// Latency buckets in seconds: requests take microseconds to milliseconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// Training duration buckets in seconds.
+const TRAINING_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
+
+/// The process-wide Prometheus recorder, installed on first use (the `metrics` facade has one
+/// global recorder; tests build many routers in one process and share it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("mixrec_http_request_duration_seconds".into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("mixrec_training_seconds".into()),
+                        TRAINING_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok",
+        model_version: None,
+    })
+}
+
+/// `GET /readyz`: 200 once a model serves, 503 before.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let model = state.ready_model()?;
+    Ok(Json(Status {
+        status: "ready",
+        model_version: Some(model.info().version),
+    }))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    state.metrics.run_upkeep();
+    let text = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    ([(header::CONTENT_TYPE, text)], state.metrics.render()).into_response()
+}
+
+/// `GET /openapi.yaml`.
+pub async fn openapi() -> Response {
+    let yaml = HeaderValue::from_static("application/yaml");
+    ([(header::CONTENT_TYPE, yaml)], OPENAPI_YAML).into_response()
+}
+
+/// Middleware: counts requests by route, method and status, and times them by route.
+pub async fn record(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!("mixrec_http_request_duration_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("mixrec_http_requests_total",
+        "route" => route, "method" => method, "status" => status)
+    .increment(1);
+    res
+}

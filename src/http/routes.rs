@@ -1,0 +1,73 @@
+//! The prediction and catalogue routes under `/v1`: each turns its DTO into one service call
+//! and the answer back into a DTO.
+
+use axum::extract::State;
+
+use super::dto::{
+    CompleteRequest, ItemsPage, NQuery, PageQuery, PredictionResponse, RecommendRequest,
+    TypesResponse,
+};
+use super::error::ApiError;
+use super::extract::{Json, Path, Query};
+use super::state::AppState;
+use crate::service::ModelInfo;
+
+/// `POST /v1/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    Json(req): Json<CompleteRequest>,
+) -> Result<Json<PredictionResponse>, ApiError> {
+    let model = state.ready_model()?;
+    let ratings: Vec<(String, f64)> = req.ratings.into_iter().collect();
+    let answer = model.complete(&ratings, req.items.as_deref())?;
+    Ok(Json(PredictionResponse::new(&model, answer)))
+}
+
+/// `POST /v1/recommend`.
+pub async fn recommend(
+    State(state): State<AppState>,
+    Json(req): Json<RecommendRequest>,
+) -> Result<Json<PredictionResponse>, ApiError> {
+    let model = state.ready_model()?;
+    let ratings: Vec<(String, f64)> = req.ratings.into_iter().collect();
+    let max_n = state.settings.server.max_n;
+    let answer = model.recommend(&ratings, req.n, max_n, &req.exclude)?;
+    Ok(Json(PredictionResponse::new(&model, answer)))
+}
+
+/// `GET /v1/users/{user_id}/recommendations?n=`.
+pub async fn user_recommendations(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+    Query(q): Query<NQuery>,
+) -> Result<Json<PredictionResponse>, ApiError> {
+    let model = state.ready_model()?;
+    let answer = model.user_recommendations(&user, q.n, state.settings.server.max_n)?;
+    Ok(Json(PredictionResponse::new(&model, answer)))
+}
+
+/// `GET /v1/items?offset=&limit=`.
+pub async fn items(
+    State(state): State<AppState>,
+    Query(q): Query<PageQuery>,
+) -> Result<Json<ItemsPage>, ApiError> {
+    let model = state.ready_model()?;
+    let s = &state.settings.server;
+    let limit = q.limit.unwrap_or(s.items_page);
+    if limit == 0 || limit > s.items_page_max {
+        let detail = format!("limit must be between 1 and {}", s.items_page_max);
+        return Err(ApiError::bad_request("limit-out-of-range", detail));
+    }
+    Ok(Json(ItemsPage::new(&model, q.offset, limit)))
+}
+
+/// `GET /v1/model`.
+pub async fn model(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiError> {
+    Ok(Json(state.ready_model()?.info().clone()))
+}
+
+/// `GET /v1/model/types`.
+pub async fn types(State(state): State<AppState>) -> Result<Json<TypesResponse>, ApiError> {
+    let model = state.ready_model()?;
+    Ok(Json(TypesResponse::new(&model)))
+}

@@ -1,0 +1,407 @@
+//! The model in service: a trained [`Model`] with the catalogue it was trained on, answering
+//! profile queries by *id* (completion, top-N, a known user's top-N) and refusing bad ones with
+//! a [`QueryError`]. The HTTP layer only converts DTOs to and from these calls.
+//!
+//! No web or async types here.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::data::{Format, IdMap, Ratings, Snapshot};
+use crate::mixture::{Algorithm, Model, Prediction, ProfileError};
+
+/// Unknown ids named in an error message, at most.
+const NAMED_IDS: usize = 5;
+
+/// What `GET /v1/model` reports about a trained model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelInfo {
+    /// 1 for the model trained at start-up, +1 for each successful retrain.
+    pub version: u64,
+    /// When training finished (RFC 3339, UTC).
+    pub trained_at: String,
+    /// EM or k-means.
+    pub algorithm: Algorithm,
+    /// Number of types K.
+    pub k: usize,
+    /// Users in the snapshot.
+    pub n_users: usize,
+    /// Items in the snapshot.
+    pub n_items: usize,
+    /// Observed ratings.
+    pub n_ratings: usize,
+    /// EM: log-likelihood at the last E-step.
+    pub log_likelihood: Option<f64>,
+    /// k-means: cost.
+    pub cost: Option<f64>,
+    /// EM: Bayesian information criterion (higher is better).
+    pub bic: Option<f64>,
+    /// Iterations of the best restart.
+    pub iterations: usize,
+    /// Whether the stopping rule fired before the cap.
+    pub converged: bool,
+    /// Wall-clock seconds of fitting (loading excluded).
+    pub training_seconds: f64,
+    /// The snapshot trained on.
+    pub snapshot: SnapshotInfo,
+}
+
+/// Which snapshot a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SnapshotInfo {
+    /// File path (or `embedded:...`).
+    pub path: String,
+    /// Format it was read as.
+    pub format: Format,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+}
+
+/// One type of the model, for `GET /v1/model/types`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeSummary {
+    /// Share of users.
+    pub weight: f64,
+    /// Variance.
+    pub variance: f64,
+    /// Most characteristic items: (item index, the type's mean, lift over the overall mean).
+    pub items: Vec<(u32, f64, f64)>,
+}
+
+/// Users, items, titles and the ratings of the snapshot.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    users: IdMap,
+    items: IdMap,
+    ratings: Ratings,
+    titles: HashMap<String, String>,
+}
+
+impl Catalogue {
+    /// The catalogue of `snapshot`, with display titles by item id.
+    pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
+        Self {
+            users: snapshot.users,
+            items: snapshot.items,
+            ratings: snapshot.ratings,
+            titles,
+        }
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The id of item index `l`.
+    pub fn item_id(&self, l: u32) -> Cow<'_, str> {
+        self.items.name(l as usize)
+    }
+
+    /// The title of item `id`, if known.
+    pub fn title(&self, id: &str) -> Option<&str> {
+        self.titles.get(id).map(String::as_str)
+    }
+
+    /// Item indices `offset..offset + limit` (clipped to the catalogue).
+    pub fn page(&self, offset: usize, limit: usize) -> std::ops::Range<u32> {
+        let end = offset.saturating_add(limit).min(self.n_items());
+        offset.min(end) as u32..end as u32
+    }
+}
+
+/// A query the model cannot answer as asked.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueryError {
+    /// Item ids not in the catalogue (the first few, and how many in all).
+    #[error("{count} unknown item id(s): {}", .ids.join(", "))]
+    UnknownItems {
+        /// Up to five of them.
+        ids: Vec<String>,
+        /// All of them.
+        count: usize,
+    },
+    /// A rating outside the model's scale.
+    #[error("rating {value} of item {item:?} is outside the scale {min}..={max}")]
+    OutOfScale {
+        /// The item id.
+        item: String,
+        /// The rating.
+        value: f64,
+        /// Scale minimum.
+        min: f64,
+        /// Scale maximum.
+        max: f64,
+    },
+    /// `n` outside `1..=max`.
+    #[error("n must be between 1 and {max}, got {n}")]
+    BadN {
+        /// Asked.
+        n: i64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A user id not in the snapshot.
+    #[error("unknown user id {0:?}")]
+    UnknownUser(String),
+    /// The engine refused a resolved profile (a bug if it happens: ids were checked).
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+}
+
+/// Predictions for one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    /// (type, probability), most likely first.
+    pub posterior: Vec<(usize, f64)>,
+    /// Item predictions (item order for completion, best first for top-N).
+    pub items: Vec<Prediction>,
+}
+
+/// A trained model, its metadata and its catalogue: what the service swaps in whole.
+#[derive(Debug, Clone)]
+pub struct ServedModel {
+    model: Model,
+    info: ModelInfo,
+    catalogue: Catalogue,
+    types: Vec<TypeSummary>,
+}
+
+impl ServedModel {
+    /// Bundles a model with what it was trained on.
+    pub fn new(
+        model: Model,
+        info: ModelInfo,
+        catalogue: Catalogue,
+        types: Vec<TypeSummary>,
+    ) -> Self {
+        Self {
+            model,
+            info,
+            catalogue,
+            types,
+        }
+    }
+
+    /// Metadata.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The catalogue.
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.catalogue
+    }
+
+    /// Per-type summaries, type order.
+    pub fn types(&self) -> &[TypeSummary] {
+        &self.types
+    }
+
+    /// Completion of a profile: every unrated item, or just `only`.
+    pub fn complete(
+        &self,
+        ratings: &[(String, f64)],
+        only: Option<&[String]>,
+    ) -> Result<Answer, QueryError> {
+        let profile = self.resolve(ratings)?;
+        let post = self.model.posterior(&profile)?;
+        let items = match only {
+            Some(ids) => self
+                .indices(ids)?
+                .into_iter()
+                .map(|l| self.model.predict(&post, l))
+                .collect(),
+            None => self.model.complete(&post, &rated(&profile)),
+        };
+        Ok(Answer {
+            posterior: ranked(&post),
+            items,
+        })
+    }
+
+    /// The best `n` items outside the profile and `exclude`, best first.
+    pub fn recommend(
+        &self,
+        ratings: &[(String, f64)],
+        n: i64,
+        max_n: usize,
+        exclude: &[String],
+    ) -> Result<Answer, QueryError> {
+        let n = check_n(n, max_n)?;
+        let profile = self.resolve(ratings)?;
+        let mut skip = self.indices(exclude)?;
+        skip.extend(rated(&profile));
+        let post = self.model.posterior(&profile)?;
+        Ok(Answer {
+            items: self.model.recommend(&post, n, &skip),
+            posterior: ranked(&post),
+        })
+    }
+
+    /// The best `n` items a snapshot user has not rated.
+    pub fn user_recommendations(
+        &self,
+        user: &str,
+        n: i64,
+        max_n: usize,
+    ) -> Result<Answer, QueryError> {
+        let n = check_n(n, max_n)?;
+        let c = &self.catalogue;
+        let u = c
+            .users
+            .index(user)
+            .ok_or_else(|| QueryError::UnknownUser(user.to_owned()))?;
+        let (items, values) = c.ratings.row(u);
+        let profile: Vec<(u32, f64)> = items
+            .iter()
+            .zip(values)
+            .map(|(&l, &x)| (l, f64::from(x)))
+            .collect();
+        let post = self.model.posterior(&profile)?;
+        Ok(Answer {
+            items: self.model.recommend(&post, n, items),
+            posterior: ranked(&post),
+        })
+    }
+
+    /// Ids to indices, with every rating checked against the scale.
+    fn resolve(&self, ratings: &[(String, f64)]) -> Result<Vec<(u32, f64)>, QueryError> {
+        let ids: Vec<String> = ratings.iter().map(|(id, _)| id.clone()).collect();
+        let indices = self.indices(&ids)?;
+        let scale = self.model.scale;
+        for (id, x) in ratings {
+            if !scale.contains(*x) {
+                return Err(QueryError::OutOfScale {
+                    item: id.clone(),
+                    value: *x,
+                    min: scale.min,
+                    max: scale.max,
+                });
+            }
+        }
+        Ok(indices
+            .into_iter()
+            .zip(ratings.iter().map(|r| r.1))
+            .collect())
+    }
+
+    /// Ids to indices, or the unknown ones.
+    fn indices(&self, ids: &[String]) -> Result<Vec<u32>, QueryError> {
+        let items = &self.catalogue.items;
+        let found: Vec<Option<usize>> = ids.iter().map(|id| items.index(id)).collect();
+        let unknown: Vec<&String> = ids
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(id, _)| id)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(QueryError::UnknownItems {
+                count: unknown.len(),
+                ids: unknown.into_iter().take(NAMED_IDS).cloned().collect(),
+            });
+        }
+        Ok(found
+            .into_iter()
+            .map(|l| l.expect("checked") as u32)
+            .collect())
+    }
+}
+
+fn check_n(n: i64, max: usize) -> Result<usize, QueryError> {
+    match usize::try_from(n) {
+        Ok(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(QueryError::BadN { n, max }),
+    }
+}
+
+fn rated(profile: &[(u32, f64)]) -> Vec<u32> {
+    profile.iter().map(|&(l, _)| l).collect()
+}
+
+/// (type, probability), most likely first (ties: lower type first).
+fn ranked(post: &[f64]) -> Vec<(usize, f64)> {
+    let mut v: Vec<(usize, f64)> = post.iter().copied().enumerate().collect();
+    v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainingSettings;
+    use crate::train::{Source, train};
+    use std::ops::ControlFlow;
+    use std::sync::OnceLock;
+
+    fn demo() -> &'static ServedModel {
+        static MODEL: OnceLock<ServedModel> = OnceLock::new();
+        MODEL.get_or_init(|| {
+            let t = TrainingSettings {
+                k: 3,
+                algorithm: Algorithm::Em,
+                seed: 1,
+                n_init: 1,
+                tol: 1e-6,
+                max_iter: 50,
+                min_variance: 0.25,
+            };
+            let mut go = |_: &_| ControlFlow::Continue(());
+            train(&Source::Embedded, &t, 1, &mut go).unwrap()
+        })
+    }
+
+    fn profile(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+        pairs.iter().map(|&(i, x)| (i.to_owned(), x)).collect()
+    }
+
+    #[test]
+    fn completion_skips_rated_items_and_ranks_the_posterior() {
+        let m = demo();
+        let a = m
+            .complete(&profile(&[("m001", 5.0), ("m002", 1.0)]), None)
+            .unwrap();
+        assert_eq!(a.items.len(), m.catalogue().n_items() - 2);
+        assert!(a.posterior.windows(2).all(|w| w[0].1 >= w[1].1));
+        let sum: f64 = a.posterior.iter().map(|p| p.1).sum();
+        assert!((sum - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn recommend_respects_n_and_exclusions() {
+        let m = demo();
+        let a = m.recommend(&[], 3, 10, &["m001".into()]).unwrap();
+        assert_eq!(a.items.len(), 3);
+        assert!(
+            a.items
+                .iter()
+                .all(|p| m.catalogue().item_id(p.item) != "m001")
+        );
+        assert_eq!(
+            m.recommend(&[], 0, 10, &[]),
+            Err(QueryError::BadN { n: 0, max: 10 })
+        );
+        assert!(m.recommend(&[], 11, 10, &[]).is_err());
+    }
+
+    #[test]
+    fn bad_profiles_name_what_is_wrong() {
+        let m = demo();
+        let err = m.complete(&profile(&[("nope", 3.0), ("m001", 3.0)]), None);
+        assert!(matches!(
+            err,
+            Err(QueryError::UnknownItems { count: 1, .. })
+        ));
+        let err = m.complete(&profile(&[("m001", 9.0)]), None);
+        assert!(matches!(err, Err(QueryError::OutOfScale { .. })));
+        let err = m.user_recommendations("nobody", 3, 10);
+        assert_eq!(err, Err(QueryError::UnknownUser("nobody".into())));
+        assert_eq!(
+            m.user_recommendations("u0001", 3, 10).unwrap().items.len(),
+            3
+        );
+    }
+}

@@ -1,0 +1,333 @@
+//! Training for the service: load a snapshot (a file or the embedded demo), check the
+//! parameters, fit, and package the model with its catalogue and the metadata `GET /v1/model`
+//! reports. Blocking and CPU-bound: callers run it off their async workers.
+//!
+//! No web or async types here.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use crate::config::TrainingSettings;
+use crate::data::{self, DataError, Format, LoadOptions, Snapshot};
+use crate::mixture::{self, FitError, FitParams, Model, ParamsError, Progress};
+use crate::service::{Catalogue, ModelInfo, ServedModel, SnapshotInfo, TypeSummary};
+
+/// The embedded demo snapshot (made by `mixrec synth`, see README-service.md).
+pub const DEMO_RATINGS: &str = include_str!("../data/demo-ratings.csv");
+/// Titles of the demo snapshot's items.
+pub const DEMO_TITLES: &str = include_str!("../data/demo-items.csv");
+/// How the embedded snapshot is named in metadata and logs.
+pub const DEMO_PATH: &str = "embedded:data/demo-ratings.csv";
+
+/// Characteristic items listed per type.
+const TYPE_ITEMS: usize = 5;
+
+/// Where the ratings come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// The demo catalogue compiled into the binary.
+    Embedded,
+    /// A snapshot file, with its format and optional titles file.
+    File {
+        /// Snapshot file.
+        path: PathBuf,
+        /// Its format.
+        format: Format,
+        /// Optional `item_id,title` CSV.
+        titles: Option<PathBuf>,
+    },
+}
+
+/// Why a training produced no model.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The snapshot could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The titles file could not be read.
+    #[error("{path}:{line}: {reason}")]
+    Titles {
+        /// The file.
+        path: String,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// The parameters do not fit the snapshot.
+    #[error(transparent)]
+    Params(#[from] ParamsError),
+    /// The fit failed or was cancelled.
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    /// The fit returned parameters that are not all finite numbers.
+    #[error("the trained model has non-finite parameters; it was not used")]
+    NonFinite,
+}
+
+/// The engine parameters these settings ask for.
+pub fn params(t: &TrainingSettings) -> FitParams {
+    FitParams::new(t.k)
+        .algorithm(t.algorithm)
+        .seed(t.seed)
+        .n_init(t.n_init)
+        .tol(t.tol)
+        .max_iter(t.max_iter)
+        .min_variance(t.min_variance)
+}
+
+/// Loads `source`, trains with `settings`, and returns the model as version `version`.
+/// `on_iter` sees every iteration and may cancel.
+pub fn train(
+    source: &Source,
+    settings: &TrainingSettings,
+    version: u64,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<ServedModel, TrainError> {
+    let (snapshot, titles, sha256) = load(source)?;
+    let valid = params(settings).check(snapshot.ratings.n_users())?;
+    let span = tracing::info_span!("training", version, k = settings.k);
+    let _enter = span.enter();
+    let mut log = |p: &Progress| {
+        tracing::debug!(
+            restart = p.restart,
+            iteration = p.iteration,
+            objective = p.objective,
+            change = p.change,
+            "iteration"
+        );
+        on_iter(p)
+    };
+    let started = Instant::now();
+    let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &valid, &mut log)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !finite_model(&model) {
+        return Err(TrainError::NonFinite);
+    }
+    let r = &snapshot.ratings;
+    let bic = fit
+        .log_likelihood
+        .map(|ll| mixture::bic(ll, model.k(), r.n_items(), r.n_users()));
+    let info = ModelInfo {
+        version,
+        trained_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        algorithm: model.algorithm,
+        k: model.k(),
+        n_users: r.n_users(),
+        n_items: r.n_items(),
+        n_ratings: r.nnz(),
+        log_likelihood: fit.log_likelihood,
+        cost: fit.cost,
+        bic,
+        iterations: fit.iterations,
+        converged: fit.converged,
+        training_seconds: seconds,
+        snapshot: SnapshotInfo {
+            path: snapshot.path.display().to_string(),
+            format: snapshot.format,
+            sha256,
+        },
+    };
+    tracing::info!(
+        version,
+        algorithm = %info.algorithm,
+        k = info.k,
+        n_ratings = info.n_ratings,
+        log_likelihood = info.log_likelihood,
+        iterations = info.iterations,
+        converged = info.converged,
+        seconds,
+        "trained"
+    );
+    let types = type_summaries(&model);
+    let catalogue = Catalogue::new(snapshot, titles);
+    Ok(ServedModel::new(model, info, catalogue, types))
+}
+
+/// The snapshot, its titles and the SHA-256 of its bytes (hex).
+fn load(source: &Source) -> Result<(Snapshot, HashMap<String, String>, String), TrainError> {
+    match source {
+        Source::Embedded => {
+            let mut snap = data::load_str(DEMO_RATINGS, LoadOptions::default())?;
+            snap.path = PathBuf::from(DEMO_PATH);
+            let titles = parse_titles(DEMO_TITLES, "embedded:data/demo-items.csv")?;
+            Ok((snap, titles, hex(&Sha256::digest(DEMO_RATINGS.as_bytes()))))
+        }
+        Source::File {
+            path,
+            format,
+            titles,
+        } => {
+            let options = LoadOptions {
+                format: *format,
+                scale: None,
+            };
+            let snap = data::load(path, options)?;
+            let sha = file_sha256(path)?;
+            let titles = match titles {
+                Some(t) => read_titles(t)?,
+                None => HashMap::new(),
+            };
+            Ok((snap, titles, sha))
+        }
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String, TrainError> {
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok(hex(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn read_titles(path: &Path) -> Result<HashMap<String, String>, TrainError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::Titles {
+        path: name.clone(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
+    parse_titles(&text, &name)
+}
+
+/// `item_id,title` lines, header optional; the title is everything after the first comma.
+pub fn parse_titles(text: &str, name: &str) -> Result<HashMap<String, String>, TrainError> {
+    let mut titles = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() || (i == 0 && line.starts_with("item_id,")) {
+            continue;
+        }
+        let Some((id, title)) = line.split_once(',') else {
+            return Err(TrainError::Titles {
+                path: name.to_owned(),
+                line: i + 1,
+                reason: "expected item_id,title".into(),
+            });
+        };
+        titles.insert(id.trim().to_owned(), title.trim().to_owned());
+    }
+    Ok(titles)
+}
+
+fn finite_model(model: &Model) -> bool {
+    let m = &model.mixture;
+    m.means
+        .iter()
+        .chain(&m.variances)
+        .chain(&m.weights)
+        .all(|x| x.is_finite())
+}
+
+/// Each type's weight, variance and the items whose mean rises most above the weighted mean of
+/// all types (`lift_jl = mu_jl − Σ_i p_i mu_il`): what sets the type apart.
+pub fn type_summaries(model: &Model) -> Vec<TypeSummary> {
+    let m = &model.mixture;
+    // (n_items,): the mean every type would share if types did not matter.
+    let overall: Vec<f64> = m.means.outer_iter().map(|mu| mu.dot(&m.weights)).collect();
+    (0..m.k())
+        .map(|j| {
+            let mut lifts: Vec<(f64, u32)> = (0..m.n_items())
+                .map(|l| (m.means[[l, j]] - overall[l], l as u32))
+                .collect();
+            let n = TYPE_ITEMS.min(lifts.len());
+            let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+            lifts.select_nth_unstable_by(n - 1, order);
+            lifts.truncate(n);
+            lifts.sort_unstable_by(order);
+            TypeSummary {
+                weight: m.weights[j],
+                variance: m.variances[j],
+                items: lifts
+                    .into_iter()
+                    .map(|(lift, l)| (l, m.means[[l as usize, j]], lift))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mixture::Algorithm;
+
+    fn quick() -> TrainingSettings {
+        TrainingSettings {
+            k: 3,
+            algorithm: Algorithm::Em,
+            seed: 1,
+            n_init: 1,
+            tol: 1e-6,
+            max_iter: 50,
+            min_variance: 0.25,
+        }
+    }
+
+    #[test]
+    fn the_embedded_demo_trains_with_metadata() {
+        let mut iterations = 0;
+        let mut count = |_: &Progress| {
+            iterations += 1;
+            ControlFlow::Continue(())
+        };
+        let served = train(&Source::Embedded, &quick(), 7, &mut count).unwrap();
+        let info = served.info();
+        assert_eq!(info.version, 7);
+        assert_eq!(info.snapshot.path, DEMO_PATH);
+        assert_eq!(info.snapshot.sha256.len(), 64);
+        assert_eq!(info.iterations, iterations);
+        assert!(info.log_likelihood.unwrap().is_finite());
+        assert_eq!(served.types().len(), 3);
+        assert!(served.catalogue().title("m001").is_some());
+    }
+
+    #[test]
+    fn a_cancelled_training_is_an_error() {
+        let mut stop = |_: &Progress| ControlFlow::Break(());
+        let err = train(&Source::Embedded, &quick(), 1, &mut stop).unwrap_err();
+        assert!(matches!(err, TrainError::Fit(FitError::Cancelled)));
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path() {
+        let source = Source::File {
+            path: "/nonexistent/ratings.csv".into(),
+            format: Format::Auto,
+            titles: None,
+        };
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        let err = train(&source, &quick(), 1, &mut go).unwrap_err();
+        assert!(
+            err.to_string().contains("/nonexistent/ratings.csv"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn titles_parse_with_or_without_header() {
+        let t = parse_titles("item_id,title\nm1,The Harbor, Part 2\n\nm2,X\n", "t").unwrap();
+        assert_eq!(t["m1"], "The Harbor, Part 2");
+        assert_eq!(t.len(), 2);
+        assert!(parse_titles("m1 no comma\n", "t").is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! The real binary over a real socket: start on a free port with the Netflix subset, wait for
+//! readiness, complete a profile, retrain through the admin route, see the new version, then
+//! SIGTERM and a clean exit.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::shared_data;
+
+/// Generous: the test build trains 1.1M ratings before it is ready.
+const PATIENCE: Duration = Duration::from_secs(300);
+const TOKEN: &str = "serve-test-token";
+
+/// Kills the child if the test fails half-way, so no server outlives it.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `mixrec serve` on 127.0.0.1:0 and returns it with the address it logged.
+fn start(data: &std::path::Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .env("MIXREC_ADMIN_TOKEN", TOKEN)
+        .env("MIXREC__TRAINING__K", "4")
+        .env("MIXREC__TRAINING__N_INIT", "1")
+        .env("MIXREC__TRAINING__MAX_ITER", "15")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    // Read the log until the address, then keep draining so the server never blocks on a
+    // full pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(PATIENCE)
+        .expect("the server logs its address");
+    (Server(child), addr)
+}
+
+async fn poll_until(what: &str, mut f: impl AsyncFnMut() -> Option<Value>) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what} did not happen within {PATIENCE:?}");
+}
+
+#[tokio::test]
+async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
+    let Some(dir) = shared_data() else { return };
+    let (mut server, addr) = start(&dir.join("netflix_incomplete.txt"));
+    let base = format!("http://{addr}");
+    let http = reqwest::Client::new();
+
+    poll_until("readiness", async || {
+        let r = http.get(format!("{base}/readyz")).send().await.ok()?;
+        r.status().is_success().then_some(Value::Null)
+    })
+    .await;
+
+    let profile = json!({"ratings": {"0": 5, "1": 3, "7": 1}, "items": ["2", "3"]});
+    let r = http
+        .post(format!("{base}/v1/complete"))
+        .json(&profile)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    assert_eq!(v["model_version"], 1);
+
+    let r = http
+        .post(format!("{base}/admin/retrain"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"seed": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let job = poll_until("the retrain", async || {
+        let r = http
+            .get(format!("{base}/admin/jobs/{id}"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .ok()?;
+        let job: Value = r.json().await.ok()?;
+        (job["state"] == "succeeded" || job["state"] == "failed").then_some(job)
+    })
+    .await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let model: Value = http
+        .get(format!("{base}/v1/model"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(model["version"], 2);
+    assert_eq!(
+        (model["n_users"].clone(), model["n_items"].clone()),
+        (json!(1200), json!(1200))
+    );
+
+    // SIGTERM through kill(1): the crate forbids unsafe, and libc::kill would need it.
+    let pid = server.0.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
+}
