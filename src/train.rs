@@ -65,6 +65,9 @@ pub enum TrainError {
     /// The fit failed or was cancelled.
     #[error(transparent)]
     Fit(#[from] FitError),
+    /// The training thread pool could not be started.
+    #[error("cannot start the training threads: {0}")]
+    Threads(String),
     /// The fit returned parameters that are not all finite numbers.
     #[error("the trained model has non-finite parameters; it was not used")]
     NonFinite,
@@ -286,6 +289,7 @@ mod tests {
             tol: 1e-6,
             max_iter: 50,
             min_variance: 0.25,
+            threads: 0,
         }
     }
 
