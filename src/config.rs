@@ -87,6 +87,8 @@ pub struct TrainingSettings {
     pub max_iter: usize,
     /// Variance floor.
     pub min_variance: f64,
+    /// Training threads; 0 = one per core.
+    pub threads: usize,
 }
 
 /// A string that never shows in `Debug` output (and so never in logs).

@@ -210,7 +210,7 @@ impl ServedModel {
         let post = self.model.posterior(&profile)?;
         let items = match only {
             Some(ids) => self
-                .indices(ids)?
+                .indices(ids.iter().map(String::as_str))?
                 .into_iter()
                 .map(|l| self.model.predict(&post, l))
                 .collect(),
@@ -232,7 +232,7 @@ impl ServedModel {
     ) -> Result<Answer, QueryError> {
         let n = check_n(n, max_n)?;
         let profile = self.resolve(ratings)?;
-        let mut skip = self.indices(exclude)?;
+        let mut skip = self.indices(exclude.iter().map(String::as_str))?;
         skip.extend(rated(&profile));
         let post = self.model.posterior(&profile)?;
         Ok(Answer {
@@ -269,8 +269,7 @@ impl ServedModel {
 
     /// Ids to indices, with every rating checked against the scale.
     fn resolve(&self, ratings: &[(String, f64)]) -> Result<Vec<(u32, f64)>, QueryError> {
-        let ids: Vec<String> = ratings.iter().map(|(id, _)| id.clone()).collect();
-        let indices = self.indices(&ids)?;
+        let indices = self.indices(ratings.iter().map(|(id, _)| id.as_str()))?;
         let scale = self.model.scale;
         for (id, x) in ratings {
             if !scale.contains(*x) {
@@ -289,25 +288,28 @@ impl ServedModel {
     }
 
     /// Ids to indices, or the unknown ones.
-    fn indices(&self, ids: &[String]) -> Result<Vec<u32>, QueryError> {
+    fn indices<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<Vec<u32>, QueryError> {
         let items = &self.catalogue.items;
-        let found: Vec<Option<usize>> = ids.iter().map(|id| items.index(id)).collect();
-        let unknown: Vec<&String> = ids
-            .iter()
-            .zip(&found)
-            .filter(|(_, f)| f.is_none())
-            .map(|(id, _)| id)
-            .collect();
-        if !unknown.is_empty() {
+        let mut found = Vec::with_capacity(ids.size_hint().0);
+        let (mut unknown, mut count) = (Vec::new(), 0);
+        for id in ids {
+            match items.index(id) {
+                Some(l) => found.push(l as u32),
+                None => {
+                    count += 1;
+                    if unknown.len() < NAMED_IDS {
+                        unknown.push(id.to_owned());
+                    }
+                }
+            }
+        }
+        if count > 0 {
             return Err(QueryError::UnknownItems {
-                count: unknown.len(),
-                ids: unknown.into_iter().take(NAMED_IDS).cloned().collect(),
+                ids: unknown,
+                count,
             });
         }
-        Ok(found
-            .into_iter()
-            .map(|l| l.expect("checked") as u32)
-            .collect())
+        Ok(found)
     }
 }
 
@@ -348,6 +350,7 @@ mod tests {
                 tol: 1e-6,
                 max_iter: 50,
                 min_variance: 0.25,
+                threads: 0,
             };
             let mut go = |_: &_| ControlFlow::Continue(());
             train(&Source::Embedded, &t, 1, &mut go).unwrap()

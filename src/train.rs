@@ -65,6 +65,9 @@ pub enum TrainError {
     /// The fit failed or was cancelled.
     #[error(transparent)]
     Fit(#[from] FitError),
+    /// The training thread pool could not be started.
+    #[error("cannot start the training threads: {0}")]
+    Threads(String),
     /// The fit returned parameters that are not all finite numbers.
     #[error("the trained model has non-finite parameters; it was not used")]
     NonFinite,
@@ -106,14 +109,36 @@ pub fn train(
     let started = Instant::now();
     let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &valid, &mut log)?;
     let seconds = started.elapsed().as_secs_f64();
+    let summary = FitSummary {
+        log_likelihood: fit.log_likelihood,
+        cost: fit.cost,
+        iterations: fit.iterations,
+        converged: fit.converged,
+    };
     if !finite_model(&model) {
         return Err(TrainError::NonFinite);
     }
+    let info = model_info(&snapshot, &summary, &model, version, seconds, sha256);
+    log_trained(&info);
+    let types = type_summaries(&model);
+    let catalogue = Catalogue::new(snapshot, titles);
+    Ok(ServedModel::new(model, info, catalogue, types))
+}
+
+/// What `GET /v1/model` reports about `fit` of `model` on `snapshot`.
+fn model_info(
+    snapshot: &Snapshot,
+    fit: &FitSummary,
+    model: &Model,
+    version: u64,
+    seconds: f64,
+    sha256: String,
+) -> ModelInfo {
     let r = &snapshot.ratings;
     let bic = fit
         .log_likelihood
         .map(|ll| mixture::bic(ll, model.k(), r.n_items(), r.n_users()));
-    let info = ModelInfo {
+    ModelInfo {
         version,
         trained_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
         algorithm: model.algorithm,
@@ -132,21 +157,30 @@ pub fn train(
             format: snapshot.format,
             sha256,
         },
-    };
+    }
+}
+
+/// The one info line per training.
+fn log_trained(info: &ModelInfo) {
     tracing::info!(
-        version,
+        version = info.version,
         algorithm = %info.algorithm,
         k = info.k,
         n_ratings = info.n_ratings,
         log_likelihood = info.log_likelihood,
         iterations = info.iterations,
         converged = info.converged,
-        seconds,
+        seconds = info.training_seconds,
         "trained"
     );
-    let types = type_summaries(&model);
-    let catalogue = Catalogue::new(snapshot, titles);
-    Ok(ServedModel::new(model, info, catalogue, types))
+}
+
+/// The figures of a fit that outlive its mixture (which moves into the model).
+struct FitSummary {
+    log_likelihood: Option<f64>,
+    cost: Option<f64>,
+    iterations: usize,
+    converged: bool,
 }
 
 /// The snapshot, its titles and the SHA-256 of its bytes (hex).
@@ -259,7 +293,7 @@ pub fn type_summaries(model: &Model) -> Vec<TypeSummary> {
                 variance: m.variances[j],
                 items: lifts
                     .into_iter()
-                    .map(|(lift, l)| (l, m.means[[l as usize, j]], lift))
+                    .map(|(lift, l)| (l, model.type_mean(l as usize, j), lift))
                     .collect(),
             }
         })
@@ -280,6 +314,7 @@ mod tests {
             tol: 1e-6,
             max_iter: 50,
             min_variance: 0.25,
+            threads: 0,
         }
     }
 

@@ -157,3 +157,46 @@ pub async fn problem_net(req: Request, next: Next) -> Response {
     parts.headers.extend(fresh_parts.headers);
     Response::from_parts(parts, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    /// What tower-http's timeout and body-limit layers answer by themselves: a bare status.
+    async fn bare(status: StatusCode) -> Response {
+        let app = Router::new()
+            .route("/", get(move || async move { (status, "plain text") }))
+            .layer(axum::middleware::from_fn(problem_net));
+        let req = axum::http::Request::get("/").body(Body::empty()).unwrap();
+        app.oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn bare_error_answers_become_problems_with_their_status() {
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ] {
+            let res = bare(status).await;
+            assert_eq!(res.status(), status);
+            assert_eq!(res.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["status"], status.as_u16());
+        }
+    }
+
+    #[tokio::test]
+    async fn success_passes_through_untouched() {
+        let res = bare(StatusCode::OK).await;
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+    }
+}

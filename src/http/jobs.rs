@@ -208,7 +208,16 @@ fn run(
             false => ControlFlow::Continue(()),
         }
     };
-    train::train(source, training, version, &mut report)
+    match training.threads {
+        0 => train::train(source, training, version, &mut report),
+        // The engine's parallel loops run on whichever rayon pool they are called from.
+        n => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("mixrec-train-{i}"))
+            .build()
+            .map_err(|e| train::TrainError::Threads(e.to_string()))?
+            .install(|| train::train(source, training, version, &mut report)),
+    }
 }
 
 /// Swaps `model` in and updates the gauges; returns its version.

@@ -136,6 +136,13 @@ impl Model {
         Ok(Posterior { weights: a, offset })
     }
 
+    /// Type j's mean rating of item l on the rating scale: with a baseline, μ + b_l plus the
+    /// type's residual mean (the offset of an average user).
+    pub fn type_mean(&self, l: usize, j: usize) -> f64 {
+        let base = self.baseline.as_ref().map_or(0.0, |b| b.global + b.item[l]);
+        base + self.mixture.means[[l, j]]
+    }
+
     /// b_l, or 0 without a baseline.
     #[inline]
     fn item_offset(&self, l: usize) -> f64 {

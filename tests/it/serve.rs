@@ -83,6 +83,13 @@ async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
     })
     .await;
 
+    // The container health check is the binary itself.
+    let check = Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(["healthcheck", "--addr", &addr])
+        .status()
+        .unwrap();
+    assert!(check.success(), "mixrec healthcheck: {check}");
+
     let profile = json!({"ratings": {"0": 5, "1": 3, "7": 1}, "items": ["2", "3"]});
     let r = http
         .post(format!("{base}/v1/complete"))
@@ -143,4 +150,20 @@ async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
+}
+
+#[test]
+fn healthcheck_fails_when_nothing_listens() {
+    // Bind then drop a listener: its port is (almost certainly) closed right after.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status = Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(["healthcheck", "--addr", &format!("127.0.0.1:{port}")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success());
 }

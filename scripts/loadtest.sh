@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Load test of the service on loopback with wrk (Debian: apt-get install -y wrk).
+#
+# Starts the release binary on the seed's Netflix subset (K = 12), then three bounded runs:
+#   1. GET /healthz             the framework's ceiling on this machine
+#   2. POST /v1/recommend       a 20-rating profile, n = 10
+#   3. POST /v1/recommend       again, while retrains run back to back (errors counted);
+#                               trainings get TRAIN_THREADS (default 1) of the 2 cores
+# Each run: DURATION seconds at CONNECTIONS connections, wrk with 2 threads, --latency.
+#
+#   cargo build --release && scripts/loadtest.sh
+#   DURATION=20 CONNECTIONS=32 scripts/loadtest.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/netflix_incomplete.txt}
+PORT=${PORT:-18080}
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+TOKEN=loadtest-token
+BASE="http://127.0.0.1:$PORT"
+BIN=target/release/mixrec
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+[[ -x $BIN ]] || { echo "build first: cargo build --release" >&2; exit 1; }
+[[ -f $DATA ]] || { echo "no snapshot at $DATA (set DATA=...)" >&2; exit 1; }
+
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    [[ -n $server_pid ]] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__K=12 MIXREC__TRAINING__THREADS=${TRAIN_THREADS:-1} RUST_LOG=warn \
+    "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
+server_pid=$!
+for _ in $(seq 600); do
+    curl -fs "$BASE/readyz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "$BASE/readyz" >/dev/null || { echo "server not ready"; cat "$work/server.log"; exit 1; }
+
+# A 20-rating profile over the subset's items (ids are column indices).
+profile=$(python3 -c 'import json; print(json.dumps({"ratings": {str(i * 53): 1 + (i * 7) % 5 for i in range(20)}, "n": 10}))')
+cat >"$work/recommend.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$profile'
+LUA
+curl -fs -H 'content-type: application/json' -d "$profile" "$BASE/v1/recommend" >/dev/null
+
+run() { # name, url, [lua script]
+    local name=$1 url=$2 script=${3:-}
+    local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
+    [[ -n $script ]] && args+=(-s "$script")
+    wrk "${args[@]}" "$url" >"$work/$name.txt"
+    local rps p50 p99 non2xx errors
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
+    p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
+    p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.txt")
+    errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$work/$name.txt")
+    printf '%-22s %12s req/s   p50 %-9s p99 %-9s non-2xx %-6s socket errors %s\n' \
+        "$name" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}"
+}
+
+echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency; $(nproc) cores shared by server and wrk"
+run healthz "$BASE/healthz"
+run recommend "$BASE/v1/recommend" "$work/recommend.lua"
+
+# Retrains back to back for the whole third run.
+retrains=0
+retrain_loop() {
+    local end=$((SECONDS + DURATION))
+    while ((SECONDS < end)); do
+        local job
+        job=$(curl -fs -X POST -H "Authorization: Bearer $TOKEN" "$BASE/admin/retrain" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
+        [[ -z $job ]] && { sleep 0.1; continue; }
+        echo "$job" >>"$work/jobs"
+        until curl -fs -H "Authorization: Bearer $TOKEN" "$BASE/admin/jobs/$job" | grep -qE '"state":"(succeeded|failed)"'; do
+            sleep 0.1
+        done
+    done
+}
+retrain_loop &
+loop_pid=$!
+run recommend+retrain "$BASE/v1/recommend" "$work/recommend.lua"
+wait "$loop_pid"
+retrains=$(wc -l <"$work/jobs")
+version=$(curl -fs "$BASE/v1/model" | sed -n 's/.*"version":\([0-9]*\).*/\1/p')
+echo "retrains started during run 3: $retrains; model version now $version"
