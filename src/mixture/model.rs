@@ -178,7 +178,11 @@ impl Model {
             o.copy_from_slice(&acc);
         }
         for (l, o) in out.iter_mut().enumerate().skip(full) {
-            *o = post.iter().zip(&means[l * k..][..k]).map(|(p, m)| p * m).sum();
+            *o = post
+                .iter()
+                .zip(&means[l * k..][..k])
+                .map(|(p, m)| p * m)
+                .sum();
         }
         for (l, o) in out.iter_mut().enumerate() {
             *o += post.offset + self.item_offset(l);
@@ -320,8 +324,13 @@ mod tests {
         // 9 items: two blocks of four and a tail of one.
         let mut m = two_types();
         m.clip = false;
-        m.mixture.means = ndarray::Array2::from_shape_fn((9, 2), |(l, j)| 1.0 + ((l * 3 + j * 5) % 7) as f64 / 2.0);
-        m.baseline = Some(Baseline { global: 0.5, item: (0..9).map(|l| l as f64 / 10.0 - 0.4).collect() });
+        m.mixture.means = ndarray::Array2::from_shape_fn((9, 2), |(l, j)| {
+            1.0 + ((l * 3 + j * 5) % 7) as f64 / 2.0
+        });
+        m.baseline = Some(Baseline {
+            global: 0.5,
+            item: (0..9).map(|l| l as f64 / 10.0 - 0.4).collect(),
+        });
         let post = m.posterior(&[(0, 4.0), (5, 2.0)]).unwrap();
         let batch = m.raw_scores(&post);
         for l in 0..9u32 {
