@@ -16,6 +16,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::data::{self, Format, LoadOptions, RatingScale, Ratings, Snapshot};
 use crate::eval;
 use crate::mixture::{self, Algorithm, Fit, FitParams, Init, Model, Progress};
+pub use crate::predictor::ModelKind;
+use crate::predictor::Predictor;
 
 /// Collaborative filtering with Gaussian mixtures.
 #[derive(Debug, Parser)]
@@ -107,16 +109,6 @@ impl std::str::FromStr for KArg {
                 .map_err(|_| format!("expected a number or `auto`, got {s:?}")),
         }
     }
-}
-
-/// `--model`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// One user type per user, drawn from a K-type Gaussian mixture.
-    Mixture,
-    /// Gaussian pLSA: user-specific type weights, a Gaussian per item and type.
-    Gpl,
 }
 
 /// `--k-range MIN:MAX`.
@@ -434,7 +426,13 @@ fn complete(args: &FitArgs, out: &std::path::Path) -> anyhow::Result<()> {
             snapshot.path.display()
         );
     }
-    let (_, model, _, _) = train(args, &snapshot)?;
+    let model = match (args.model, args.k) {
+        (ModelKind::Gpl, KArg::Fixed(k)) => Predictor::Gpl(
+            crate::plsa::fit(&snapshot.ratings, snapshot.scale, &args.plsa_params(k)).model,
+        ),
+        (ModelKind::Gpl, KArg::Auto) => bail!("--k auto is for mixtures; give Gaussian pLSA a K"),
+        (ModelKind::Mixture, _) => Predictor::Mixture(train(args, &snapshot)?.1),
+    };
     let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let ratings = &snapshot.ratings;
     data::write_matrix(file, ratings.n_users(), ratings.n_items(), |u, row| {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::data::Format;
 use crate::mixture::Algorithm;
+use crate::predictor::ModelKind;
 
 /// The shipped defaults, every setting with a comment.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -89,6 +90,19 @@ pub struct TrainingSettings {
     pub min_variance: f64,
     /// Training threads; 0 = one per core.
     pub threads: usize,
+    /// `mixture` or `gpl` (Gaussian pLSA).
+    #[serde(default)]
+    pub model: ModelKind,
+    /// Choose K on a held-out 10 % split over `k_range` instead of using `k` (mixtures).
+    #[serde(default)]
+    pub k_auto: bool,
+    /// The K range `k_auto` tries, `[min, max]`.
+    #[serde(default = "default_k_range")]
+    pub k_range: [usize; 2],
+}
+
+fn default_k_range() -> [usize; 2] {
+    [1, 16]
 }
 
 /// A string that never shows in `Debug` output (and so never in logs).
@@ -224,6 +238,13 @@ impl TrainingSettings {
     /// Checks the training values (also used for retrain overrides).
     pub fn validate(&self) -> Result<(), ConfigError> {
         positive("training.k", self.k as u64)?;
+        let [lo, hi] = self.k_range;
+        if lo == 0 || lo > hi {
+            return Err(invalid(
+                "training.k_range",
+                "must be [min, max] with 1 ≤ min ≤ max",
+            ));
+        }
         positive("training.n_init", self.n_init as u64)?;
         positive("training.max_iter", self.max_iter as u64)?;
         if !(self.tol.is_finite() && self.tol >= 0.0) {

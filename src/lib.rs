@@ -3,6 +3,7 @@
 //! - [`data`]: snapshot formats, sparse ratings and id maps (no web or async types).
 //! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
 //! - [`plsa`]: Hofmann's Gaussian pLSA, the second model kind.
+//! - [`predictor`]: one interface over both model kinds for answering profiles.
 //! - [`eval`]: held-out scores of a mixture and of simple baselines.
 //! - [`synth`]: synthetic snapshots with planted user types.
 //! - [`train`], [`service`]: training for the service and the model in service (no web types).
@@ -18,6 +19,7 @@ pub mod eval;
 pub mod http;
 pub mod mixture;
 pub mod plsa;
+pub mod predictor;
 pub mod service;
 pub mod synth;
 pub mod train;

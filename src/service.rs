@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::data::{Format, IdMap, Ratings, Snapshot};
-use crate::mixture::{Algorithm, Model, Prediction, ProfileError};
+use crate::mixture::{Algorithm, Prediction, ProfileError};
+use crate::predictor::{ModelKind, Predictor};
 
 /// Unknown ids named in an error message, at most.
 const NAMED_IDS: usize = 5;
@@ -22,10 +23,19 @@ pub struct ModelInfo {
     pub version: u64,
     /// When training finished (RFC 3339, UTC).
     pub trained_at: String,
-    /// EM or k-means.
+    /// `mixture` or `gpl` (Gaussian pLSA).
+    pub model: ModelKind,
+    /// EM or k-means (pLSA trains by EM).
     pub algorithm: Algorithm,
+    /// Whether the mixture models what a user + item baseline leaves.
+    pub baseline: bool,
     /// Number of types K.
     pub k: usize,
+    /// How K was chosen.
+    pub k_selection: KSelection,
+    /// RMSE on ratings held out from training: the chosen K's on a 10 % split (`k_auto`), or
+    /// pLSA's validation share; absent when training held nothing out.
+    pub heldout_rmse: Option<f64>,
     /// Users in the snapshot.
     pub n_users: usize,
     /// Items in the snapshot.
@@ -46,6 +56,16 @@ pub struct ModelInfo {
     pub training_seconds: f64,
     /// The snapshot trained on.
     pub snapshot: SnapshotInfo,
+}
+
+/// How a model's K was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KSelection {
+    /// `training.k` as configured.
+    Configured,
+    /// The smallest K of `training.k_range` within 0.1 % of the best held-out RMSE.
+    Heldout,
 }
 
 /// Which snapshot a model was trained on.
@@ -163,7 +183,7 @@ pub struct Answer {
 /// A trained model, its metadata and its catalogue: what the service swaps in whole.
 #[derive(Debug, Clone)]
 pub struct ServedModel {
-    model: Model,
+    model: Predictor,
     info: ModelInfo,
     catalogue: Catalogue,
     types: Vec<TypeSummary>,
@@ -172,7 +192,7 @@ pub struct ServedModel {
 impl ServedModel {
     /// Bundles a model with what it was trained on.
     pub fn new(
-        model: Model,
+        model: Predictor,
         info: ModelInfo,
         catalogue: Catalogue,
         types: Vec<TypeSummary>,
@@ -270,7 +290,7 @@ impl ServedModel {
     /// Ids to indices, with every rating checked against the scale.
     fn resolve(&self, ratings: &[(String, f64)]) -> Result<Vec<(u32, f64)>, QueryError> {
         let indices = self.indices(ratings.iter().map(|(id, _)| id.as_str()))?;
-        let scale = self.model.scale;
+        let scale = self.model.scale();
         for (id, x) in ratings {
             if !scale.contains(*x) {
                 return Err(QueryError::OutOfScale {
@@ -351,6 +371,9 @@ mod tests {
                 max_iter: 50,
                 min_variance: 0.25,
                 threads: 0,
+                model: ModelKind::Mixture,
+                k_auto: false,
+                k_range: [1, 16],
             };
             let mut go = |_: &_| ControlFlow::Continue(());
             train(&Source::Embedded, &t, 1, &mut go).unwrap()

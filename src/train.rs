@@ -14,8 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainingSettings;
 use crate::data::{self, DataError, Format, LoadOptions, Snapshot};
-use crate::mixture::{self, FitError, FitParams, Model, ParamsError, Progress};
-use crate::service::{Catalogue, ModelInfo, ServedModel, SnapshotInfo, TypeSummary};
+use crate::eval;
+use crate::mixture::{self, Algorithm, FitError, FitParams, ParamsError, Progress};
+use crate::plsa::{self, PlsaParams};
+use crate::predictor::{ModelKind, Predictor};
+use crate::service::{Catalogue, KSelection, ModelInfo, ServedModel, SnapshotInfo, TypeSummary};
 
 /// The embedded demo snapshot (made by `mixrec synth`, see README-service.md).
 pub const DEMO_RATINGS: &str = include_str!("../data/demo-ratings.csv");
@@ -93,7 +96,6 @@ pub fn train(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<ServedModel, TrainError> {
     let (snapshot, titles, sha256) = load(source)?;
-    let valid = params(settings).check(snapshot.ratings.n_users())?;
     let span = tracing::info_span!("training", version, k = settings.k);
     let _enter = span.enter();
     let mut log = |p: &Progress| {
@@ -107,15 +109,9 @@ pub fn train(
         on_iter(p)
     };
     let started = Instant::now();
-    let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &valid, &mut log)?;
+    let (model, summary) = fit(&snapshot, settings, &mut log)?;
     let seconds = started.elapsed().as_secs_f64();
-    let summary = FitSummary {
-        log_likelihood: fit.log_likelihood,
-        cost: fit.cost,
-        iterations: fit.iterations,
-        converged: fit.converged,
-    };
-    if !finite_model(&model) {
+    if !model.is_finite() {
         return Err(TrainError::NonFinite);
     }
     let info = model_info(&snapshot, &summary, &model, version, seconds, sha256);
@@ -125,11 +121,71 @@ pub fn train(
     Ok(ServedModel::new(model, info, catalogue, types))
 }
 
+/// Trains the model kind `settings` ask for; for mixtures with `k_auto`, K is chosen first on a
+/// held-out 10 % of the snapshot (the smallest K within 0.1 % of the best held-out RMSE).
+fn fit(
+    snapshot: &Snapshot,
+    settings: &TrainingSettings,
+    log: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<(Predictor, FitSummary), TrainError> {
+    let (r, scale) = (&snapshot.ratings, snapshot.scale);
+    if settings.model == ModelKind::Gpl {
+        let mut p = PlsaParams::new(settings.k);
+        (p.seed, p.max_iter) = (settings.seed, settings.max_iter);
+        let fit = plsa::fit(r, scale, &p);
+        let summary = FitSummary {
+            log_likelihood: None,
+            cost: None,
+            iterations: fit.iterations,
+            converged: fit.iterations < p.max_iter,
+            k_selection: KSelection::Configured,
+            heldout_rmse: Some(fit.validation_rmse[fit.best_iteration - 1]),
+        };
+        return Ok((Predictor::Gpl(fit.model), summary));
+    }
+    let (k, k_selection, heldout_rmse) = if settings.k_auto {
+        let split = data::holdout(r, 0.1, settings.seed);
+        let ks: Vec<usize> = (settings.k_range[0]..=settings.k_range[1]).collect();
+        let n = split.train.n_users();
+        let curve = eval::k_curve(&split, scale, &ks, |k| {
+            params(&TrainingSettings {
+                k,
+                ..settings.clone()
+            })
+            .check(n)
+        })
+        .map_err(|e| match e {
+            eval::SelectError::Params(p) => TrainError::Params(p),
+            eval::SelectError::Fit(f) => TrainError::Fit(f),
+        })?;
+        let k = eval::pick(&curve, eval::Criterion::Heldout).expect("a non-empty range");
+        let rmse = curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse);
+        (k, KSelection::Heldout, rmse)
+    } else {
+        (settings.k, KSelection::Configured, None)
+    };
+    let valid = params(&TrainingSettings {
+        k,
+        ..settings.clone()
+    })
+    .check(r.n_users())?;
+    let (fit, model) = mixture::train(r, scale, &valid, log)?;
+    let summary = FitSummary {
+        log_likelihood: fit.log_likelihood,
+        cost: fit.cost,
+        iterations: fit.iterations,
+        converged: fit.converged,
+        k_selection,
+        heldout_rmse,
+    };
+    Ok((Predictor::Mixture(model), summary))
+}
+
 /// What `GET /v1/model` reports about `fit` of `model` on `snapshot`.
 fn model_info(
     snapshot: &Snapshot,
     fit: &FitSummary,
-    model: &Model,
+    model: &Predictor,
     version: u64,
     seconds: f64,
     sha256: String,
@@ -141,8 +197,15 @@ fn model_info(
     ModelInfo {
         version,
         trained_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-        algorithm: model.algorithm,
+        model: model.kind(),
+        algorithm: match model {
+            Predictor::Mixture(m) => m.algorithm,
+            Predictor::Gpl(_) => Algorithm::Em,
+        },
+        baseline: matches!(model, Predictor::Mixture(m) if m.baseline.is_some()),
         k: model.k(),
+        k_selection: fit.k_selection,
+        heldout_rmse: fit.heldout_rmse,
         n_users: r.n_users(),
         n_items: r.n_items(),
         n_ratings: r.nnz(),
@@ -181,6 +244,8 @@ struct FitSummary {
     cost: Option<f64>,
     iterations: usize,
     converged: bool,
+    k_selection: KSelection,
+    heldout_rmse: Option<f64>,
 }
 
 /// The snapshot, its titles and the SHA-256 of its bytes (hex).
@@ -263,25 +328,23 @@ pub fn parse_titles(text: &str, name: &str) -> Result<HashMap<String, String>, T
     Ok(titles)
 }
 
-fn finite_model(model: &Model) -> bool {
-    let m = &model.mixture;
-    m.means
-        .iter()
-        .chain(&m.variances)
-        .chain(&m.weights)
-        .all(|x| x.is_finite())
-}
-
 /// Each type's weight, variance and the items whose mean rises most above the weighted mean of
-/// all types (`lift_jl = mu_jl − Σ_i p_i mu_il`): what sets the type apart.
-pub fn type_summaries(model: &Model) -> Vec<TypeSummary> {
-    let m = &model.mixture;
+/// all types (`lift_jl = mean_jl − Σ_i w_i mean_il`, on the rating scale): what sets the type
+/// apart.
+pub fn type_summaries(model: &Predictor) -> Vec<TypeSummary> {
+    let (k, d) = (model.k(), model.n_items());
     // (n_items,): the mean every type would share if types did not matter.
-    let overall: Vec<f64> = m.means.outer_iter().map(|mu| mu.dot(&m.weights)).collect();
-    (0..m.k())
+    let overall: Vec<f64> = (0..d)
+        .map(|l| {
+            (0..k)
+                .map(|j| model.type_weight(j) * model.type_mean(l, j))
+                .sum()
+        })
+        .collect();
+    (0..k)
         .map(|j| {
-            let mut lifts: Vec<(f64, u32)> = (0..m.n_items())
-                .map(|l| (m.means[[l, j]] - overall[l], l as u32))
+            let mut lifts: Vec<(f64, u32)> = (0..d)
+                .map(|l| (model.type_mean(l, j) - overall[l], l as u32))
                 .collect();
             let n = TYPE_ITEMS.min(lifts.len());
             let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
@@ -289,8 +352,8 @@ pub fn type_summaries(model: &Model) -> Vec<TypeSummary> {
             lifts.truncate(n);
             lifts.sort_unstable_by(order);
             TypeSummary {
-                weight: m.weights[j],
-                variance: m.variances[j],
+                weight: model.type_weight(j),
+                variance: model.type_variance(j),
                 items: lifts
                     .into_iter()
                     .map(|(lift, l)| (l, model.type_mean(l as usize, j), lift))
@@ -315,6 +378,9 @@ mod tests {
             max_iter: 50,
             min_variance: 0.25,
             threads: 0,
+            model: ModelKind::Mixture,
+            k_auto: false,
+            k_range: [1, 16],
         }
     }
 
@@ -334,6 +400,47 @@ mod tests {
         assert!(info.log_likelihood.unwrap().is_finite());
         assert_eq!(served.types().len(), 3);
         assert!(served.catalogue().title("m001").is_some());
+    }
+
+    #[test]
+    fn k_auto_finds_the_demo_catalogue_planted_types() {
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        let settings = TrainingSettings {
+            k_auto: true,
+            k_range: [1, 10],
+            max_iter: 200,
+            ..quick()
+        };
+        let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
+        let info = served.info();
+        assert_eq!(info.k_selection, KSelection::Heldout);
+        // `mixrec synth` planted 6 types; held-out error stops improving around there.
+        assert!((4..=8).contains(&info.k), "chose K = {}", info.k);
+        assert!(info.heldout_rmse.unwrap() < 1.0 && info.baseline);
+    }
+
+    #[test]
+    fn gaussian_plsa_serves_with_its_validation_rmse() {
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        let settings = TrainingSettings {
+            model: ModelKind::Gpl,
+            k: 4,
+            ..quick()
+        };
+        let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
+        let info = served.info();
+        assert_eq!(
+            (info.model, info.k, info.k_selection),
+            (ModelKind::Gpl, 4, KSelection::Configured)
+        );
+        assert!(info.heldout_rmse.unwrap() < 1.2 && info.log_likelihood.is_none());
+        let types = served.types();
+        assert!((types.iter().map(|t| t.weight).sum::<f64>() - 1.0).abs() < 1e-9);
+        let answer = served
+            .recommend(&[("m001".into(), 5.0)], 3, 10, &[])
+            .unwrap();
+        assert_eq!(answer.items.len(), 3);
+        assert!((answer.posterior.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
     }
 
     #[test]

@@ -120,6 +120,7 @@ fn apply(base: &TrainingSettings, o: &RetrainRequest) -> Result<TrainingSettings
         seed: o.seed.unwrap_or(base.seed),
         n_init: o.n_init.unwrap_or(base.n_init),
         algorithm: o.algorithm.unwrap_or(base.algorithm),
+        model: o.model.unwrap_or(base.model),
         ..base.clone()
     };
     t.validate()

@@ -74,6 +74,8 @@ pub struct RetrainRequest {
     pub n_init: Option<usize>,
     /// `em` or `kmeans`.
     pub algorithm: Option<Algorithm>,
+    /// `mixture` or `gpl`.
+    pub model: Option<crate::predictor::ModelKind>,
     /// Snapshot file to train on instead of the configured one.
     pub snapshot: Option<PathBuf>,
     /// Its format.

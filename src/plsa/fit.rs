@@ -142,7 +142,13 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
     let by_item = normalised.transposed();
     let prior = item_moments(&by_item);
     let (mut weights, mut means, mut variances) = initial(&normalised, &prior, p);
-    let mut best = (f64::INFINITY, 0, means.clone(), variances.clone());
+    let mut best = (
+        f64::INFINITY,
+        0,
+        means.clone(),
+        variances.clone(),
+        Vec::new(),
+    );
     let mut history = Vec::new();
     let mut progress_at = 0;
     while history.len() < p.max_iter {
@@ -163,13 +169,19 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
             progress_at = history.len();
         }
         if rmse < best.0 {
-            best = (rmse, history.len(), means.clone(), variances.clone());
+            best = (
+                rmse,
+                history.len(),
+                means.clone(),
+                variances.clone(),
+                type_shares(&weights, p.k),
+            );
         }
         if history.len() >= p.min_iter && history.len() - progress_at >= p.patience {
             break;
         }
     }
-    let (_, best_iteration, means, variances) = best;
+    let (_, best_iteration, means, variances, type_weights) = best;
     let terms = ItemTerms::new(&means, &variances);
     PlsaFit {
         model: Plsa {
@@ -178,12 +190,23 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
             global,
             q: p.q,
             scale,
+            type_weights,
             terms,
         },
         iterations: history.len(),
         best_iteration,
         validation_rmse: history,
     }
+}
+
+/// The mean of P(z|u) over users: how much of the population each type accounts for. (k,)
+fn type_shares(weights: &[f64], k: usize) -> Vec<f64> {
+    let n = (weights.len() / k).max(1) as f64;
+    let mut shares = vec![0.0; k];
+    for row in weights.chunks_exact(k) {
+        shares.iter_mut().zip(row).for_each(|(s, w)| *s += w / n);
+    }
+    shares
 }
 
 fn normalise(train: &Ratings, norms: &[(f64, f64)]) -> Ratings {

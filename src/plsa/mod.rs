@@ -41,6 +41,8 @@ pub struct Plsa {
     pub q: f64,
     /// Valid ratings.
     pub scale: RatingScale,
+    /// Mean P(z|u) over the training users. (k,)
+    pub type_weights: Vec<f64>,
     /// The density constants of `means` and `variances`.
     terms: fit::ItemTerms,
 }

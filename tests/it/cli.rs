@@ -258,3 +258,40 @@ fn eval_scores_every_method_on_the_same_split() {
     ]);
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn complete_with_gaussian_plsa_keeps_observed_entries() {
+    let Some(dir) = shared_data() else { return };
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let data = dir.join("test_incomplete.txt");
+    let args = [
+        "complete",
+        "--data",
+        data.to_str().unwrap(),
+        "--k",
+        "2",
+        "--model",
+        "gpl",
+    ];
+    let out = mixrec(&[&args[..], &["--out", out_file.path().to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read_to_string(out_file.path()).unwrap();
+    let given = std::fs::read_to_string(&data).unwrap();
+    for (w, g) in written.lines().zip(given.lines()) {
+        for (a, b) in w.split(' ').zip(g.split(' ')) {
+            let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+            assert!(
+                if b == 0.0 {
+                    (1.0..=5.0).contains(&a)
+                } else {
+                    a == b
+                },
+                "{a} vs {b}"
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! One interface over both model kinds, for whoever answers profiles (the service, `complete`,
+//! evaluation): a profile goes in, a [`Belief`] about the user comes out, and predictions and
+//! top-N follow from it.
+//!
+//! No web or async types here.
+
+use std::ops::Deref;
+
+use crate::data::RatingScale;
+use crate::mixture::{Model, Posterior, Prediction, ProfileError};
+use crate::plsa::{Folded, Plsa};
+
+/// The model kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// One user type per user, drawn from a K-type Gaussian mixture.
+    #[default]
+    Mixture,
+    /// Gaussian pLSA: user-specific type weights, a Gaussian per item and type.
+    Gpl,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mixture" => Ok(Self::Mixture),
+            "gpl" => Ok(Self::Gpl),
+            _ => Err(format!("unknown model kind {s:?} (mixture or gpl)")),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Mixture => "mixture",
+            Self::Gpl => "gpl",
+        })
+    }
+}
+
+/// A trained model of either kind.
+#[derive(Debug, Clone)]
+pub enum Predictor {
+    /// A mixture of user types (EM or k-means).
+    Mixture(Model),
+    /// Gaussian pLSA.
+    Gpl(Plsa),
+}
+
+/// What a model concludes about one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Belief {
+    /// The mixture's posterior over types (and the profile's baseline offset).
+    Mixture(Posterior),
+    /// pLSA's folded-in type weights and the profile's normalisation.
+    Gpl(Folded),
+}
+
+impl Deref for Belief {
+    type Target = [f64];
+
+    /// The weight of each type for this profile.
+    fn deref(&self) -> &[f64] {
+        match self {
+            Self::Mixture(p) => &p.weights,
+            Self::Gpl(f) => &f.weights,
+        }
+    }
+}
+
+impl Predictor {
+    /// Which kind this is.
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            Self::Mixture(_) => ModelKind::Mixture,
+            Self::Gpl(_) => ModelKind::Gpl,
+        }
+    }
+
+    /// Number of types.
+    pub fn k(&self) -> usize {
+        match self {
+            Self::Mixture(m) => m.k(),
+            Self::Gpl(g) => g.k(),
+        }
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        match self {
+            Self::Mixture(m) => m.n_items(),
+            Self::Gpl(g) => g.n_items(),
+        }
+    }
+
+    /// The valid ratings.
+    pub fn scale(&self) -> RatingScale {
+        match self {
+            Self::Mixture(m) => m.scale,
+            Self::Gpl(g) => g.scale,
+        }
+    }
+
+    /// Type j's share of the population: the mixture weight, or pLSA's mean P(z|u).
+    pub fn type_weight(&self, j: usize) -> f64 {
+        match self {
+            Self::Mixture(m) => m.mixture.weights[j],
+            Self::Gpl(g) => g.type_weights[j],
+        }
+    }
+
+    /// Type j's variance in rating units (pLSA: averaged over items, normalisation undone with
+    /// the global spread).
+    pub fn type_variance(&self, j: usize) -> f64 {
+        match self {
+            Self::Mixture(m) => m.mixture.variances[j],
+            Self::Gpl(g) => g.global.1 * g.variances.column(j).mean().unwrap_or(0.0),
+        }
+    }
+
+    /// Type j's mean rating of item l, on the rating scale, for an average user.
+    pub fn type_mean(&self, l: usize, j: usize) -> f64 {
+        match self {
+            Self::Mixture(m) => m.type_mean(l, j),
+            Self::Gpl(g) => g.global.0 + g.global.1.sqrt() * g.means[[l, j]],
+        }
+    }
+
+    /// Whether every parameter is a finite number.
+    pub fn is_finite(&self) -> bool {
+        match self {
+            Self::Mixture(m) => {
+                let x = &m.mixture;
+                x.means
+                    .iter()
+                    .chain(&x.variances)
+                    .chain(&x.weights)
+                    .all(|v| v.is_finite())
+            }
+            Self::Gpl(g) => g
+                .means
+                .iter()
+                .chain(&g.variances)
+                .chain(&g.type_weights)
+                .all(|v| v.is_finite()),
+        }
+    }
+
+    /// What the model concludes from a profile of (item, rating) pairs.
+    pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Belief, ProfileError> {
+        match self {
+            Self::Mixture(m) => m.posterior(profile).map(Belief::Mixture),
+            Self::Gpl(g) => {
+                for &(l, x) in profile {
+                    if l as usize >= g.n_items() {
+                        return Err(ProfileError::UnknownItem(l));
+                    }
+                    if !x.is_finite() {
+                        return Err(ProfileError::NotFinite(l));
+                    }
+                }
+                Ok(Belief::Gpl(g.fold_in(profile)))
+            }
+        }
+    }
+
+    /// Prediction and spread of item `l`.
+    pub fn predict(&self, belief: &Belief, l: u32) -> Prediction {
+        match (self, belief) {
+            (Self::Mixture(m), Belief::Mixture(p)) => m.predict(p, l),
+            (Self::Gpl(g), Belief::Gpl(f)) => g.predict(f, l),
+            _ => panic!("a belief of one model kind given to the other"),
+        }
+    }
+
+    /// Predictions for every item not in `skip`, in item order.
+    pub fn complete(&self, belief: &Belief, skip: &[u32]) -> Vec<Prediction> {
+        let skip = sorted(skip);
+        (0..self.n_items() as u32)
+            .filter(|l| skip.binary_search(l).is_err())
+            .map(|l| self.predict(belief, l))
+            .collect()
+    }
+
+    /// The `n` best items outside `skip`, best first (ties: lower index first).
+    pub fn recommend(&self, belief: &Belief, n: usize, skip: &[u32]) -> Vec<Prediction> {
+        if let (Self::Mixture(m), Belief::Mixture(p)) = (self, belief) {
+            return m.recommend(p, n, skip);
+        }
+        let mut all = self.complete(belief, skip);
+        let n = n.min(all.len());
+        if n == 0 {
+            return Vec::new();
+        }
+        let order = |a: &Prediction, b: &Prediction| {
+            b.rating.total_cmp(&a.rating).then(a.item.cmp(&b.item))
+        };
+        all.select_nth_unstable_by(n - 1, order);
+        all.truncate(n);
+        all.sort_unstable_by(order);
+        all
+    }
+
+    /// Fills `row` with a user's completed profile: observed ratings as given, the rest predicted.
+    pub fn complete_row(
+        &self,
+        items: &[u32],
+        values: &[f32],
+        row: &mut [f64],
+    ) -> Result<(), ProfileError> {
+        let profile: Vec<(u32, f64)> = items
+            .iter()
+            .zip(values)
+            .map(|(&l, &x)| (l, f64::from(x)))
+            .collect();
+        let belief = self.posterior(&profile)?;
+        for (l, r) in row.iter_mut().enumerate() {
+            *r = self.predict(&belief, l as u32).rating;
+        }
+        for &(l, x) in &profile {
+            row[l as usize] = x;
+        }
+        Ok(())
+    }
+}
+
+fn sorted(items: &[u32]) -> Vec<u32> {
+    let mut v = items.to_vec();
+    v.sort_unstable();
+    v
+}
