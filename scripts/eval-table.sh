@@ -45,4 +45,5 @@ for set in "netflix subset:$data/netflix_incomplete.txt" "4 % thinning:$work/spa
   FLAGS="mixture default (K = 12)" row "$label" --data "$file" --k 12
   FLAGS="mixture default (--k auto)" row "$label" --data "$file" --k auto --k-range 1:16
   FLAGS="Gaussian pLSA (K = 12)" row "$label" --data "$file" --k 12 --model gpl
+  FLAGS="Gaussian pLSA (K = 24)" row "$label" --data "$file" --k 24 --model gpl
 done

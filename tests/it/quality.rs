@@ -70,7 +70,7 @@ fn a_profile_with_high_ratings_gets_a_positive_offset() {
 }
 
 #[test]
-fn gaussian_plsa_reaches_080_on_held_out_netflix_ratings() {
+fn gaussian_plsa_beats_080_on_held_out_netflix_ratings() {
     let Some(dir) = shared_data() else { return };
     let snap = data::load(&dir.join("netflix_incomplete.txt"), LoadOptions::default()).unwrap();
     let split = data::holdout(&snap.ratings, 0.1, 0);
