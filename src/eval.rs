@@ -5,7 +5,8 @@ use std::ops::ControlFlow;
 use std::time::Instant;
 
 use crate::data::{Held, RatingScale, Ratings, Split};
-use crate::mixture::{self, Biases, FitError, Model, ParamsError, ValidParams};
+use crate::mixture::{self, Biases, FitError, ParamsError, ValidParams};
+use crate::predictor::Predictor;
 
 /// Error of one method on one split.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -92,8 +93,9 @@ pub fn baselines(split: &Split, scale: RatingScale) -> Vec<MethodScore> {
     ]
 }
 
-/// Scores `model` on `split`: each user's posterior comes from their training ratings.
-pub fn score_model(split: &Split, model: &Model) -> Scores {
+/// Scores `model` on `split`: each user's belief comes from their training ratings, as a
+/// posted profile's would.
+pub fn score_model(split: &Split, model: &Predictor) -> Scores {
     let mut preds = Vec::with_capacity(split.test.len());
     for group in split.test.chunk_by(|a, b| a.user == b.user) {
         let (items, values) = split.train.row(group[0].user as usize);
@@ -102,13 +104,13 @@ pub fn score_model(split: &Split, model: &Model) -> Scores {
             .zip(values)
             .map(|(&l, &x)| (l, f64::from(x)))
             .collect();
-        let post = model
+        let belief = model
             .posterior(&profile)
             .expect("training items are in the model");
-        preds.extend(group.iter().map(|h| model.predict(&post, h.item).rating));
+        preds.extend(group.iter().map(|h| model.predict(&belief, h.item).rating));
     }
     let mut next = preds.into_iter();
-    score(&split.test, model.scale, |_| {
+    score(&split.test, model.scale(), |_| {
         next.next().expect("one prediction per rating")
     })
 }
@@ -126,33 +128,17 @@ pub fn mixture(
     let seconds = started.elapsed().as_secs_f64();
     Ok(MethodScore {
         method: "mixture".into(),
-        scores: score_model(split, &model),
+        scores: score_model(split, &Predictor::Mixture(model)),
         seconds,
     })
 }
 
-/// Trains Gaussian pLSA on the split's training ratings and scores it; each user is folded in
-/// from their training ratings, as a posted profile would be.
+/// Trains Gaussian pLSA on the split's training ratings and scores it.
 pub fn gpl(split: &Split, scale: RatingScale, params: &crate::plsa::PlsaParams) -> MethodScore {
     let started = Instant::now();
     let fit = crate::plsa::fit(&split.train, scale, params);
     let seconds = started.elapsed().as_secs_f64();
-    let model = &fit.model;
-    let mut preds = Vec::with_capacity(split.test.len());
-    for group in split.test.chunk_by(|a, b| a.user == b.user) {
-        let (items, values) = split.train.row(group[0].user as usize);
-        let profile: Vec<(u32, f64)> = items
-            .iter()
-            .zip(values)
-            .map(|(&l, &x)| (l, f64::from(x)))
-            .collect();
-        let folded = model.fold_in(&profile);
-        preds.extend(group.iter().map(|h| model.predict(&folded, h.item).rating));
-    }
-    let mut next = preds.into_iter();
-    let scores = score(&split.test, scale, |_| {
-        next.next().expect("one prediction per rating")
-    });
+    let scores = score_model(split, &Predictor::Gpl(fit.model));
     MethodScore {
         method: "gaussian pLSA".into(),
         scores,
@@ -203,7 +189,7 @@ pub fn k_curve(
                 k,
                 log_likelihood,
                 bic: log_likelihood.map(|ll| mixture::bic(ll, k, d, n)),
-                heldout_rmse: score_model(split, &model).rmse,
+                heldout_rmse: score_model(split, &Predictor::Mixture(model)).rmse,
             })
         })
         .collect()

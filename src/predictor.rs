@@ -7,7 +7,7 @@
 use std::ops::Deref;
 
 use crate::data::RatingScale;
-use crate::mixture::{Model, Posterior, Prediction, ProfileError};
+use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted};
 use crate::plsa::{Folded, Plsa};
 
 /// The model kinds.
@@ -226,10 +226,4 @@ impl Predictor {
         }
         Ok(())
     }
-}
-
-fn sorted(items: &[u32]) -> Vec<u32> {
-    let mut v = items.to_vec();
-    v.sort_unstable();
-    v
 }

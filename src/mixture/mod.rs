@@ -23,6 +23,7 @@ mod train;
 pub use bias::Biases;
 pub use em::{FitError, Progress, Stepper, fit};
 pub use init::{item_means, plus_plus, rows_as_stored};
+pub(crate) use model::sorted;
 pub use model::{Baseline, ItemScore, Model, Posterior, Prediction, ProfileError};
 pub use numpy::legacy_choice_without_replacement;
 pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};

@@ -212,38 +212,6 @@ impl Model {
         }
     }
 
-    /// Predictions for every item not in `skip` (item indices, any order), in item order.
-    pub fn complete(&self, post: &Posterior, skip: &[u32]) -> Vec<Prediction> {
-        let skip = sorted(skip);
-        (0..self.n_items() as u32)
-            .filter(|l| skip.binary_search(l).is_err())
-            .map(|l| self.predict(post, l))
-            .collect()
-    }
-
-    /// Fills `row` (one entry per item) with a user's completed profile: the observed ratings
-    /// as given, every other item predicted from the posterior of the observed ones.
-    pub fn complete_row(
-        &self,
-        items: &[u32],
-        values: &[f32],
-        row: &mut [f64],
-    ) -> Result<(), ProfileError> {
-        let profile: Vec<(u32, f64)> = items
-            .iter()
-            .zip(values)
-            .map(|(&l, &x)| (l, f64::from(x)))
-            .collect();
-        let post = self.posterior(&profile)?;
-        for (l, r) in row.iter_mut().enumerate() {
-            *r = self.predict(&post, l as u32).rating;
-        }
-        for &(l, x) in &profile {
-            row[l as usize] = x;
-        }
-        Ok(())
-    }
-
     /// The `n` items with the highest predicted rating outside `skip`, best first (ties: lower
     /// item index first). Partial selection: the catalogue is never sorted whole.
     pub fn recommend(&self, post: &Posterior, n: usize, skip: &[u32]) -> Vec<ItemScore> {
@@ -268,7 +236,8 @@ impl Model {
     }
 }
 
-fn sorted(items: &[u32]) -> Vec<u32> {
+/// `items` in ascending order, for binary searches.
+pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
     let mut v = items.to_vec();
     v.sort_unstable();
     v
@@ -314,9 +283,8 @@ mod tests {
         assert!((post[1] - expect).abs() < 1e-15);
         let top = m.recommend(&post, 5, &[0]);
         assert_eq!(top.iter().map(|p| p.item).collect::<Vec<_>>(), vec![2, 1]);
-        let all = m.complete(&post, &[0]);
-        assert_eq!(all.len(), 2);
-        assert!((all[0].rating - (post[0] * 5.0 + post[1] * 1.0)).abs() < 1e-12);
+        let item1 = m.predict(&post, 1);
+        assert!((item1.rating - (post[0] * 5.0 + post[1] * 1.0)).abs() < 1e-12);
     }
 
     #[test]

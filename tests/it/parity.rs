@@ -8,6 +8,7 @@ use mixrec::data::{self, LoadOptions, Ratings, Snapshot};
 use mixrec::mixture::{
     self, Algorithm, Fit, FitParams, Init, Model, legacy_choice_without_replacement,
 };
+use mixrec::predictor::Predictor;
 use serde_json::Value;
 
 use crate::support::{assert_rel, seed_figures, shared_data};
@@ -161,7 +162,7 @@ fn netflix_subset_log_likelihoods_and_iterations() {
 
 /// Root mean squared difference between a completion and a dense reference, over all n × d
 /// entries (a missing reference entry counts as 0, as the seed's whole-matrix figure does).
-fn whole_matrix_rmse(model: &Model, observed: &Ratings, gold: &Ratings) -> f64 {
+fn whole_matrix_rmse(model: &Predictor, observed: &Ratings, gold: &Ratings) -> f64 {
     let d = observed.n_items();
     let (mut row, mut sum) = (vec![0.0; d], 0.0);
     for u in 0..observed.n_users() {
@@ -181,14 +182,14 @@ fn whole_matrix_rmse(model: &Model, observed: &Ratings, gold: &Ratings) -> f64 {
     (sum / (observed.n_users() * d) as f64).sqrt()
 }
 
-fn seed_model(fit: &Fit, snapshot: &Snapshot) -> Model {
-    Model {
+fn seed_model(fit: &Fit, snapshot: &Snapshot) -> Predictor {
+    Predictor::Mixture(Model {
         mixture: fit.mixture.clone(),
         algorithm: fit.algorithm,
         scale: snapshot.scale,
         clip: false,
         baseline: None,
-    }
+    })
 }
 
 #[test]

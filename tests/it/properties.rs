@@ -4,6 +4,7 @@ use std::ops::ControlFlow;
 
 use mixrec::data::{self, Format, LoadOptions, RatingScale, Ratings, write_matrix};
 use mixrec::mixture::{self, FitParams, Mixture};
+use mixrec::predictor::Predictor;
 use ndarray::{Array1, Array2};
 use proptest::prelude::*;
 
@@ -85,7 +86,7 @@ proptest! {
         prop_assume!(users_with_ratings(&r) >= k);
         let p = FitParams::new(k).max_iter(20).check(r.n_users()).unwrap();
         let scale = RatingScale { min: 1.0, max: 5.0 };
-        let (_, model) = mixture::train(&r, scale, &p, &mut go).unwrap();
+        let model = Predictor::Mixture(mixture::train(&r, scale, &p, &mut go).unwrap().1);
         let mut row = vec![0.0; r.n_items()];
         for (u, dense) in rows.iter().enumerate() {
             let (items, values) = r.row(u);
