@@ -7,7 +7,7 @@ use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 
 use super::Mixture;
-use super::pass::squared_distances;
+use super::kernels::squared_distances;
 use crate::data::Ratings;
 
 /// The seed's start: type j's means are data row `rows[j]` as stored, missing entries as 0;

@@ -13,6 +13,7 @@
 mod bias;
 mod em;
 mod init;
+mod kernels;
 mod model;
 mod numpy;
 mod params;
