@@ -55,6 +55,18 @@ pub enum Command {
     /// Hide a share of the ratings, train on the rest, and score the hidden ones against
     /// simple baselines on the same split.
     Eval(EvalArgs),
+    /// Rewrite a snapshot in another format (binary loads far faster than text).
+    Convert {
+        /// The snapshot to read.
+        #[command(flatten)]
+        data: DataArgs,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The format to write: `binary`, `triples` (CSV) or `matrix` (positional ids only).
+        #[arg(long)]
+        to: Format,
+    },
 }
 
 /// Flags of `eval`.
@@ -268,6 +280,7 @@ where
         Some(Command::Fit(args)) => fit(&args),
         Some(Command::Complete { fit, out }) => complete(&fit, &out),
         Some(Command::Eval(args)) => crate::cli_eval::run(&args),
+        Some(Command::Convert { data, out, to }) => convert(&data, &out, to),
     }
 }
 
@@ -443,6 +456,34 @@ fn complete(args: &FitArgs, out: &std::path::Path) -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
+}
+
+/// `mixrec convert`: reads a snapshot and writes it in format `to`.
+fn convert(args: &DataArgs, out: &std::path::Path, to: Format) -> anyhow::Result<()> {
+    let snapshot = load(args)?;
+    let file = File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let positional = matches!(snapshot.users, data::IdMap::Positional(_))
+        && matches!(snapshot.items, data::IdMap::Positional(_));
+    let written = match to {
+        Format::Binary => data::write_binary(file, &snapshot),
+        Format::Triples => data::write_triples(file, &snapshot),
+        Format::Matrix if positional => {
+            let r = &snapshot.ratings;
+            data::write_matrix(file, r.n_users(), r.n_items(), |u, row| {
+                let (items, values) = r.row(u);
+                items
+                    .iter()
+                    .zip(values)
+                    .for_each(|(&l, &x)| row[l as usize] = f64::from(x));
+            })
+        }
+        Format::Matrix => bail!(
+            "a matrix names users and items by position: {} has named ids",
+            snapshot.path.display()
+        ),
+        Format::Auto => bail!("--to needs a format: binary, triples or matrix"),
+    };
+    written.with_context(|| format!("cannot write {}", out.display()))
 }
 
 /// What `fit --json` prints.

@@ -104,6 +104,14 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A binary snapshot that is damaged or breaks an invariant.
+    #[error("{}: {reason}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The requested operation does not fit the snapshot.
     #[error("{}: {reason}", path.display())]
     Unsupported {

@@ -27,6 +27,8 @@ pub enum Format {
     Matrix,
     /// `user,item,rating[,timestamp]` lines (CSV, TSV or `::`), optional header.
     Triples,
+    /// mixrec's binary snapshot (see `binary.rs`); `auto` recognises it by its magic bytes.
+    Binary,
 }
 
 impl std::str::FromStr for Format {
@@ -37,7 +39,10 @@ impl std::str::FromStr for Format {
             "auto" => Ok(Self::Auto),
             "matrix" => Ok(Self::Matrix),
             "triples" => Ok(Self::Triples),
-            _ => Err(format!("unknown format {s:?} (auto, matrix or triples)")),
+            "binary" => Ok(Self::Binary),
+            _ => Err(format!(
+                "unknown format {s:?} (auto, matrix, triples or binary)"
+            )),
         }
     }
 }
@@ -48,6 +53,7 @@ impl std::fmt::Display for Format {
             Self::Auto => "auto",
             Self::Matrix => "matrix",
             Self::Triples => "triples",
+            Self::Binary => "binary",
         })
     }
 }
@@ -70,13 +76,47 @@ pub fn load(path: &Path, options: LoadOptions) -> Result<Snapshot, DataError> {
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let binary = reader.fill_buf().map_err(io)?.starts_with(super::MAGIC);
+    if binary || options.format == Format::Binary {
+        return binary_with_scale(
+            super::binary::read_binary(reader, path, size)?,
+            options.scale,
+        );
+    }
     let reopen =
         || -> Option<Box<dyn BufRead>> { Some(Box::new(BufReader::new(File::open(path).ok()?))) };
     read(&mut reader, path, options, &reopen, size as usize)
 }
 
+/// A binary snapshot checked against a scale given when loading (it carries its own).
+fn binary_with_scale(mut s: Snapshot, scale: Option<RatingScale>) -> Result<Snapshot, DataError> {
+    if let Some(scale) = scale {
+        if let Some((lo, hi)) = s.ratings.value_range() {
+            if !scale.contains(f64::from(lo)) || !scale.contains(f64::from(hi)) {
+                let reason = format!(
+                    "ratings {lo}..={hi} fall outside the scale {}..={}",
+                    scale.min, scale.max
+                );
+                return Err(DataError::Corrupt {
+                    path: s.path,
+                    reason,
+                });
+            }
+        }
+        s.scale = scale;
+    }
+    Ok(s)
+}
+
 /// Loads a snapshot from text in memory (tests, request bodies); errors name `<memory>`.
 pub fn load_str(text: &str, options: LoadOptions) -> Result<Snapshot, DataError> {
+    if options.format == Format::Binary {
+        let (path, reason) = (
+            "<memory>".into(),
+            "binary snapshots are read from files".into(),
+        );
+        return Err(DataError::Unsupported { path, reason });
+    }
     let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(text.as_bytes())) };
     let (mut reader, path) = (text.as_bytes(), Path::new("<memory>"));
     read(&mut reader, path, options, &reopen, text.len())
@@ -102,7 +142,9 @@ fn read(
             let (first_line, text) = lines.rest(size_hint)?;
             matrix::parse(&text, first_line, path, options.scale)?
         }
-        Format::Triples | Format::Auto => read_triples(&mut lines, options.scale, reopen)?,
+        Format::Triples | Format::Auto | Format::Binary => {
+            read_triples(&mut lines, options.scale, reopen)?
+        }
     };
     if ratings.nnz() == 0 {
         return Err(DataError::Empty {

@@ -3,6 +3,7 @@
 //! Nothing here knows about mixtures, HTTP or async runtimes: this module turns files into
 //! [`Snapshot`]s (or refuses them with an error naming file, line and problem) and back.
 
+mod binary;
 mod error;
 mod ids;
 mod load;
@@ -11,6 +12,7 @@ mod ratings;
 mod split;
 mod write;
 
+pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
 pub use ids::IdMap;
 pub use load::{Format, LoadOptions, load, load_str};

@@ -37,6 +37,11 @@ impl Ratings {
         }
     }
 
+    /// The raw arrays: row offsets, item indices, ratings.
+    pub fn parts(&self) -> (&[u64], &[u32], &[f32]) {
+        (&self.offsets, &self.items, &self.values)
+    }
+
     /// Number of users (rows), including users with no ratings.
     pub fn n_users(&self) -> usize {
         self.offsets.len() - 1

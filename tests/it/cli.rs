@@ -295,3 +295,52 @@ fn complete_with_gaussian_plsa_keeps_observed_entries() {
         }
     }
 }
+
+#[test]
+fn convert_to_binary_and_back_keeps_every_rating() {
+    let Some(dir) = shared_data() else { return };
+    let netflix = dir.join("netflix_incomplete.txt");
+    let work = tempfile::tempdir().unwrap();
+    let (bin, csv) = (work.path().join("n.bin"), work.path().join("n.csv"));
+    let run = |args: &[&str]| {
+        let out = mixrec(args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "convert",
+        "--data",
+        netflix.to_str().unwrap(),
+        "--out",
+        bin.to_str().unwrap(),
+        "--to",
+        "binary",
+    ]);
+    run(&[
+        "convert",
+        "--data",
+        bin.to_str().unwrap(),
+        "--out",
+        csv.to_str().unwrap(),
+        "--to",
+        "triples",
+    ]);
+    let load =
+        |p: &std::path::Path| mixrec::data::load(p, mixrec::data::LoadOptions::default()).unwrap();
+    let (text, binary, triples) = (load(&netflix), load(&bin), load(&csv));
+    assert_eq!(binary.format, mixrec::data::Format::Binary);
+    assert_eq!((&binary.ratings, binary.scale), (&text.ratings, text.scale));
+    assert_eq!(
+        crate::loaders::by_id(&triples),
+        crate::loaders::by_id(&text)
+    );
+    // The same fit from either form, to the bit.
+    let fit = |p: &std::path::Path| {
+        fit_json(&["--data", p.to_str().unwrap(), "--k", "3", "--max-iter", "5"])["log_likelihood"]
+            .clone()
+    };
+    assert_eq!(fit(&bin), fit(&netflix));
+}

@@ -156,3 +156,24 @@ fn the_same_seed_gives_the_same_bits_on_any_thread_count() {
         assert_eq!(other.posteriors, one.posteriors, "{threads} threads");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Damaged binary snapshots (bytes changed, cut short) are refused, never a panic or a
+    /// runaway allocation.
+    #[test]
+    fn damaged_binary_snapshots_are_refused(cuts in proptest::collection::vec((0usize..400, any::<u8>()), 1..4), keep in 0usize..400) {
+        let s = data::load_str("u1,i1,4\nu2,i2,3.5\nu1,i3,1\nu3,i1,2\n", LoadOptions::default()).unwrap();
+        let mut bytes = Vec::new();
+        data::write_binary(&mut bytes, &s).unwrap();
+        for (at, b) in cuts {
+            let at = at % bytes.len();
+            bytes[at] ^= b.max(1);
+        }
+        bytes.truncate(keep.max(8).min(bytes.len()));
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &bytes).unwrap();
+        let _ = data::load(f.path(), LoadOptions { format: Format::Binary, scale: None });
+    }
+}

@@ -1,0 +1,296 @@
+//! mixrec's binary snapshot: the in-memory sparse form written out as is, so loading is a few
+//! large reads instead of parsing text.
+//!
+//! Layout, all integers and floats little-endian:
+//!
+//! ```text
+//! magic     8 bytes  "MIXRECSN"
+//! version   u32      1
+//! reserved  u32      0
+//! n_users   u64, n_items u64, n_ratings u64
+//! scale     f64 min, f64 max
+//! users     id map (below)
+//! items     id map
+//! offsets   (n_users + 1) × u64      row starts, as in `Ratings`
+//! items     n_ratings × u32          item index, ascending within a row
+//! values    n_ratings × f32          the rating
+//! crc32     u32                      CRC-32 (IEEE) of every byte before it
+//!
+//! id map:   u8 kind: 0 = positional (ids are "0", "1", …), 1 = named, then for named ids
+//!           one (u32 length, UTF-8 bytes) per id, in index order
+//! ```
+//!
+//! A file that fails the checksum, is truncated, or breaks an invariant (offsets, item range,
+//! ascending rows, ratings finite and inside the scale) is refused whole, with the reason.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use super::{DataError, Format, IdMap, RatingScale, Ratings, Snapshot};
+
+/// The first eight bytes of a binary snapshot.
+pub const MAGIC: &[u8; 8] = b"MIXRECSN";
+const VERSION: u32 = 1;
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the binary snapshot reader maps little-endian arrays directly");
+
+/// Writes `snapshot` in the binary form.
+pub fn write_binary<W: Write>(out: W, snapshot: &Snapshot) -> io::Result<()> {
+    let mut w = Crc {
+        inner: io::BufWriter::with_capacity(1 << 20, out),
+        crc: crc32fast::Hasher::new(),
+    };
+    let r = &snapshot.ratings;
+    w.put(MAGIC)?;
+    w.put(&VERSION.to_le_bytes())?;
+    w.put(&0u32.to_le_bytes())?;
+    for n in [r.n_users(), r.n_items(), r.nnz()] {
+        w.put(&(n as u64).to_le_bytes())?;
+    }
+    w.put(&snapshot.scale.min.to_le_bytes())?;
+    w.put(&snapshot.scale.max.to_le_bytes())?;
+    write_ids(&mut w, &snapshot.users)?;
+    write_ids(&mut w, &snapshot.items)?;
+    let (offsets, items, values) = r.parts();
+    w.put(bytemuck::cast_slice(offsets))?;
+    w.put(bytemuck::cast_slice(items))?;
+    w.put(bytemuck::cast_slice(values))?;
+    let crc = w.crc.clone().finalize();
+    w.inner.write_all(&crc.to_le_bytes())?;
+    w.inner.flush()
+}
+
+fn write_ids<W: Write>(w: &mut Crc<W>, ids: &IdMap) -> io::Result<()> {
+    match ids {
+        IdMap::Positional(_) => w.put(&[0]),
+        IdMap::Named { names, .. } => {
+            w.put(&[1])?;
+            for name in names {
+                let len = u32::try_from(name.len())
+                    .map_err(|_| io::Error::other("id longer than 4 GiB"))?;
+                w.put(&len.to_le_bytes())?;
+                w.put(name.as_bytes())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A writer or reader that keeps a running CRC-32 of the bytes through it.
+struct Crc<T> {
+    inner: T,
+    crc: crc32fast::Hasher,
+}
+
+impl<W: Write> Crc<W> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.crc.update(bytes);
+        self.inner.write_all(bytes)
+    }
+}
+
+impl<R: Read> Crc<R> {
+    fn take(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        self.inner.read_exact(buf)?;
+        self.crc.update(buf);
+        Ok(())
+    }
+
+    fn u64(&mut self) -> io::Result<u64> {
+        let mut b = [0; 8];
+        self.take(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// Reads a binary snapshot of `len` bytes from `reader` (positioned at the magic); `path` names
+/// it in errors.
+pub(super) fn read_binary<R: Read>(
+    reader: R,
+    path: &Path,
+    len: u64,
+) -> Result<Snapshot, DataError> {
+    let corrupt = |reason: String| DataError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let io_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => corrupt("the file ends early (truncated?)".into()),
+        _ => DataError::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    };
+    let mut r = Crc {
+        inner: reader,
+        crc: crc32fast::Hasher::new(),
+    };
+    let mut head = [0u8; 16];
+    r.take(&mut head).map_err(io_err)?;
+    if &head[..8] != MAGIC {
+        return Err(corrupt("not a mixrec binary snapshot (bad magic)".into()));
+    }
+    let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
+    if version != VERSION {
+        return Err(corrupt(format!(
+            "format version {version}; this build reads version {VERSION}"
+        )));
+    }
+    let (n_users, n_items, nnz) = (
+        r.u64().map_err(io_err)?,
+        r.u64().map_err(io_err)?,
+        r.u64().map_err(io_err)?,
+    );
+    let min = f64::from_bits(r.u64().map_err(io_err)?);
+    let max = f64::from_bits(r.u64().map_err(io_err)?);
+    // The arrays must fit in the file: a damaged header must not size a huge allocation.
+    let arrays = n_users
+        .saturating_add(1)
+        .saturating_mul(8)
+        .saturating_add(nnz.saturating_mul(8));
+    if arrays > len || n_items > len.saturating_mul(8) {
+        return Err(corrupt(format!(
+            "the header's counts ({n_users} users, {nnz} ratings) exceed the file's {len} bytes"
+        )));
+    }
+    let (n_users, n_items, nnz) = (n_users as usize, n_items as usize, nnz as usize);
+    let users = read_ids(&mut r, n_users)
+        .map_err(io_err)?
+        .map_err(&corrupt)?;
+    let items_ids = read_ids(&mut r, n_items)
+        .map_err(io_err)?
+        .map_err(&corrupt)?;
+    let mut offsets = vec![0u64; n_users + 1];
+    let mut items = vec![0u32; nnz];
+    let mut values = vec![0f32; nnz];
+    r.take(bytemuck::cast_slice_mut(&mut offsets))
+        .map_err(io_err)?;
+    r.take(bytemuck::cast_slice_mut(&mut items))
+        .map_err(io_err)?;
+    r.take(bytemuck::cast_slice_mut(&mut values))
+        .map_err(io_err)?;
+    let expected = r.crc.clone().finalize();
+    let mut stored = [0u8; 4];
+    r.inner.read_exact(&mut stored).map_err(io_err)?;
+    if u32::from_le_bytes(stored) != expected {
+        return Err(corrupt("checksum mismatch: the file is damaged".into()));
+    }
+    let scale = RatingScale { min, max };
+    check(&offsets, &items, &values, n_items, scale).map_err(corrupt)?;
+    Ok(Snapshot {
+        ratings: Ratings::from_parts(offsets, items, values, n_items),
+        users,
+        items: items_ids,
+        scale,
+        format: Format::Binary,
+        path: path.to_owned(),
+    })
+}
+
+fn read_ids<R: Read>(r: &mut Crc<R>, n: usize) -> io::Result<Result<IdMap, String>> {
+    let mut kind = [0u8];
+    r.take(&mut kind)?;
+    match kind[0] {
+        0 => Ok(Ok(IdMap::Positional(n))),
+        1 => {
+            let mut names = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                let mut len = [0u8; 4];
+                r.take(&mut len)?;
+                let len = u32::from_le_bytes(len) as usize;
+                if len > 1 << 20 {
+                    return Ok(Err(format!("an id of {len} bytes")));
+                }
+                let mut bytes = vec![0u8; len];
+                r.take(&mut bytes)?;
+                match String::from_utf8(bytes) {
+                    Ok(s) => names.push(s),
+                    Err(_) => return Ok(Err("an id is not UTF-8".into())),
+                }
+            }
+            Ok(Ok(IdMap::named(names)))
+        }
+        k => Ok(Err(format!("unknown id map kind {k}"))),
+    }
+}
+
+/// The invariants `Ratings` relies on.
+fn check(
+    offsets: &[u64],
+    items: &[u32],
+    values: &[f32],
+    n_items: usize,
+    scale: RatingScale,
+) -> Result<(), String> {
+    if offsets.first() != Some(&0) || offsets.last() != Some(&(items.len() as u64)) {
+        return Err("row offsets do not span the ratings".into());
+    }
+    for (u, w) in offsets.windows(2).enumerate() {
+        if w[0] > w[1] {
+            return Err(format!("row offsets decrease at user {u}"));
+        }
+        let row = &items[w[0] as usize..w[1] as usize];
+        if row.windows(2).any(|p| p[0] >= p[1]) {
+            return Err(format!("items of user {u} are not strictly ascending"));
+        }
+        if row.last().is_some_and(|&l| l as usize >= n_items) {
+            return Err(format!("user {u} rates an item past the catalogue"));
+        }
+    }
+    if let Some(x) = values.iter().find(|&&x| !scale.contains(f64::from(x))) {
+        return Err(format!(
+            "rating {x} is not a finite number inside {}..={}",
+            scale.min, scale.max
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{LoadOptions, load_str};
+
+    fn round_trip(text: &str) -> (Snapshot, Vec<u8>) {
+        let s = load_str(text, LoadOptions::default()).unwrap();
+        let mut bytes = Vec::new();
+        write_binary(&mut bytes, &s).unwrap();
+        (s, bytes)
+    }
+
+    #[test]
+    fn snapshots_round_trip_bit_for_bit() {
+        for text in ["u1,i1,4\nu2,i2,3.5\nu1,i3,1\n", "1 0 3\n0 0 0\n5 4.5 0\n"] {
+            let (s, bytes) = round_trip(text);
+            let back =
+                read_binary(bytes.as_slice(), Path::new("t.bin"), bytes.len() as u64).unwrap();
+            assert_eq!(
+                (back.ratings, back.users, back.items, back.scale),
+                (s.ratings, s.users, s.items, s.scale)
+            );
+            assert_eq!(back.format, Format::Binary);
+        }
+    }
+
+    #[test]
+    fn damage_is_refused_with_a_reason() {
+        let (_, bytes) = round_trip("u1,i1,4\nu2,i2,3.5\n");
+        let read = |b: &[u8]| {
+            read_binary(b, Path::new("t.bin"), b.len() as u64)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(read(&bytes[..bytes.len() - 3]).contains("ends early"));
+        let mut flipped = bytes.clone();
+        let at = flipped.len() - 6;
+        flipped[at] ^= 1;
+        assert!(read(&flipped).contains("checksum"));
+        let mut magic = bytes.clone();
+        magic[0] = b'X';
+        assert!(read(&magic).contains("bad magic"));
+        let mut huge = bytes;
+        huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(read(&huge).contains("exceed the file"));
+    }
+}
