@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -346,18 +346,26 @@ fn train(
     let (k, selection) = resolve_k(args, &snapshot.ratings, snapshot.scale)?;
     let params = args.params(k).check(snapshot.ratings.n_users())?;
     let verbose = args.verbose;
+    // A progress line redrawn in place on a terminal; a log line per iteration with -v.
+    let bar =
+        (!verbose && std::io::stderr().is_terminal()).then(indicatif::ProgressBar::new_spinner);
     let mut log = |p: &Progress| {
+        let line = progress_line(p);
         if verbose {
-            eprintln!(
-                "restart {} iteration {:>4}  objective {:.6}  change {:.3e}",
-                p.restart, p.iteration, p.objective, p.change
-            );
+            eprintln!("{line}");
+        }
+        if let Some(bar) = &bar {
+            bar.set_message(line);
+            bar.tick();
         }
         ControlFlow::Continue(())
     };
     let started = Instant::now();
-    let (fit, model) = mixture::train(&snapshot.ratings, snapshot.scale, &params, &mut log)
-        .context("training failed")?;
+    let trained = mixture::train(&snapshot.ratings, snapshot.scale, &params, &mut log);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let (fit, model) = trained.context("training failed")?;
     Ok((fit, model, started.elapsed().as_secs_f64(), selection))
 }
 
@@ -456,6 +464,17 @@ fn complete(args: &FitArgs, out: &std::path::Path) -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
+}
+
+/// One iteration as a line: objective, change, seconds and the estimated time left.
+fn progress_line(p: &Progress) -> String {
+    let eta = p
+        .remaining
+        .map_or_else(|| "?".into(), |n| format!("{:.1} s", n as f64 * p.seconds));
+    format!(
+        "restart {} iteration {:>4}  objective {:.6}  change {:.3e}  {:.3} s  ETA {eta}",
+        p.restart, p.iteration, p.objective, p.change, p.seconds
+    )
 }
 
 /// `mixrec convert`: reads a snapshot and writes it in format `to`.

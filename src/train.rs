@@ -104,6 +104,8 @@ pub fn train(
             iteration = p.iteration,
             objective = p.objective,
             change = p.change,
+            seconds = p.seconds,
+            remaining = p.remaining,
             "iteration"
         );
         on_iter(p)

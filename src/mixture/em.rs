@@ -24,6 +24,26 @@ pub struct Progress {
     pub objective: f64,
     /// Change from the previous iteration (`NaN` on the first).
     pub change: f64,
+    /// Wall-clock seconds of this iteration.
+    pub seconds: f64,
+    /// Iterations still to go, estimated from how fast the changes shrink (geometrically, as
+    /// EM's do near convergence) and capped by `max_iter`; `None` until two changes are known.
+    pub remaining: Option<usize>,
+}
+
+/// Iterations until a change shrinking by `ratio` per iteration from `change` falls to
+/// `threshold`: `ceil(ln(threshold / change) / ln ratio)`.
+fn iterations_left(change: f64, previous: f64, threshold: f64) -> Option<usize> {
+    let (change, previous) = (change.abs(), previous.abs());
+    let ratio = change / previous;
+    let usable = ratio > 0.0 && ratio < 1.0 && threshold.is_finite() && threshold > 0.0;
+    if !usable {
+        return None;
+    }
+    if change <= threshold {
+        return Some(0);
+    }
+    Some(((threshold / change).ln() / ratio.ln()).ceil() as usize)
 }
 
 /// Why a training did not produce a mixture.
@@ -193,8 +213,11 @@ fn run(
     };
     let mut history: Vec<f64> = Vec::new();
     let mut converged = false;
+    let mut last_change = f64::NAN;
     while history.len() < params.max_iter() {
+        let started = std::time::Instant::now();
         let objective = stepper.step();
+        let seconds = started.elapsed().as_secs_f64();
         if !objective.is_finite() {
             let iteration = history.len() + 1;
             return Err(FitError::NonFinite { what, iteration });
@@ -202,11 +225,20 @@ fn run(
         let change = history.last().map_or(f64::NAN, |&old| objective - old);
         history.push(objective);
         let iteration = history.len();
+        let threshold = match stepper.assign {
+            Assign::Soft => tol * objective.abs(),
+            Assign::Hard => tol,
+        };
+        let cap = params.max_iter() - iteration;
+        let remaining = iterations_left(change, last_change, threshold).map(|n| n.min(cap));
+        last_change = change;
         if on_iter(&Progress {
             restart,
             iteration,
             objective,
             change,
+            seconds,
+            remaining,
         })
         .is_break()
         {
@@ -302,4 +334,22 @@ pub(crate) fn m_step(
         },
         cost,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_iterations_follow_a_geometric_decay() {
+        // Changes 100, 10 (ratio 0.1) reach 0.01 in three more iterations: 1, 0.1, 0.01.
+        assert_eq!(iterations_left(10.0, 100.0, 0.01), Some(3));
+        assert_eq!(iterations_left(0.001, 0.01, 0.01), Some(0));
+        assert_eq!(iterations_left(10.0, f64::NAN, 0.01), None);
+        assert_eq!(
+            iterations_left(10.0, 5.0, 0.01),
+            None,
+            "growing changes give no estimate"
+        );
+    }
 }
