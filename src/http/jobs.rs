@@ -54,6 +54,10 @@ pub struct Job {
     pub log_likelihood: Option<f64>,
     /// Current cost (k-means).
     pub cost: Option<f64>,
+    /// Seconds the last iteration took.
+    pub iteration_seconds: Option<f64>,
+    /// Estimated seconds left in the current restart (from how fast the changes shrink).
+    pub eta_seconds: Option<f64>,
     /// The version of the model it produced.
     pub model_version: Option<u64>,
     /// Why it failed.
@@ -103,6 +107,8 @@ impl Jobs {
             iteration: 0,
             log_likelihood: None,
             cost: None,
+            iteration_seconds: None,
+            eta_seconds: None,
             model_version: None,
             error: None,
             submitted_at: now(),
@@ -196,6 +202,8 @@ fn run(
         state.jobs.update(id, |j| {
             j.restart = p.restart;
             j.iteration = p.iteration;
+            j.iteration_seconds = Some(p.seconds);
+            j.eta_seconds = p.eta_seconds();
             let objective = p.objective.is_finite().then_some(p.objective);
             match j.algorithm {
                 Algorithm::Em => j.log_likelihood = objective,

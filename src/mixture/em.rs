@@ -31,6 +31,13 @@ pub struct Progress {
     pub remaining: Option<usize>,
 }
 
+impl Progress {
+    /// Estimated seconds left in this restart: `remaining` iterations at this one's pace.
+    pub fn eta_seconds(&self) -> Option<f64> {
+        self.remaining.map(|n| n as f64 * self.seconds)
+    }
+}
+
 /// Iterations until a change shrinking by `ratio` per iteration from `change` falls to
 /// `threshold`: `ceil(ln(threshold / change) / ln ratio)`.
 fn iterations_left(change: f64, previous: f64, threshold: f64) -> Option<usize> {
