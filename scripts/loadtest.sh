@@ -10,6 +10,7 @@
 #
 #   cargo build --release && scripts/loadtest.sh
 #   DURATION=20 CONNECTIONS=32 scripts/loadtest.sh
+#   DATA=big.bin CONNECTIONS=32 READY_TRIES=3000 MIXREC__TRAINING__N_INIT=1 scripts/loadtest.sh
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -37,14 +38,18 @@ trap cleanup EXIT
 MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__K=12 MIXREC__TRAINING__THREADS=${TRAIN_THREADS:-1} RUST_LOG=warn \
     "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 600); do
+for _ in $(seq "${READY_TRIES:-600}"); do
     curl -fs "$BASE/readyz" >/dev/null 2>&1 && break
     sleep 0.1
 done
 curl -fs "$BASE/readyz" >/dev/null || { echo "server not ready"; cat "$work/server.log"; exit 1; }
 
-# A 20-rating profile over the subset's items (ids are column indices).
-profile=$(python3 -c 'import json; print(json.dumps({"ratings": {str(i * 53): 1 + (i * 7) % 5 for i in range(20)}, "n": 10}))')
+# A 20-rating profile over items spread through the first 1000 of the catalogue (any snapshot).
+profile=$(curl -fs "$BASE/v1/items?offset=0&limit=1000" | python3 -c '
+import json, sys
+ids = [item["id"] for item in json.load(sys.stdin)["items"]]
+step = max(1, len(ids) // 20)
+print(json.dumps({"ratings": {ids[i * step % len(ids)]: 1 + (i * 7) % 5 for i in range(20)}, "n": 10}))')
 cat >"$work/recommend.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
