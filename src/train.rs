@@ -134,7 +134,7 @@ fn fit(
     if settings.model == ModelKind::Gpl {
         let mut p = PlsaParams::new(settings.k);
         (p.seed, p.max_iter) = (settings.seed, settings.max_iter);
-        let fit = plsa::fit(r, scale, &p);
+        let fit = plsa::fit_with(r, scale, &p, log)?;
         let summary = FitSummary {
             log_likelihood: None,
             cost: None,
@@ -443,6 +443,28 @@ mod tests {
             .unwrap();
         assert_eq!(answer.items.len(), 3);
         assert!((answer.posterior.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_gaussian_plsa_training_can_be_cancelled_too() {
+        let mut seen = 0;
+        let mut stop_at_3 = |p: &Progress| {
+            seen = p.iteration;
+            assert!(p.objective.is_finite() && p.seconds >= 0.0);
+            if p.iteration == 3 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let settings = TrainingSettings {
+            model: ModelKind::Gpl,
+            k: 4,
+            ..quick()
+        };
+        let err = train(&Source::Embedded, &settings, 1, &mut stop_at_3).unwrap_err();
+        assert!(matches!(err, TrainError::Fit(FitError::Cancelled)));
+        assert_eq!(seen, 3);
     }
 
     #[test]

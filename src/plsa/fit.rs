@@ -7,8 +7,11 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 
+use std::ops::ControlFlow;
+
 use super::{Plsa, normalisation};
 use crate::data::{self, Held, RatingScale, Ratings, RatingsBuilder};
+use crate::mixture::{FitError, Progress};
 
 /// A validation RMSE must beat the best so far by this share to count as progress for
 /// `patience` (the best parameters are kept either way): the last 0.1 % took as many
@@ -126,6 +129,17 @@ pub(crate) fn responsibilities(
 
 /// Trains Gaussian pLSA on `ratings`.
 pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
+    fit_with(ratings, scale, p, &mut |_| ControlFlow::Continue(())).expect("never cancelled")
+}
+
+/// [`fit`], reporting each iteration (objective: the log-likelihood of the normalised training
+/// ratings) to `on_iter`, which may cancel.
+pub fn fit_with(
+    ratings: &Ratings,
+    scale: RatingScale,
+    p: &PlsaParams,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<PlsaFit, FitError> {
     let split = data::holdout(ratings, p.validation, p.seed ^ VALIDATION_STREAM);
     let train = &split.train;
     let values = || train.iter().map(|(_, _, x)| f64::from(x));
@@ -151,10 +165,12 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
     );
     let mut history = Vec::new();
     let mut progress_at = 0;
+    let mut last_ll = f64::NAN;
     while history.len() < p.max_iter {
+        let started = std::time::Instant::now();
         let terms = ItemTerms::new(&means, &variances);
         let log_w: Vec<f64> = weights.iter().map(|w| w.ln()).collect();
-        let next_weights = user_pass(&normalised, &log_w, &terms, p.k);
+        let (next_weights, ll) = user_pass(&normalised, &log_w, &terms, p.k);
         (means, variances) = item_pass(&by_item, &log_w, &terms, &prior, p);
         weights = next_weights;
         let rmse = validation_rmse(
@@ -165,6 +181,21 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
             scale,
         );
         history.push(rmse);
+        let iteration = history.len();
+        let change = ll - last_ll;
+        last_ll = ll;
+        let seconds = started.elapsed().as_secs_f64();
+        let progress = Progress {
+            restart: 0,
+            iteration,
+            objective: ll,
+            change,
+            seconds,
+            remaining: None,
+        };
+        if on_iter(&progress).is_break() {
+            return Err(FitError::Cancelled);
+        }
         if rmse < best.0 * (1.0 - IMPROVEMENT) {
             progress_at = history.len();
         }
@@ -183,7 +214,7 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
     }
     let (_, best_iteration, means, variances, type_weights) = best;
     let terms = ItemTerms::new(&means, &variances);
-    PlsaFit {
+    Ok(PlsaFit {
         model: Plsa {
             means,
             variances,
@@ -196,7 +227,7 @@ pub fn fit(ratings: &Ratings, scale: RatingScale, p: &PlsaParams) -> PlsaFit {
         iterations: history.len(),
         best_iteration,
         validation_rmse: history,
-    }
+    })
 }
 
 /// The mean of P(z|u) over users: how much of the population each type accounts for. (k,)
@@ -260,26 +291,36 @@ fn initial(
 }
 
 /// New P(z|u) for every user, from the current parameters.
-fn user_pass(normalised: &Ratings, weights: &[f64], terms: &ItemTerms, k: usize) -> Vec<f64> {
+/// New P(z|u) for every user from the current parameters (given as ln P(z|u)), and the
+/// log-likelihood of the normalised training ratings under the current parameters.
+fn user_pass(
+    normalised: &Ratings,
+    weights: &[f64],
+    terms: &ItemTerms,
+    k: usize,
+) -> (Vec<f64>, f64) {
     let mut next = vec![0.0; weights.len()];
+    let mut ll = vec![0.0; normalised.n_users()];
     next.par_chunks_mut(k)
         .zip(weights.par_chunks(k))
+        .zip(ll.par_iter_mut())
         .enumerate()
-        .for_each(|(u, (out, w))| {
+        .for_each(|(u, ((out, w), ll))| {
             let (items, values) = normalised.row(u);
             if items.is_empty() {
-                out.copy_from_slice(w);
+                out.iter_mut().zip(w).for_each(|(o, lw)| *o = lw.exp());
                 return;
             }
             let mut q = vec![0.0; k];
             for (&l, &v) in items.iter().zip(values) {
-                responsibilities(w, terms, l, f64::from(v), &mut q);
+                *ll += responsibilities(w, terms, l, f64::from(v), &mut q);
                 out.iter_mut().zip(&q).for_each(|(o, r)| *o += r);
             }
             let n = items.len() as f64;
             out.iter_mut().for_each(|o| *o /= n);
         });
-    next
+    // Summed in user order: the same bits for any thread count.
+    (next, ll.iter().sum())
 }
 
 /// New μ_yz and σ²_yz for every item: Q-weighted moments shrunk toward the item's own.

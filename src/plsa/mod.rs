@@ -18,7 +18,7 @@
 
 mod fit;
 
-pub use fit::{PlsaFit, PlsaParams, fit};
+pub use fit::{PlsaFit, PlsaParams, fit, fit_with};
 
 use ndarray::Array2;
 
