@@ -7,7 +7,7 @@
 use std::ops::Deref;
 
 use crate::data::RatingScale;
-use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted};
+use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted, top_n};
 use crate::plsa::{Folded, Plsa};
 
 /// The model kinds.
@@ -192,16 +192,9 @@ impl Predictor {
             return m.recommend(p, n, skip);
         }
         let mut all = self.complete(belief, skip);
-        let n = n.min(all.len());
-        if n == 0 {
-            return Vec::new();
-        }
-        let order = |a: &Prediction, b: &Prediction| {
+        top_n(&mut all, n, |a, b| {
             b.rating.total_cmp(&a.rating).then(a.item.cmp(&b.item))
-        };
-        all.select_nth_unstable_by(n - 1, order);
-        all.truncate(n);
-        all.sort_unstable_by(order);
+        });
         all
     }
 

@@ -354,7 +354,6 @@ fn ranked(post: &[f64]) -> Vec<(usize, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::TrainingSettings;
     use crate::train::{Source, train};
     use std::ops::ControlFlow;
     use std::sync::OnceLock;
@@ -362,19 +361,7 @@ mod tests {
     fn demo() -> &'static ServedModel {
         static MODEL: OnceLock<ServedModel> = OnceLock::new();
         MODEL.get_or_init(|| {
-            let t = TrainingSettings {
-                k: 3,
-                algorithm: Algorithm::Em,
-                seed: 1,
-                n_init: 1,
-                tol: 1e-6,
-                max_iter: 50,
-                min_variance: 0.25,
-                threads: 0,
-                model: ModelKind::Mixture,
-                k_auto: false,
-                k_range: [1, 16],
-            };
+            let t = crate::train::quick_settings();
             let mut go = |_: &_| ControlFlow::Continue(());
             train(&Source::Embedded, &t, 1, &mut go).unwrap()
         })

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::config::TrainingSettings;
 use crate::data::{self, DataError, Format, LoadOptions, Snapshot};
 use crate::eval;
-use crate::mixture::{self, Algorithm, FitError, FitParams, ParamsError, Progress};
+use crate::mixture::{self, Algorithm, FitError, FitParams, ParamsError, Progress, top_n};
 use crate::plsa::{self, PlsaParams};
 use crate::predictor::{ModelKind, Predictor};
 use crate::service::{Catalogue, KSelection, ModelInfo, ServedModel, SnapshotInfo, TypeSummary};
@@ -348,11 +348,9 @@ pub fn type_summaries(model: &Predictor) -> Vec<TypeSummary> {
             let mut lifts: Vec<(f64, u32)> = (0..d)
                 .map(|l| (model.type_mean(l, j) - overall[l], l as u32))
                 .collect();
-            let n = TYPE_ITEMS.min(lifts.len());
-            let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-            lifts.select_nth_unstable_by(n - 1, order);
-            lifts.truncate(n);
-            lifts.sort_unstable_by(order);
+            top_n(&mut lifts, TYPE_ITEMS, |a, b| {
+                b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+            });
             TypeSummary {
                 weight: model.type_weight(j),
                 variance: model.type_variance(j),
@@ -365,26 +363,27 @@ pub fn type_summaries(model: &Predictor) -> Vec<TypeSummary> {
         .collect()
 }
 
+/// Small, fast training settings for tests: K = 3, one restart, at most 50 iterations.
+#[cfg(test)]
+pub(crate) fn quick_settings() -> TrainingSettings {
+    TrainingSettings {
+        k: 3,
+        algorithm: Algorithm::Em,
+        seed: 1,
+        n_init: 1,
+        tol: 1e-6,
+        max_iter: 50,
+        min_variance: 0.25,
+        threads: 0,
+        model: ModelKind::Mixture,
+        k_auto: false,
+        k_range: [1, 16],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mixture::Algorithm;
-
-    fn quick() -> TrainingSettings {
-        TrainingSettings {
-            k: 3,
-            algorithm: Algorithm::Em,
-            seed: 1,
-            n_init: 1,
-            tol: 1e-6,
-            max_iter: 50,
-            min_variance: 0.25,
-            threads: 0,
-            model: ModelKind::Mixture,
-            k_auto: false,
-            k_range: [1, 16],
-        }
-    }
 
     #[test]
     fn the_embedded_demo_trains_with_metadata() {
@@ -393,7 +392,7 @@ mod tests {
             iterations += 1;
             ControlFlow::Continue(())
         };
-        let served = train(&Source::Embedded, &quick(), 7, &mut count).unwrap();
+        let served = train(&Source::Embedded, &quick_settings(), 7, &mut count).unwrap();
         let info = served.info();
         assert_eq!(info.version, 7);
         assert_eq!(info.snapshot.path, DEMO_PATH);
@@ -411,7 +410,7 @@ mod tests {
             k_auto: true,
             k_range: [1, 10],
             max_iter: 200,
-            ..quick()
+            ..quick_settings()
         };
         let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
         let info = served.info();
@@ -427,7 +426,7 @@ mod tests {
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
             k: 4,
-            ..quick()
+            ..quick_settings()
         };
         let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
         let info = served.info();
@@ -460,7 +459,7 @@ mod tests {
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
             k: 4,
-            ..quick()
+            ..quick_settings()
         };
         let err = train(&Source::Embedded, &settings, 1, &mut stop_at_3).unwrap_err();
         assert!(matches!(err, TrainError::Fit(FitError::Cancelled)));
@@ -470,7 +469,7 @@ mod tests {
     #[test]
     fn a_cancelled_training_is_an_error() {
         let mut stop = |_: &Progress| ControlFlow::Break(());
-        let err = train(&Source::Embedded, &quick(), 1, &mut stop).unwrap_err();
+        let err = train(&Source::Embedded, &quick_settings(), 1, &mut stop).unwrap_err();
         assert!(matches!(err, TrainError::Fit(FitError::Cancelled)));
     }
 
@@ -482,7 +481,7 @@ mod tests {
             titles: None,
         };
         let mut go = |_: &Progress| ControlFlow::Continue(());
-        let err = train(&source, &quick(), 1, &mut go).unwrap_err();
+        let err = train(&source, &quick_settings(), 1, &mut go).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/ratings.csv"),
             "{err}"

@@ -119,11 +119,6 @@ impl Ratings {
             n_items: self.n_users(),
         }
     }
-
-    /// Heap bytes held (for memory figures).
-    pub fn heap_bytes(&self) -> usize {
-        self.offsets.capacity() * 8 + self.items.capacity() * 4 + self.values.capacity() * 4
-    }
 }
 
 /// Builds [`Ratings`] row by row.
@@ -173,12 +168,6 @@ impl RatingsBuilder {
     /// Rows ended so far.
     pub fn n_rows(&self) -> usize {
         self.ratings.offsets.len() - 1
-    }
-
-    /// Grows the item count (triples snapshots learn items as they go).
-    pub fn set_n_items(&mut self, n_items: usize) {
-        debug_assert!(n_items >= self.ratings.n_items);
-        self.ratings.n_items = n_items;
     }
 
     /// The finished ratings.

@@ -221,19 +221,27 @@ impl Model {
             .filter(|(l, _)| skip.binary_search(l).is_err())
             .map(|(l, score)| (score, l))
             .collect();
-        let n = n.min(scored.len());
-        if n == 0 {
-            return Vec::new();
-        }
-        let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        scored.select_nth_unstable_by(n - 1, order);
-        scored.truncate(n);
-        scored.sort_unstable_by(order);
+        top_n(&mut scored, n, |a, b| {
+            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+        });
         scored
             .into_iter()
             .map(|(_, l)| self.predict(post, l))
             .collect()
     }
+}
+
+/// Keeps the `n` first of `items` by `order`, sorted: partial selection, so the rest is never
+/// sorted.
+pub(crate) fn top_n<T>(items: &mut Vec<T>, n: usize, order: impl Fn(&T, &T) -> std::cmp::Ordering) {
+    let n = n.min(items.len());
+    if n == 0 {
+        items.clear();
+        return;
+    }
+    items.select_nth_unstable_by(n - 1, &order);
+    items.truncate(n);
+    items.sort_unstable_by(order);
 }
 
 /// `items` in ascending order, for binary searches.

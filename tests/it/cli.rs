@@ -24,6 +24,25 @@ fn fit_json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
 
+/// Runs `mixrec complete --data DATA ARGS… --out <temp>` and returns what it wrote.
+fn complete(data: &std::path::Path, args: &[&str]) -> String {
+    let out_file = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(["complete", "--data"])
+        .arg(data)
+        .args(args)
+        .arg("--out")
+        .arg(out_file.path())
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(out_file.path()).unwrap()
+}
+
 #[test]
 fn the_command_line_is_consistent() {
     mixrec::cli::Cli::command().debug_assert();
@@ -120,26 +139,8 @@ fn tol_zero_runs_exactly_max_iter() {
 #[test]
 fn complete_writes_the_seed_completion() {
     let Some(dir) = shared_data() else { return };
-    let out_file = tempfile::NamedTempFile::new().unwrap();
     let data = dir.join("test_incomplete.txt");
-    let args = [
-        "complete",
-        "--data",
-        data.to_str().unwrap(),
-        "--k",
-        "4",
-        "--preset",
-        "seed",
-        "--seed",
-        "0",
-    ];
-    let out = mixrec(&[&args[..], &["--out", out_file.path().to_str().unwrap()]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let written = std::fs::read_to_string(out_file.path()).unwrap();
+    let written = complete(&data, &["--k", "4", "--preset", "seed", "--seed", "0"]);
     let rows: Vec<Vec<f64>> = written
         .lines()
         .map(|l| l.split(' ').map(|t| t.parse().unwrap()).collect())
@@ -262,24 +263,8 @@ fn eval_scores_every_method_on_the_same_split() {
 #[test]
 fn complete_with_gaussian_plsa_keeps_observed_entries() {
     let Some(dir) = shared_data() else { return };
-    let out_file = tempfile::NamedTempFile::new().unwrap();
     let data = dir.join("test_incomplete.txt");
-    let args = [
-        "complete",
-        "--data",
-        data.to_str().unwrap(),
-        "--k",
-        "2",
-        "--model",
-        "gpl",
-    ];
-    let out = mixrec(&[&args[..], &["--out", out_file.path().to_str().unwrap()]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let written = std::fs::read_to_string(out_file.path()).unwrap();
+    let written = complete(&data, &["--k", "2", "--model", "gpl"]);
     let given = std::fs::read_to_string(&data).unwrap();
     for (w, g) in written.lines().zip(given.lines()) {
         for (a, b) in w.split(' ').zip(g.split(' ')) {
