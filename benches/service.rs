@@ -36,6 +36,7 @@ fn settings() -> Settings {
     )
     .expect("defaults load");
     s.training.k = 12;
+    s.models.dir = None;
     s
 }
 
@@ -82,7 +83,7 @@ fn recommend_service_call(bencher: divan::Bencher) {
 }
 
 fn app() -> Router {
-    router(AppState::with_model(settings(), model().unwrap().clone()))
+    router(AppState::with_model(settings(), model().unwrap().clone()).expect("no model store"))
 }
 
 #[divan::bench]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Format;
 use crate::mixture::Algorithm;
@@ -31,6 +31,8 @@ pub struct Settings {
     pub snapshot: SnapshotSettings,
     /// Training parameters.
     pub training: TrainingSettings,
+    /// Where trained models are kept, and what a new one must beat.
+    pub models: ModelsSettings,
 }
 
 /// `[server]`.
@@ -71,7 +73,7 @@ pub struct SnapshotSettings {
 }
 
 /// `[training]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSettings {
     /// Number of types K.
@@ -99,6 +101,50 @@ pub struct TrainingSettings {
     /// The K range `k_auto` tries, `[min, max]`.
     #[serde(default = "default_k_range")]
     pub k_range: [usize; 2],
+    /// Share of the ratings held out to measure a model's RMSE before it trains on all of
+    /// them (and `k_auto`'s split); 0 measures nothing.
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
+}
+
+fn default_holdout() -> f64 {
+    0.1
+}
+
+impl TrainingSettings {
+    /// Whether a model trained with `other` is the model these settings would train: every
+    /// setting but the thread count (results are the same on any number of threads).
+    pub fn same_model(&self, other: &Self) -> bool {
+        *self
+            == Self {
+                threads: self.threads,
+                ..other.clone()
+            }
+    }
+}
+
+/// `[models]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelsSettings {
+    /// Directory of saved models; `None` (or empty) saves nothing.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Serve the newest saved model that matches the snapshot and training settings at
+    /// start-up instead of training.
+    pub load_on_start: bool,
+    /// Model files kept.
+    pub keep: usize,
+    /// A retrain whose held-out RMSE is more than this share above the serving model's is
+    /// rejected.
+    pub quality_gate: f64,
+}
+
+impl ModelsSettings {
+    /// The store directory, if saving is on.
+    pub fn store_dir(&self) -> Option<&Path> {
+        self.dir.as_deref().filter(|d| !d.as_os_str().is_empty())
+    }
 }
 
 fn default_k_range() -> [usize; 2] {
@@ -188,7 +234,16 @@ impl Settings {
     /// Checks every value the type system does not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
-        self.training.validate()
+        self.training.validate()?;
+        let m = &self.models;
+        positive("models.keep", m.keep as u64)?;
+        if !(m.quality_gate.is_finite() && m.quality_gate >= 0.0) {
+            return Err(invalid(
+                "models.quality_gate",
+                "must be a finite number ≥ 0",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -254,6 +309,12 @@ impl TrainingSettings {
             return Err(invalid(
                 "training.min_variance",
                 "must be a finite number > 0",
+            ));
+        }
+        if !(0.0..0.5).contains(&self.holdout) || (self.k_auto && self.holdout == 0.0) {
+            return Err(invalid(
+                "training.holdout",
+                "must be in [0, 0.5), and above 0 with k_auto",
             ));
         }
         Ok(())

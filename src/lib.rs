@@ -7,6 +7,7 @@
 //! - [`eval`]: held-out scores of a mixture and of simple baselines.
 //! - [`synth`]: synthetic snapshots with planted user types.
 //! - [`train`], [`service`]: training for the service and the model in service (no web types).
+//! - [`store`]: trained models saved atomically and checked on the way back in.
 //! - [`config`]: layered, validated service settings.
 //! - [`http`]: the HTTP API (axum): router, state, DTOs, errors, retrain jobs, serving.
 //! - [`cli`]: the command-line front that `main.rs` calls.
@@ -21,5 +22,6 @@ pub mod mixture;
 pub mod plsa;
 pub mod predictor;
 pub mod service;
+pub mod store;
 pub mod synth;
 pub mod train;

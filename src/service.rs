@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{Format, IdMap, Ratings, Snapshot};
 use crate::mixture::{Algorithm, Prediction, ProfileError};
@@ -17,7 +17,7 @@ use crate::predictor::{ModelKind, Predictor};
 const NAMED_IDS: usize = 5;
 
 /// What `GET /v1/model` reports about a trained model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// 1 for the model trained at start-up, +1 for each successful retrain.
     pub version: u64,
@@ -59,7 +59,7 @@ pub struct ModelInfo {
 }
 
 /// How a model's K was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KSelection {
     /// `training.k` as configured.
@@ -69,7 +69,7 @@ pub enum KSelection {
 }
 
 /// Which snapshot a model was trained on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
     /// File path (or `embedded:...`).
     pub path: String,
@@ -203,6 +203,11 @@ impl ServedModel {
             catalogue,
             types,
         }
+    }
+
+    /// The trained model.
+    pub fn predictor(&self) -> &Predictor {
+        &self.model
     }
 
     /// Metadata.

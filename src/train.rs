@@ -31,7 +31,8 @@ pub const DEMO_PATH: &str = "embedded:data/demo-ratings.csv";
 const TYPE_ITEMS: usize = 5;
 
 /// Where the ratings come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", tag = "kind")]
 pub enum Source {
     /// The demo catalogue compiled into the binary.
     Embedded,
@@ -74,6 +75,42 @@ pub enum TrainError {
     /// The fit returned parameters that are not all finite numbers.
     #[error("the trained model has non-finite parameters; it was not used")]
     NonFinite,
+    /// A type of the trained model holds (almost) no users.
+    #[error(
+        "type {index} of the trained model is empty (weight {weight:.3e}, {users:.2} users' worth); it was not used"
+    )]
+    EmptyType {
+        /// The type.
+        index: usize,
+        /// Its weight.
+        weight: f64,
+        /// Weight × users.
+        users: f64,
+    },
+    /// The snapshot file changed while it was being read.
+    #[error("{path}: the file changed while it was being read ({what}); retry once it is complete")]
+    Changed {
+        /// The file.
+        path: String,
+        /// What changed.
+        what: String,
+    },
+    /// A saved model does not fit the snapshot it names.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// A snapshot read for training: its ratings, titles and the SHA-256 of the file's bytes.
+#[derive(Debug)]
+pub struct Loaded {
+    /// Where it came from.
+    pub source: Source,
+    /// The ratings and ids.
+    pub snapshot: Snapshot,
+    /// Display titles by item id.
+    pub titles: HashMap<String, String>,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
 }
 
 /// The engine parameters these settings ask for.
@@ -95,7 +132,22 @@ pub fn train(
     version: u64,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<ServedModel, TrainError> {
-    let (snapshot, titles, sha256) = load(source)?;
+    train_loaded(load(source)?, settings, version, on_iter)
+}
+
+/// Trains on a loaded snapshot; see [`train`].
+pub fn train_loaded(
+    loaded: Loaded,
+    settings: &TrainingSettings,
+    version: u64,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<ServedModel, TrainError> {
+    let Loaded {
+        snapshot,
+        titles,
+        sha256,
+        ..
+    } = loaded;
     let span = tracing::info_span!("training", version, k = settings.k);
     let _enter = span.enter();
     let mut log = |p: &Progress| {
@@ -113,14 +165,69 @@ pub fn train(
     let started = Instant::now();
     let (model, summary) = fit(&snapshot, settings, &mut log)?;
     let seconds = started.elapsed().as_secs_f64();
-    if !model.is_finite() {
-        return Err(TrainError::NonFinite);
-    }
+    check(&model, snapshot.ratings.n_users())?;
     let info = model_info(&snapshot, &summary, &model, version, seconds, sha256);
     log_trained(&info);
     let types = type_summaries(&model);
     let catalogue = Catalogue::new(snapshot, titles);
     Ok(ServedModel::new(model, info, catalogue, types))
+}
+
+/// Refuses a model with a non-finite parameter or a type that holds less than half a user.
+pub fn check(model: &Predictor, n_users: usize) -> Result<(), TrainError> {
+    if !model.is_finite() {
+        return Err(TrainError::NonFinite);
+    }
+    for index in 0..model.k() {
+        let weight = model.type_weight(index);
+        let users = weight * n_users as f64;
+        if users < 0.5 {
+            return Err(TrainError::EmptyType {
+                index,
+                weight,
+                users,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether a saved model may serve with `loaded`: it must be the snapshot the model was trained
+/// on (same SHA-256, same number of items), and the model must pass [`check`].
+pub fn fits(loaded: &Loaded, info: &ModelInfo, model: &Predictor) -> Result<(), TrainError> {
+    if loaded.sha256 != info.snapshot.sha256 {
+        return Err(TrainError::Mismatch(format!(
+            "model version {} was trained on a snapshot with SHA-256 {}, {} now has {}",
+            info.version,
+            info.snapshot.sha256,
+            source_name(&loaded.source),
+            loaded.sha256
+        )));
+    }
+    if model.n_items() != loaded.snapshot.ratings.n_items() {
+        return Err(TrainError::Mismatch(format!(
+            "model version {} has {} items, the snapshot {}",
+            info.version,
+            model.n_items(),
+            loaded.snapshot.ratings.n_items()
+        )));
+    }
+    check(model, loaded.snapshot.ratings.n_users())
+}
+
+/// A saved model back in service with its snapshot (see [`fits`]).
+pub fn restore(loaded: Loaded, info: ModelInfo, model: Predictor) -> ServedModel {
+    let types = type_summaries(&model);
+    let catalogue = Catalogue::new(loaded.snapshot, loaded.titles);
+    ServedModel::new(model, info, catalogue, types)
+}
+
+/// How `source` is named in metadata, jobs and logs.
+pub fn source_name(source: &Source) -> String {
+    match source {
+        Source::Embedded => DEMO_PATH.to_owned(),
+        Source::File { path, .. } => path.display().to_string(),
+    }
 }
 
 /// Trains the model kind `settings` ask for; for mixtures with `k_auto`, K is chosen first on a
@@ -146,7 +253,7 @@ fn fit(
         return Ok((Predictor::Gpl(fit.model), summary));
     }
     let (k, k_selection, heldout_rmse) = if settings.k_auto {
-        let split = data::holdout(r, 0.1, settings.seed);
+        let split = data::holdout(r, settings.holdout, settings.seed);
         let ks: Vec<usize> = (settings.k_range[0]..=settings.k_range[1]).collect();
         let n = split.train.n_users();
         let curve = eval::k_curve(&split, scale, &ks, |k| {
@@ -160,9 +267,46 @@ fn fit(
             eval::SelectError::Params(p) => TrainError::Params(p),
             eval::SelectError::Fit(f) => TrainError::Fit(f),
         })?;
-        let k = eval::pick(&curve, eval::Criterion::Heldout).expect("a non-empty range");
-        let rmse = curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse);
-        (k, KSelection::Heldout, rmse)
+        let picked = eval::pick(&curve, eval::Criterion::Heldout).expect("a non-empty range");
+        // A K whose fit on all the ratings leaves a type empty has a type too many: take the
+        // next smaller K of the curve instead (an empty type is refused, see `check`).
+        let mut ks: Vec<usize> = curve.iter().map(|p| p.k).filter(|&k| k <= picked).collect();
+        ks.sort_unstable_by(|a, b| b.cmp(a));
+        let mut last = None;
+        for k in ks {
+            let valid = params(&TrainingSettings {
+                k,
+                ..settings.clone()
+            })
+            .check(r.n_users())?;
+            let (fit, model) = mixture::train(r, scale, &valid, log)?;
+            let model = Predictor::Mixture(model);
+            match check(&model, r.n_users()) {
+                Err(e @ TrainError::EmptyType { .. }) => {
+                    tracing::info!(k, reason = %e, "k_auto: trying a smaller K");
+                    last = Some(e);
+                }
+                _ => {
+                    let summary = FitSummary {
+                        log_likelihood: fit.log_likelihood,
+                        cost: fit.cost,
+                        iterations: fit.iterations,
+                        converged: fit.converged,
+                        k_selection: KSelection::Heldout,
+                        heldout_rmse: curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse),
+                    };
+                    return Ok((model, summary));
+                }
+            }
+        }
+        return Err(last.expect("at least the picked K was tried"));
+    } else if settings.holdout > 0.0 {
+        // Measure first: the same settings on all but the held-out share.
+        let split = data::holdout(r, settings.holdout, settings.seed);
+        let valid = params(settings).check(split.train.n_users())?;
+        let (_, measured) = mixture::train(&split.train, scale, &valid, log)?;
+        let rmse = eval::score_model(&split, &Predictor::Mixture(measured)).rmse;
+        (settings.k, KSelection::Configured, Some(rmse))
     } else {
         (settings.k, KSelection::Configured, None)
     };
@@ -250,14 +394,20 @@ struct FitSummary {
     heldout_rmse: Option<f64>,
 }
 
-/// The snapshot, its titles and the SHA-256 of its bytes (hex).
-fn load(source: &Source) -> Result<(Snapshot, HashMap<String, String>, String), TrainError> {
+/// Reads `source`: the snapshot, its titles and the SHA-256 of its bytes. A file that changes
+/// while it is read (it grows, or is replaced) is an error, not a model of half the data.
+pub fn load(source: &Source) -> Result<Loaded, TrainError> {
     match source {
         Source::Embedded => {
-            let mut snap = data::load_str(DEMO_RATINGS, LoadOptions::default())?;
-            snap.path = PathBuf::from(DEMO_PATH);
+            let mut snapshot = data::load_str(DEMO_RATINGS, LoadOptions::default())?;
+            snapshot.path = PathBuf::from(DEMO_PATH);
             let titles = parse_titles(DEMO_TITLES, "embedded:data/demo-items.csv")?;
-            Ok((snap, titles, hex(&Sha256::digest(DEMO_RATINGS.as_bytes()))))
+            Ok(Loaded {
+                source: source.clone(),
+                snapshot,
+                titles,
+                sha256: hex(&Sha256::digest(DEMO_RATINGS.as_bytes())),
+            })
         }
         Source::File {
             path,
@@ -268,13 +418,66 @@ fn load(source: &Source) -> Result<(Snapshot, HashMap<String, String>, String), 
                 format: *format,
                 scale: None,
             };
-            let snap = data::load(path, options)?;
-            let sha = file_sha256(path)?;
+            let before = Stamp::of(path)?;
+            let snapshot = data::load(path, options)?;
+            let sha256 = file_sha256(path)?;
+            let after = Stamp::of(path)?;
+            if let Some(what) = before.change(&after) {
+                return Err(TrainError::Changed {
+                    path: path.display().to_string(),
+                    what,
+                });
+            }
             let titles = match titles {
                 Some(t) => read_titles(t)?,
                 None => HashMap::new(),
             };
-            Ok((snap, titles, sha))
+            Ok(Loaded {
+                source: source.clone(),
+                snapshot,
+                titles,
+                sha256,
+            })
+        }
+    }
+}
+
+/// What tells one version of a file from the next: size, modification time, and (on Unix)
+/// the inode, which a replace-by-rename changes.
+#[derive(Debug, PartialEq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Self, TrainError> {
+        let meta = std::fs::metadata(path).map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
+
+    /// What changed between `self` and `later`, if anything.
+    fn change(&self, later: &Self) -> Option<String> {
+        if self.inode != later.inode {
+            Some("it was replaced".into())
+        } else if self.len != later.len {
+            Some(format!("{} bytes, then {}", self.len, later.len))
+        } else if self.modified != later.modified {
+            Some("it was written to".into())
+        } else {
+            None
         }
     }
 }
@@ -296,7 +499,7 @@ fn file_sha256(path: &Path) -> Result<String, TrainError> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -378,6 +581,7 @@ pub(crate) fn quick_settings() -> TrainingSettings {
         model: ModelKind::Mixture,
         k_auto: false,
         k_range: [1, 16],
+        holdout: 0.1,
     }
 }
 
@@ -392,9 +596,14 @@ mod tests {
             iterations += 1;
             ControlFlow::Continue(())
         };
-        let served = train(&Source::Embedded, &quick_settings(), 7, &mut count).unwrap();
+        let settings = TrainingSettings {
+            holdout: 0.0,
+            ..quick_settings()
+        };
+        let served = train(&Source::Embedded, &settings, 7, &mut count).unwrap();
         let info = served.info();
         assert_eq!(info.version, 7);
+        assert_eq!(info.heldout_rmse, None);
         assert_eq!(info.snapshot.path, DEMO_PATH);
         assert_eq!(info.snapshot.sha256.len(), 64);
         assert_eq!(info.iterations, iterations);

@@ -1,4 +1,5 @@
-//! Admin routes: `POST /admin/retrain` and `GET /admin/jobs/{id}`, behind a bearer token.
+//! Admin routes behind a bearer token: `POST /admin/retrain`, `POST /admin/rollback`,
+//! `GET /admin/models`, and `GET`/`DELETE /admin/jobs/{id}`.
 //!
 //! With no token configured every admin request is refused (403): the routes never fail open.
 //! Tokens are compared through their SHA-256 digests in constant time, so neither the bytes nor
@@ -12,10 +13,10 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::dto::RetrainRequest;
+use super::dto::{RetrainRequest, SavedModel, SavedModels};
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::jobs::{self, Job};
+use super::jobs::{self, CancelError, Job, Task};
 use super::state::AppState;
 use crate::config::{Secret, TrainingSettings};
 use crate::data::Format;
@@ -80,14 +81,86 @@ pub async fn retrain(
         },
         None => state.configured_source(),
     };
-    match jobs::start(&state, source, training) {
+    let task = Task::Retrain {
+        source,
+        training,
+        force: overrides.force,
+    };
+    start(&state, task)
+}
+
+/// `POST /admin/rollback`: 202 with the job that puts the newest earlier model back.
+pub async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    if state.current().is_none() {
+        return Err(ApiError::not_ready());
+    }
+    start(&state, Task::Rollback)
+}
+
+fn start(state: &AppState, task: Task) -> Result<Response, ApiError> {
+    match jobs::start(state, task) {
         Ok(job) => Ok(accepted(job)),
         Err(active) => Err(ApiError::new(
             StatusCode::CONFLICT,
-            "training-in-progress",
-            format!("job {active} is still training; poll /admin/jobs/{active}"),
+            "job-in-progress",
+            format!("job {active} is still running; poll /admin/jobs/{active}"),
         )),
     }
+}
+
+/// `GET /admin/models`: the saved models, newest first, each checked.
+pub async fn models(
+    State(state): State<AppState>,
+    _: Admin,
+) -> Result<Json<SavedModels>, ApiError> {
+    let Some(store) = state.store.clone() else {
+        let detail = "no model store is configured (models.dir)";
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no-model-store",
+            detail,
+        ));
+    };
+    let serving = state.current().map(|m| m.info().version);
+    // Every file is read and its checksum verified: off the async workers.
+    let entries = tokio::task::spawn_blocking(move || store.entries())
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .map_err(|e| ApiError::internal(&e))?;
+    let models = entries
+        .into_iter()
+        .map(|e| {
+            let (status, created, info, error) = match e.manifest {
+                Ok(m) => {
+                    let status = if e.rolled_back {
+                        "rolled_back"
+                    } else {
+                        "valid"
+                    };
+                    (status, Some(m.created), Some(m.info), None)
+                }
+                Err(reason) => ("invalid", None, None, Some(reason)),
+            };
+            SavedModel {
+                version: e.version,
+                file: e.path.display().to_string(),
+                serving: serving == Some(e.version) && status == "valid",
+                status,
+                error,
+                created,
+                info,
+            }
+        })
+        .collect();
+    Ok(Json(SavedModels {
+        dir: state
+            .settings
+            .models
+            .store_dir()
+            .map_or_else(String::new, |d| d.display().to_string()),
+        serving,
+        models,
+    }))
 }
 
 fn accepted(job: Job) -> Response {
@@ -128,14 +201,34 @@ fn apply(base: &TrainingSettings, o: &RetrainRequest) -> Result<TrainingSettings
     Ok(t)
 }
 
+/// `DELETE /admin/jobs/{id}`: asks a running job to stop at its next iteration (202 with the
+/// job as it is now); 409 for a job that has ended.
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    match state.jobs.cancel(id) {
+        Ok(job) => Ok((StatusCode::ACCEPTED, Json(job)).into_response()),
+        Err(CancelError::Unknown) => Err(unknown_job(id)),
+        Err(CancelError::Finished(state)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job-finished",
+            format!("job {id} has ended ({state:?}); nothing to cancel").to_lowercase(),
+        )),
+    }
+}
+
+fn unknown_job(id: u64) -> ApiError {
+    let detail = format!("no job {id} (only the last 100 jobs are kept)");
+    ApiError::new(StatusCode::NOT_FOUND, "unknown-job", detail)
+}
+
 /// `GET /admin/jobs/{id}`.
 pub async fn job(
     State(state): State<AppState>,
     _: Admin,
     Path(id): Path<u64>,
 ) -> Result<Json<Job>, ApiError> {
-    state.jobs.get(id).map(Json).ok_or_else(|| {
-        let detail = format!("no job {id} (only the last 100 jobs are kept)");
-        ApiError::new(StatusCode::NOT_FOUND, "unknown-job", detail)
-    })
+    state.jobs.get(id).map(Json).ok_or_else(|| unknown_job(id))
 }

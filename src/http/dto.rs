@@ -80,6 +80,42 @@ pub struct RetrainRequest {
     pub snapshot: Option<PathBuf>,
     /// Its format.
     pub format: Option<Format>,
+    /// Serve the new model even if the quality gate would reject it.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// One saved model, as `GET /admin/models` lists it.
+#[derive(Debug, Serialize)]
+pub struct SavedModel {
+    /// Version (from the file name).
+    pub version: u64,
+    /// The file.
+    pub file: String,
+    /// `valid`, `rolled_back` or `invalid`.
+    pub status: &'static str,
+    /// Whether it is the model serving now.
+    pub serving: bool,
+    /// Why it cannot be used (`invalid` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// When it was saved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    /// What `GET /v1/model` reported for it (valid and rolled-back files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<crate::service::ModelInfo>,
+}
+
+/// `GET /admin/models`.
+#[derive(Debug, Serialize)]
+pub struct SavedModels {
+    /// The store directory.
+    pub dir: String,
+    /// The serving model's version.
+    pub serving: Option<u64>,
+    /// Files, newest first.
+    pub models: Vec<SavedModel>,
 }
 
 /// A rated or recommended item.

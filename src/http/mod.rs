@@ -22,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use axum::middleware::from_fn;
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -47,6 +47,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/model/types"),
     ("POST", "/admin/retrain"),
     ("GET", "/admin/jobs/{id}"),
+    ("DELETE", "/admin/jobs/{id}"),
+    ("POST", "/admin/rollback"),
+    ("GET", "/admin/models"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -64,6 +67,9 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/v1/model/types") => get(routes::types),
         ("POST", "/admin/retrain") => post(admin::retrain),
         ("GET", "/admin/jobs/{id}") => get(admin::job),
+        ("DELETE", "/admin/jobs/{id}") => delete(admin::cancel_job),
+        ("POST", "/admin/rollback") => post(admin::rollback),
+        ("GET", "/admin/models") => get(admin::models),
         ("GET", "/healthz") => get(ops::healthz),
         ("GET", "/readyz") => get(ops::readyz),
         ("GET", "/metrics") => get(ops::metrics),

@@ -48,10 +48,11 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let state = AppState::new(settings);
+    let state = AppState::new(settings).context("cannot open the model store")?;
     let source = state.configured_source();
     tracing::info!(addr = %local, snapshot = ?source, "listening");
-    let _ = jobs::start(&state, source, state.settings.training.clone());
+    let training = state.settings.training.clone();
+    let _ = jobs::start(&state, jobs::Task::Startup { source, training });
     axum::serve(listener, router(state.clone()))
         .with_graceful_shutdown(shutdown(state))
         .await

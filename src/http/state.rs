@@ -4,7 +4,7 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -14,6 +14,7 @@ use super::jobs::Jobs;
 use super::ops;
 use crate::config::Settings;
 use crate::service::ServedModel;
+use crate::store::{Store, StoreError};
 use crate::train::Source;
 
 /// What every handler shares.
@@ -23,6 +24,13 @@ pub struct App {
     pub settings: Settings,
     /// The serving model; `None` until the first training succeeds.
     pub model: ArcSwapOption<ServedModel>,
+    /// The model the serving one replaced (what a rollback goes back to first); `None` after
+    /// a rollback.
+    pub previous: ArcSwapOption<ServedModel>,
+    /// The highest model version handed out so far.
+    pub last_version: AtomicU64,
+    /// The model store, when `models.dir` is set.
+    pub store: Option<Store>,
     /// Training jobs.
     pub jobs: Jobs,
     /// Set on shutdown: a running training stops at its next iteration.
@@ -43,22 +51,30 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// State with no model yet.
-    pub fn new(settings: Settings) -> Self {
-        Self(Arc::new(App {
+    /// State with no model yet; opens the model store if one is configured.
+    pub fn new(settings: Settings) -> Result<Self, StoreError> {
+        let m = &settings.models;
+        let store = m.store_dir().map(|d| Store::open(d, m.keep)).transpose()?;
+        Ok(Self(Arc::new(App {
             settings,
             model: ArcSwapOption::empty(),
+            previous: ArcSwapOption::empty(),
+            last_version: AtomicU64::new(0),
+            store,
             jobs: Jobs::default(),
             stopping: AtomicBool::new(false),
             metrics: ops::metrics_handle(),
-        }))
+        })))
     }
 
-    /// State serving `model` from the start (tests, and a future model store).
-    pub fn with_model(settings: Settings, model: ServedModel) -> Self {
-        let state = Self::new(settings);
-        state.model.store(Some(Arc::new(model)));
+    /// State serving `model` from the start (tests, benchmarks).
+    pub fn with_model(settings: Settings, model: ServedModel) -> Result<Self, StoreError> {
+        let state = Self::new(settings)?;
         state
+            .last_version
+            .store(model.info().version, Ordering::Relaxed);
+        state.model.store(Some(Arc::new(model)));
+        Ok(state)
     }
 
     /// The serving model, if any.

@@ -213,17 +213,8 @@ pub fn fit_with(
         }
     }
     let (_, best_iteration, means, variances, type_weights) = best;
-    let terms = ItemTerms::new(&means, &variances);
     Ok(PlsaFit {
-        model: Plsa {
-            means,
-            variances,
-            global,
-            q: p.q,
-            scale,
-            type_weights,
-            terms,
-        },
+        model: Plsa::from_parts(means, variances, global, p.q, scale, type_weights),
         iterations: history.len(),
         best_iteration,
         validation_rmse: history,

@@ -58,6 +58,27 @@ pub struct Folded {
 }
 
 impl Plsa {
+    /// A model from its parameters (as [`fit`] leaves them, or as a model file holds them).
+    pub fn from_parts(
+        means: Array2<f64>,
+        variances: Array2<f64>,
+        global: (f64, f64),
+        q: f64,
+        scale: RatingScale,
+        type_weights: Vec<f64>,
+    ) -> Self {
+        let terms = fit::ItemTerms::new(&means, &variances);
+        Self {
+            means,
+            variances,
+            global,
+            q,
+            scale,
+            type_weights,
+            terms,
+        }
+    }
+
     /// Number of types.
     pub fn k(&self) -> usize {
         self.means.ncols()

@@ -34,6 +34,8 @@ fn start(data: &std::path::Path) -> (Server, String) {
         .env("MIXREC__TRAINING__K", "4")
         .env("MIXREC__TRAINING__N_INIT", "1")
         .env("MIXREC__TRAINING__MAX_ITER", "15")
+        // Model files are the store tests' business (tests/it/store.rs).
+        .env("MIXREC__MODELS__DIR", "")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -58,6 +58,8 @@ pub fn service_settings(
     s.training.k = 3;
     s.training.n_init = 1;
     s.training.max_iter = 50;
+    // No model files from in-process tests unless a test asks for a store.
+    s.models.dir = None;
     edit(&mut s);
     s
 }
