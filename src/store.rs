@@ -481,3 +481,136 @@ fn rebuild(layout: &Layout, arrays: Vec<(&str, Vec<f64>)>) -> Result<Predictor, 
     }
     Ok(model)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TrainingSettings;
+    use crate::predictor::ModelKind;
+    use crate::service::ServedModel;
+    use crate::train::{self, quick_settings};
+    use std::ops::ControlFlow;
+
+    fn trained(settings: &TrainingSettings, version: u64) -> ServedModel {
+        let mut go = |_: &_| ControlFlow::Continue(());
+        train::train(&Source::Embedded, settings, version, &mut go).unwrap()
+    }
+
+    fn save(store: &Store, served: &ServedModel) -> PathBuf {
+        let info = served.info();
+        store
+            .save(
+                &Source::Embedded,
+                &quick_settings(),
+                info,
+                served.predictor(),
+            )
+            .unwrap()
+    }
+
+    /// Every prediction of `a` and `b` for a few profiles, bit for bit.
+    fn same_predictions(a: &Predictor, b: &Predictor) {
+        let profiles: [&[(u32, f64)]; 3] = [&[], &[(0, 5.0), (3, 1.0)], &[(1, 2.5), (7, 4.0)]];
+        for profile in profiles {
+            let (pa, pb) = (a.posterior(profile).unwrap(), b.posterior(profile).unwrap());
+            for l in 0..a.n_items() as u32 {
+                let (x, y) = (a.predict(&pa, l), b.predict(&pb, l));
+                assert_eq!(x.rating.to_bits(), y.rating.to_bits(), "item {l}");
+                assert_eq!(x.spread.to_bits(), y.spread.to_bits(), "item {l}");
+            }
+        }
+    }
+
+    #[test]
+    fn models_of_both_kinds_come_back_bit_for_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 5).unwrap();
+        let gpl = TrainingSettings {
+            model: ModelKind::Gpl,
+            k: 4,
+            ..quick_settings()
+        };
+        for (served, version) in [(trained(&quick_settings(), 1), 1), (trained(&gpl, 2), 2)] {
+            let path = save(&store, &served);
+            assert_eq!(path, store.path(version));
+            let (manifest, model) = store.load(version).unwrap();
+            assert_eq!(&manifest.info, served.info());
+            assert_eq!(manifest.source, Source::Embedded);
+            assert_eq!(manifest.layout.k, served.predictor().k());
+            same_predictions(served.predictor(), &model);
+        }
+        let entries = store.entries().unwrap();
+        let versions: Vec<u64> = entries.iter().map(|e| e.version).collect();
+        assert_eq!(versions, [2, 1]);
+        assert!(entries.iter().all(|e| e.manifest.is_ok() && !e.rolled_back));
+    }
+
+    #[test]
+    fn a_cut_or_damaged_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 5).unwrap();
+        let path = save(&store, &trained(&quick_settings(), 1));
+        let bytes = fs::read(&path).unwrap();
+        // Every prefix: what a crash half-way through a non-atomic write would leave.
+        for len in 0..bytes.len() {
+            let err = decode(&bytes[..len]).unwrap_err();
+            assert!(!err.is_empty());
+        }
+        // A flipped bit anywhere (every 7th byte keeps the test quick).
+        for at in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x10;
+            assert!(decode(&bad).is_err(), "a flip at byte {at} went unnoticed");
+        }
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let entries = store.entries().unwrap();
+        let reason = entries[0].manifest.as_ref().unwrap_err();
+        assert!(
+            reason.contains("checksum") || reason.contains("cut short"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn leftovers_are_cleared_old_files_pruned_and_nothing_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = dir.path().join(".model-00000009.mixrec.tmp");
+        fs::write(&leftover, b"half a model").unwrap();
+        let store = Store::open(dir.path(), 2).unwrap();
+        assert!(!leftover.exists());
+        let served = trained(&quick_settings(), 1);
+        for version in 1..=4 {
+            let info = ModelInfo {
+                version,
+                ..served.info().clone()
+            };
+            store
+                .save(
+                    &Source::Embedded,
+                    &quick_settings(),
+                    &info,
+                    served.predictor(),
+                )
+                .unwrap();
+        }
+        let again = store.save(
+            &Source::Embedded,
+            &quick_settings(),
+            served.info(),
+            served.predictor(),
+        );
+        assert!(again.unwrap_err().reason.contains("exists"));
+        store.mark_rolled_back(4).unwrap();
+        assert_eq!(store.newest_version().unwrap(), 4);
+        // Keep 2, and spare version 1 (serving, say).
+        let removed = store.prune(&[1]).unwrap();
+        assert_eq!(removed, [store.path(2)]);
+        let left: Vec<(u64, bool)> = store
+            .entries()
+            .unwrap()
+            .iter()
+            .map(|e| (e.version, e.rolled_back))
+            .collect();
+        assert_eq!(left, [(4, true), (3, false), (1, false)]);
+    }
+}

@@ -419,15 +419,18 @@ pub fn load(source: &Source) -> Result<Loaded, TrainError> {
                 scale: None,
             };
             let before = Stamp::of(path)?;
-            let snapshot = data::load(path, options)?;
-            let sha256 = file_sha256(path)?;
-            let after = Stamp::of(path)?;
-            if let Some(what) = before.change(&after) {
+            // A file still being written often ends in half a line: say it changed rather
+            // than report that line.
+            let read = data::load(path, options)
+                .map_err(TrainError::from)
+                .and_then(|s| Ok((s, file_sha256(path)?)));
+            if let Some(what) = before.change(&Stamp::of(path)?) {
                 return Err(TrainError::Changed {
                     path: path.display().to_string(),
                     what,
                 });
             }
+            let (snapshot, sha256) = read?;
             let titles = match titles {
                 Some(t) => read_titles(t)?,
                 None => HashMap::new(),

@@ -282,10 +282,24 @@ impl Jobs {
 /// Starts `task` on a blocking thread; `Err` holds the id of the job already active.
 pub fn start(state: &AppState, task: Task) -> Result<Job, u64> {
     let (job, cancel) = state.jobs.submit(&task, state)?;
-    let (state, id) = (state.clone(), job.id);
+    launch(state, job.id, cancel, move |state, id, cancel| {
+        run(state, id, &task, cancel)
+    });
+    Ok(job)
+}
+
+/// Runs `work` for job `id` on a blocking thread, then installs its model or records why not
+/// (a panic included).
+fn launch(
+    state: &AppState,
+    id: u64,
+    cancel: Arc<AtomicBool>,
+    work: impl FnOnce(&AppState, u64, &AtomicBool) -> Outcome + Send + 'static,
+) {
+    let state = state.clone();
     tokio::spawn(async move {
         let worker = state.clone();
-        let outcome = tokio::task::spawn_blocking(move || run(&worker, id, &task, &cancel)).await;
+        let outcome = tokio::task::spawn_blocking(move || work(&worker, id, &cancel)).await;
         let outcome = match outcome {
             Ok(Ok((model, message))) => Ok((install(&state, model), message)),
             Ok(Err(failure)) => Err(failure),
@@ -308,7 +322,6 @@ pub fn start(state: &AppState, task: Task) -> Result<Job, u64> {
         }
         state.jobs.finish(id, outcome);
     });
-    Ok(job)
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> &str {
@@ -423,7 +436,6 @@ fn retrain(
     report: &mut Report<'_>,
 ) -> Outcome {
     let version = next_version(state)?;
-    state.last_version.fetch_max(version, Ordering::Relaxed);
     let served = train::train(source, training, version, report).map_err(cancelled)?;
     if !force {
         gate(state, &served)?;
@@ -576,4 +588,84 @@ fn install(state: &AppState, model: Arc<ServedModel>) -> u64 {
         metrics::gauge!("mixrec_model_log_likelihood").set(ll);
     }
     info.version
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::predictor::Predictor;
+
+    fn settings() -> Settings {
+        use figment::providers::Format as _;
+        let toml = figment::providers::Toml::string(crate::config::DEFAULT_TOML);
+        let f = figment::Figment::from(toml);
+        let mut s = Settings::from_figment(f, &Default::default()).unwrap();
+        s.models.dir = None;
+        s.training = train::quick_settings();
+        s
+    }
+
+    fn demo() -> ServedModel {
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        train::train(&Source::Embedded, &train::quick_settings(), 1, &mut go).unwrap()
+    }
+
+    async fn finished(state: &AppState, id: u64) -> Job {
+        loop {
+            let job = state.jobs.get(id).unwrap();
+            if job.finished_at.is_some() {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_inside_a_job_fails_it_and_the_model_keeps_serving() {
+        let state = AppState::with_model(settings(), demo()).unwrap();
+        let task = Task::Retrain {
+            source: Source::Embedded,
+            training: train::quick_settings(),
+            force: false,
+        };
+        let (job, cancel) = state.jobs.submit(&task, &state).unwrap();
+        launch(&state, job.id, cancel, |_, _, _| {
+            panic!("injected fault at iteration 3")
+        });
+        let done = finished(&state, job.id).await;
+        assert_eq!(done.state, JobState::Failed);
+        let error = done.error.unwrap();
+        assert!(
+            error.contains("panicked: injected fault at iteration 3"),
+            "{error}"
+        );
+        assert_eq!(state.current().unwrap().info().version, 1);
+        assert_eq!(state.jobs.active(), None);
+        // And the next job runs normally.
+        let next = start(&state, task).unwrap();
+        assert_eq!(finished(&state, next.id).await.state, JobState::Succeeded);
+        assert_eq!(state.current().unwrap().info().version, 2);
+    }
+
+    #[test]
+    fn a_model_with_an_empty_type_or_a_nan_is_refused() {
+        let served = demo();
+        let Predictor::Mixture(model) = served.predictor().clone() else {
+            unreachable!("the quick settings train a mixture")
+        };
+        let n = 2000;
+        let mut empty = model.clone();
+        empty.mixture.weights[1] = 1e-6;
+        let err = train::check(&Predictor::Mixture(empty), n).unwrap_err();
+        assert!(
+            matches!(err, TrainError::EmptyType { index: 1, .. }),
+            "{err}"
+        );
+        let mut nan = model.clone();
+        nan.mixture.means[[4, 0]] = f64::NAN;
+        let err = train::check(&Predictor::Mixture(nan), n).unwrap_err();
+        assert!(matches!(err, TrainError::NonFinite), "{err}");
+        train::check(&Predictor::Mixture(model), n).unwrap();
+    }
 }

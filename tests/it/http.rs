@@ -12,16 +12,16 @@ use tower::ServiceExt;
 
 use crate::support::{demo_model, service_settings};
 
-const TOKEN: &str = "Bearer test-token";
+pub(crate) const TOKEN: &str = "Bearer test-token";
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
@@ -34,7 +34,7 @@ impl Reply {
 
     /// Asserts an RFC 9457 problem with `status`; returns its detail.
     #[track_caller]
-    fn problem(&self, status: StatusCode) -> String {
+    pub(crate) fn problem(&self, status: StatusCode) -> String {
         assert_eq!(
             self.status,
             status,
@@ -63,7 +63,7 @@ fn app_with(edit: impl FnOnce(&mut Settings)) -> Router {
     router(AppState::with_model(service_settings(edit), demo_model()).expect("state"))
 }
 
-async fn send(app: &Router, req: Request<Body>) -> Reply {
+pub(crate) async fn send(app: &Router, req: Request<Body>) -> Reply {
     let res = app.clone().oneshot(req).await.unwrap();
     let (parts, body) = res.into_parts();
     let body = body.collect().await.unwrap().to_bytes().to_vec();
@@ -74,7 +74,7 @@ async fn send(app: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-async fn get(app: &Router, uri: &str) -> Reply {
+pub(crate) async fn get(app: &Router, uri: &str) -> Reply {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
@@ -86,7 +86,7 @@ async fn post_json(app: &Router, uri: &str, body: Value) -> Reply {
     send(app, req).await
 }
 
-fn admin(method: Method, uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
+pub(crate) fn admin(method: Method, uri: &str, token: Option<&str>, body: &str) -> Request<Body> {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, t);
@@ -435,7 +435,7 @@ async fn admin_routes_need_the_right_token() {
 }
 
 /// Polls job `id` until it ends (the training runs on a blocking thread).
-async fn finished_job(app: &Router, id: u64) -> Value {
+pub(crate) async fn finished_job(app: &Router, id: u64) -> Value {
     for _ in 0..6000 {
         let job = send(
             app,
@@ -443,7 +443,7 @@ async fn finished_job(app: &Router, id: u64) -> Value {
         )
         .await
         .json();
-        if job["state"] == "succeeded" || job["state"] == "failed" {
+        if !job["finished_at"].is_null() {
             return job;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
