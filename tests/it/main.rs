@@ -14,3 +14,4 @@ mod parity;
 mod properties;
 mod quality;
 mod serve;
+mod store;
