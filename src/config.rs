@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// Request timeout in milliseconds.
     pub request_timeout_ms: u64,
+    /// Requests handled at once over every listener; more are answered 503 at once.
+    pub max_concurrent_requests: u32,
     /// Largest `n` of a recommendation request.
     pub max_n: usize,
     /// Default page size of `GET /v1/items`.
@@ -211,6 +213,10 @@ impl ServerSettings {
         }
         positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
         positive("server.request_timeout_ms", self.request_timeout_ms)?;
+        positive(
+            "server.max_concurrent_requests",
+            self.max_concurrent_requests.into(),
+        )?;
         positive("server.max_n", self.max_n as u64)?;
         positive("server.items_page", self.items_page as u64)?;
         if self.items_page_max < self.items_page {
@@ -279,6 +285,7 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 1 << 20);
         assert_eq!(s.server.admin_token, None);
+        assert_eq!(s.server.max_concurrent_requests, 256);
         assert_eq!(s.snapshot.path, None);
         assert_eq!(s.training.algorithm, Algorithm::Em);
     }
@@ -314,6 +321,10 @@ mod tests {
             jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[\"shop.example/\"]");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("cors_origins"), "{err}");
+            jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[]");
+            jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("max_concurrent_requests"), "{err}");
             Ok(())
         });
     }

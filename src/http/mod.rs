@@ -1,5 +1,5 @@
 //! The HTTP API: [`router`] builds the whole app from a state without a socket (tests drive it
-//! in-process); [`run`] serves it with graceful shutdown.
+//! in-process); [`run`] serves it with graceful shutdown. Load beyond a global limit is shed.
 //!
 //! Handlers only convert DTOs and call [`crate::service`]; training runs on blocking threads
 //! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]).
@@ -20,7 +20,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, get, post};
 use tower_http::compression::CompressionLayer;
@@ -78,13 +78,18 @@ pub fn router(state: AppState) -> Router {
     let limit = s.body_limit_bytes;
     let timeout = Duration::from_millis(s.request_timeout_ms);
     let x_request_id = HeaderName::from_static("x-request-id");
+    // Registered at 0 so dashboards see the series before the first overload.
+    metrics::counter!("mixrec_http_shed_total").increment(0);
     let mut app = Router::new();
     for (method, path) in ROUTES {
         app = app.route(path, handler(method, path));
     }
     // Each `layer` wraps everything before it, so read upwards from the bottom for the order a
     // request meets them: ids before the span that logs them; CORS outside the problem net so
-    // error answers carry CORS headers too; the net outside everything that answers errors.
+    // error answers carry CORS headers too; the net outside everything that answers errors;
+    // shedding outside the timeout, and inside the span, metrics and CORS so a shed answer is
+    // logged, counted and readable by a browser. `Router::layer` wraps each route on its own,
+    // so the shedding layer takes its permits from the one semaphore in the state.
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -94,6 +99,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(from_fn(error::problem_net))
+        .layer(from_fn_with_state(state.clone(), ops::shed))
         .layer(cors(s))
         .layer(CompressionLayer::new())
         .layer(from_fn(ops::record))

@@ -1,6 +1,6 @@
 //! Shared state: one `Clone` handle to an `Arc` holding the settings, the serving model (swapped
-//! whole with arc-swap: requests never wait for a retrain and never see half a model), the jobs
-//! and the metrics handle.
+//! whole with arc-swap: requests never wait for a retrain and never see half a model), the jobs,
+//! the request permits and the metrics handle.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicBool;
 
 use arc_swap::ArcSwapOption;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::jobs::Jobs;
@@ -25,8 +26,12 @@ pub struct App {
     pub model: ArcSwapOption<ServedModel>,
     /// Training jobs.
     pub jobs: Jobs,
-    /// Set on shutdown: a running training stops at its next iteration.
+    /// Set on shutdown: `/readyz` answers 503 and a running training stops at its next
+    /// iteration.
     pub stopping: AtomicBool,
+    /// One permit per request being handled (`server.max_concurrent_requests`): one semaphore
+    /// for every listener, connection and route, so the limit is global.
+    pub permits: Semaphore,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -45,11 +50,13 @@ impl Deref for AppState {
 impl AppState {
     /// State with no model yet.
     pub fn new(settings: Settings) -> Self {
+        let permits = Semaphore::new(settings.server.max_concurrent_requests as usize);
         Self(Arc::new(App {
             settings,
             model: ArcSwapOption::empty(),
             jobs: Jobs::default(),
             stopping: AtomicBool::new(false),
+            permits,
             metrics: ops::metrics_handle(),
         }))
     }

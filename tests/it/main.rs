@@ -7,9 +7,11 @@
 mod support;
 
 mod cli;
+mod hardening;
 mod http;
 mod loaders;
 mod parity;
+mod process;
 mod properties;
 mod quality;
 mod serve;
