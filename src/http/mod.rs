@@ -1,5 +1,6 @@
 //! The HTTP API: [`router`] builds the whole app from a state without a socket (tests drive it
-//! in-process); [`run`] serves it with graceful shutdown. Load beyond a global limit is shed.
+//! in-process); [`run`] serves it with a header-read timeout and graceful shutdown. Load beyond a
+//! global limit is shed.
 //!
 //! Handlers only convert DTOs and call [`crate::service`]; training runs on blocking threads
 //! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]).
@@ -9,6 +10,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+mod listen;
 pub mod ops;
 pub mod routes;
 mod serve;

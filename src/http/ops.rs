@@ -2,6 +2,7 @@
 //! document, the per-request metrics layer and load shedding.
 
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -61,8 +62,17 @@ pub async fn healthz() -> Json<Status> {
     })
 }
 
-/// `GET /readyz`: 200 once a model serves, 503 before.
+/// `GET /readyz`: 200 once a model serves; 503 before, and from the moment shutdown begins (so
+/// a load balancer stops sending while in-flight requests finish).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.stopping.load(Ordering::Relaxed) {
+        let detail = "the service is shutting down; send new requests elsewhere";
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            detail,
+        ));
+    }
     let model = state.ready_model()?;
     Ok(Json(Status {
         status: "ready",

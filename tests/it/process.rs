@@ -3,7 +3,7 @@
 //! keep-alive connections). Every wait has a generous deadline so a failure fails instead of
 //! hanging; none is an assertion about speed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
@@ -231,4 +231,16 @@ pub fn post_in_flight(addr: &str, path: &str, body: &str) -> TcpStream {
     let head = read_head(&mut s);
     assert!(head.starts_with("HTTP/1.1 100 Continue"), "{head}");
     s
+}
+
+/// Asserts the server closes `s`: a read ends with 0 bytes or a reset (within [`PATIENCE`]).
+#[track_caller]
+pub fn assert_closed(s: &mut TcpStream) {
+    let mut buf = [0u8; 256];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        Ok(n) => panic!("unexpected bytes: {:?}", String::from_utf8_lossy(&buf[..n])),
+        Err(e) => panic!("still open after {PATIENCE:?}: {e}"),
+    }
 }

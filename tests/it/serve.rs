@@ -12,7 +12,7 @@ use crate::support::shared_data;
 
 const TOKEN: &str = "serve-test-token";
 
-/// Starts `mixrec serve` on 127.0.0.1:0 with `data`, and a quick training.
+/// Starts `mixrec serve` on 127.0.0.1:0 with `data`, a quick training, and no shutdown delay.
 fn start(data: &std::path::Path) -> (Server, String) {
     let data = data.to_str().expect("a UTF-8 path");
     let server = Server::start(
@@ -22,6 +22,7 @@ fn start(data: &std::path::Path) -> (Server, String) {
             ("MIXREC__TRAINING__K", "4"),
             ("MIXREC__TRAINING__N_INIT", "1"),
             ("MIXREC__TRAINING__MAX_ITER", "15"),
+            ("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0"),
         ],
     );
     let addr = server.addr.clone();
