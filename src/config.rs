@@ -39,6 +39,9 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// A second address that alone serves the `/admin/*` routes; `None` serves them on `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Origins allowed by CORS (`scheme://host[:port]`).
     pub cors_origins: Vec<String>,
     /// Largest request body in bytes.
@@ -228,6 +231,10 @@ impl ServerSettings {
             self.max_concurrent_requests.into(),
         )?;
         positive("server.drain_timeout_ms", self.drain_timeout_ms)?;
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            let why = "must differ from server.listen (unset it to serve admin routes there)";
+            return Err(invalid("server.admin_listen", why));
+        }
         positive("server.max_n", self.max_n as u64)?;
         positive("server.items_page", self.items_page as u64)?;
         if self.items_page_max < self.items_page {
@@ -296,6 +303,7 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 1 << 20);
         assert_eq!(s.server.admin_token, None);
+        assert_eq!(s.server.admin_listen, None);
         assert_eq!(s.server.header_read_timeout_ms, 10_000);
         assert_eq!(s.server.max_concurrent_requests, 256);
         assert_eq!(s.server.shutdown_delay_ms, 5_000);
@@ -338,6 +346,16 @@ mod tests {
             jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "0");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("max_concurrent_requests"), "{err}");
+            jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "8");
+            jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:8080");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("server.admin_listen"), "{err}");
+            jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:9090");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.server.admin_listen,
+                Some("127.0.0.1:9090".parse().unwrap())
+            );
             Ok(())
         });
     }

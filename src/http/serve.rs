@@ -1,4 +1,5 @@
-//! Serving for real: logging, the runtime, the socket, the start-up training, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
+//! Serving for real: logging, the runtime, the sockets (the public one and, when configured, the
+//! admin one), the start-up training, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
 //! at once; after SIGTERM requests are still served for `server.shutdown_delay_ms` so a load
 //! balancer can stop sending; then the listeners close, idle keep-alive connections close, and
 //! in-flight requests get `server.drain_timeout_ms` to finish before the process exits 0. A second
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::state::AppState;
-use super::{jobs, listen, router};
+use super::{admin_router, jobs, listen, router};
 use crate::config::{ServeArgs, Settings};
 
 /// How long a running training may take to notice shutdown before the runtime gives up on it.
@@ -63,10 +64,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Before anything else, so a signal during start-up is not lost.
     let mut signals = Signals::new().context("cannot listen for signals")?;
     let public = bind(settings.server.listen).await?;
+    let admin = match settings.server.admin_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let state = AppState::new(settings);
     let source = state.configured_source();
     tracing::info!(addr = %public.local_addr()?, snapshot = ?source, "listening");
-    let listeners = vec![(public, router(state.clone()))];
+    let mut listeners = vec![(public, router(state.clone()))];
+    if let Some(admin) = admin {
+        tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
+        listeners.push((admin, admin_router(state.clone())));
+    }
     let _ = jobs::start(&state, source, state.settings.training.clone());
     let graceful = Arc::new(GracefulShutdown::new());
     accept_until_stopped(&state, listeners, &graceful, &mut signals).await?;

@@ -1,6 +1,6 @@
 //! The real binary under hostile or unlucky traffic, over real sockets: slow-header clients,
-//! more concurrent requests than the limit, and shutdown on SIGTERM and ctrl-c. Every server
-//! trains the embedded demo catalogue (no data sets needed).
+//! more concurrent requests than the limit, admin routes on their own address, and shutdown on
+//! SIGTERM and ctrl-c. Every server trains the embedded demo catalogue (no data sets needed).
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
@@ -72,22 +72,24 @@ fn slow_header_clients_are_cut_off_while_others_are_served() {
 }
 
 #[test]
-fn beyond_the_limit_requests_are_shed_at_once_on_every_connection_and_route() {
+fn beyond_the_limit_requests_are_shed_at_once_on_every_connection_route_and_listener() {
     let server = demo(&[
         ("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "2"),
         ("MIXREC__SERVER__REQUEST_TIMEOUT_MS", NEVER_MS),
+        ("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:0"),
     ]);
+    let admin = server.admin_addr.clone().unwrap();
     server.wait_ready();
 
     // Two requests in flight, on two connections and two routes: both permits are held.
     let mut recommend = post_in_flight(&server.addr, "/v1/recommend", RECOMMEND);
     let mut complete = post_in_flight(&server.addr, "/v1/complete", COMPLETE);
 
-    // A third connection and route, and an admin route: answered 503 at once.
+    // A third connection and route, and the admin listener: answered 503 at once.
     let shed = get(&server.addr, "/v1/items");
     shed.assert_problem(503, "overloaded");
     assert_eq!(shed.header("retry-after"), Some("1"));
-    get_with_token(&server.addr, "/admin/jobs/1", TOKEN).assert_problem(503, "overloaded");
+    get_with_token(&admin, "/admin/jobs/1", TOKEN).assert_problem(503, "overloaded");
     // Probes and metrics are never shed.
     assert_eq!(get(&server.addr, "/healthz").status, 200);
     assert_eq!(get(&server.addr, "/readyz").status, 200);
@@ -106,6 +108,33 @@ fn beyond_the_limit_requests_are_shed_at_once_on_every_connection_and_route() {
     );
     complete.write_all(COMPLETE.as_bytes()).unwrap();
     assert_eq!(read_reply(&mut complete).status, 200);
+    assert_eq!(get(&server.addr, "/v1/items").status, 200);
+    assert_eq!(get_with_token(&admin, "/admin/jobs/1", TOKEN).status, 200);
+}
+
+#[test]
+fn admin_routes_answer_only_on_the_admin_address() {
+    let server = demo(&[("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:0")]);
+    let admin = server.admin_addr.clone().unwrap();
+    assert_ne!(admin, server.addr);
+    server.wait_ready();
+
+    let job = get_with_token(&admin, "/admin/jobs/1", TOKEN);
+    assert_eq!((job.status, job.json()["id"].as_u64()), (200, Some(1)));
+    get_with_token(&admin, "/admin/jobs/1", "wrong").assert_problem(401, "unauthorized");
+    // Not on the public address, not even with the token.
+    get_with_token(&server.addr, "/admin/jobs/1", TOKEN).assert_problem(404, "not-found");
+    let mut s = connect(&server.addr);
+    write!(
+        s,
+        "POST /admin/retrain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    read_reply(&mut s).assert_problem(404, "not-found");
+    // And the public routes are not on the admin address.
+    get(&admin, "/v1/items").assert_problem(404, "not-found");
+    get(&admin, "/healthz").assert_problem(404, "not-found");
     assert_eq!(get(&server.addr, "/v1/items").status, 200);
 }
 

@@ -18,13 +18,15 @@ pub struct Server {
     child: Child,
     /// The public address it logged.
     pub addr: String,
+    /// The admin address it logged, when `server.admin_listen` is set.
+    pub admin_addr: Option<String>,
     log: Arc<Mutex<String>>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl Server {
     /// Starts `mixrec serve --listen 127.0.0.1:0 <args>` with `env` and waits for the address
-    /// line of its log.
+    /// lines of its log (the admin one too when `MIXREC__SERVER__ADMIN_LISTEN` is in `env`).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mixrec"));
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
@@ -47,16 +49,24 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let mut addr = None;
-        while addr.is_none() {
+        let wants_admin = env
+            .iter()
+            .any(|(k, _)| *k == "MIXREC__SERVER__ADMIN_LISTEN");
+        let (mut addr, mut admin_addr) = (None, None);
+        while addr.is_none() || (wants_admin && admin_addr.is_none()) {
             let line = rx.recv_timeout(PATIENCE).unwrap_or_else(|_| {
-                panic!("the server logs its address; log:\n{}", log.lock().unwrap())
+                panic!(
+                    "the server logs its addresses; log:\n{}",
+                    log.lock().unwrap()
+                )
             });
-            addr = field(&line, "addr=");
+            addr = addr.or_else(|| field(&line, "addr="));
+            admin_addr = admin_addr.or_else(|| field(&line, "admin_addr="));
         }
         Self {
             child,
             addr: addr.unwrap(),
+            admin_addr,
             log,
             reader: Some(reader),
         }
