@@ -1,6 +1,7 @@
 //! The real binary under hostile or unlucky traffic, over real sockets: slow-header clients,
-//! more concurrent requests than the limit, admin routes on their own address, and shutdown on
-//! SIGTERM and ctrl-c. Every server trains the embedded demo catalogue (no data sets needed).
+//! more concurrent requests than the limit, admin routes on their own address, the admin token
+//! and the logs, and shutdown on SIGTERM and ctrl-c. Every server trains the embedded demo
+//! catalogue (no data sets needed).
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
@@ -136,6 +137,37 @@ fn admin_routes_answer_only_on_the_admin_address() {
     get(&admin, "/v1/items").assert_problem(404, "not-found");
     get(&admin, "/healthz").assert_problem(404, "not-found");
     assert_eq!(get(&server.addr, "/v1/items").status, 200);
+}
+
+#[test]
+fn the_admin_token_never_reaches_the_logs() {
+    let wrong = "wrong-token-b5d2";
+    let server = demo(&[("RUST_LOG", "trace")]);
+    server.wait_ready();
+
+    assert_eq!(
+        get_with_token(&server.addr, "/admin/jobs/1", TOKEN).status,
+        200
+    );
+    get_with_token(&server.addr, "/admin/jobs/1", wrong).assert_problem(401, "unauthorized");
+    let mut s = connect(&server.addr);
+    write!(
+        s,
+        "POST /admin/retrain HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {wrong}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+    )
+    .unwrap();
+    read_reply(&mut s).assert_problem(401, "unauthorized");
+    server.signal("INT");
+    let (status, log) = server.exit();
+
+    assert_eq!(status.code(), Some(0), "{log}");
+    // The log did record those requests, at trace level...
+    assert!(log.contains(r#"route="/admin/jobs/{id}""#), "{log}");
+    assert!(log.contains("status=401"), "{log}");
+    // ...without either token.
+    assert!(!log.contains(TOKEN), "the admin token is in the log");
+    assert!(!log.contains(wrong), "a wrong token is in the log");
 }
 
 #[test]
