@@ -140,9 +140,9 @@ async fn drain(
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(state.settings.server.drain_timeout_ms);
-    let open = graceful.count();
+    let connections = graceful.count();
     tracing::info!(
-        open,
+        connections,
         ?timeout,
         "listeners closed; finishing in-flight requests"
     );
