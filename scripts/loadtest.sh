@@ -30,7 +30,8 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-    [[ -n $server_pid ]] && kill -TERM "$server_pid" 2>/dev/null && wait "$server_pid" || true
+    # SIGINT: no shutdown delay (server.shutdown_delay_ms applies to SIGTERM only).
+    [[ -n $server_pid ]] && kill -INT "$server_pid" 2>/dev/null && wait "$server_pid" || true
     rm -rf "$work"
 }
 trap cleanup EXIT

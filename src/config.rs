@@ -41,12 +41,26 @@ pub struct Settings {
 pub struct ServerSettings {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// A second address that alone serves the `/admin/*` routes; `None` serves them on `listen`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// Origins allowed by CORS (`scheme://host[:port]`).
     pub cors_origins: Vec<String>,
     /// Largest request body in bytes.
     pub body_limit_bytes: usize,
     /// Request timeout in milliseconds.
     pub request_timeout_ms: u64,
+    /// Time a client has to send a whole request head, in milliseconds; also how long an idle
+    /// keep-alive connection stays open.
+    pub header_read_timeout_ms: u64,
+    /// Requests handled at once over every listener; more are answered 503 at once.
+    pub max_concurrent_requests: u32,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, in
+    /// milliseconds (not after ctrl-c).
+    pub shutdown_delay_ms: u64,
+    /// After the listeners close, how long in-flight requests may take before their
+    /// connections are dropped, in milliseconds.
+    pub drain_timeout_ms: u64,
     /// Largest `n` of a recommendation request.
     pub max_n: usize,
     /// Default page size of `GET /v1/items`.
@@ -266,6 +280,16 @@ impl ServerSettings {
         }
         positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
         positive("server.request_timeout_ms", self.request_timeout_ms)?;
+        positive("server.header_read_timeout_ms", self.header_read_timeout_ms)?;
+        positive(
+            "server.max_concurrent_requests",
+            self.max_concurrent_requests.into(),
+        )?;
+        positive("server.drain_timeout_ms", self.drain_timeout_ms)?;
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            let why = "must differ from server.listen (unset it to serve admin routes there)";
+            return Err(invalid("server.admin_listen", why));
+        }
         positive("server.max_n", self.max_n as u64)?;
         positive("server.items_page", self.items_page as u64)?;
         if self.items_page_max < self.items_page {
@@ -340,6 +364,10 @@ mod tests {
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 1 << 20);
         assert_eq!(s.server.admin_token, None);
+        assert_eq!(s.server.admin_listen, None);
+        assert_eq!(s.server.header_read_timeout_ms, 10_000);
+        assert_eq!(s.server.max_concurrent_requests, 256);
+        assert_eq!(s.server.shutdown_delay_ms, 5_000);
         assert_eq!(s.snapshot.path, None);
         assert_eq!(s.training.algorithm, Algorithm::Em);
     }
@@ -375,6 +403,20 @@ mod tests {
             jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[\"shop.example/\"]");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("cors_origins"), "{err}");
+            jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[]");
+            jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("max_concurrent_requests"), "{err}");
+            jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "8");
+            jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:8080");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("server.admin_listen"), "{err}");
+            jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:9090");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.server.admin_listen,
+                Some("127.0.0.1:9090".parse().unwrap())
+            );
             Ok(())
         });
     }

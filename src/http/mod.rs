@@ -1,5 +1,6 @@
-//! The HTTP API: [`router`] builds the whole app from a state without a socket (tests drive it
-//! in-process); [`run`] serves it with graceful shutdown.
+//! The HTTP API: [`router`] (and [`admin_router`], when the admin routes have their own address)
+//! builds the app from a state without a socket (tests drive it in-process); [`run`] serves it
+//! with a header-read timeout, load shedding and graceful shutdown.
 //!
 //! Handlers only convert DTOs and call [`crate::service`]; training runs on blocking threads
 //! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]).
@@ -9,6 +10,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+mod listen;
 pub mod ops;
 pub mod routes;
 mod serve;
@@ -20,7 +22,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, delete, get, post};
 use tower_http::compression::CompressionLayer;
@@ -78,19 +80,42 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
     }
 }
 
-/// The whole app: routes, fallbacks and middleware, over `state`.
+/// The app on `server.listen`: every route of [`ROUTES`], less the `/admin/*` ones when
+/// `server.admin_listen` is set. Routes, fallbacks and middleware, over `state`.
 pub fn router(state: AppState) -> Router {
+    let split = state.settings.server.admin_listen.is_some();
+    app(state, |path| !(split && is_admin(path)))
+}
+
+/// The app on `server.admin_listen`: the `/admin/*` routes alone (anything else is 404), with
+/// the same middleware and the same state, so the same request limit.
+pub fn admin_router(state: AppState) -> Router {
+    app(state, is_admin)
+}
+
+/// Whether `path` is an admin route, served on `server.admin_listen` when that is set.
+fn is_admin(path: &str) -> bool {
+    path.starts_with("/admin/")
+}
+
+/// The routes of [`ROUTES`] whose path `serves` keeps, with every fallback and layer.
+fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
     let s = &state.settings.server;
     let limit = s.body_limit_bytes;
     let timeout = Duration::from_millis(s.request_timeout_ms);
     let x_request_id = HeaderName::from_static("x-request-id");
+    // Registered at 0 so dashboards see the series before the first overload.
+    metrics::counter!("mixrec_http_shed_total").increment(0);
     let mut app = Router::new();
-    for (method, path) in ROUTES {
+    for (method, path) in ROUTES.iter().filter(|(_, path)| serves(path)) {
         app = app.route(path, handler(method, path));
     }
     // Each `layer` wraps everything before it, so read upwards from the bottom for the order a
     // request meets them: ids before the span that logs them; CORS outside the problem net so
-    // error answers carry CORS headers too; the net outside everything that answers errors.
+    // error answers carry CORS headers too; the net outside everything that answers errors;
+    // shedding outside the timeout, and inside the span, metrics and CORS so a shed answer is
+    // logged, counted and readable by a browser. `Router::layer` wraps each route on its own,
+    // so the shedding layer takes its permits from the one semaphore in the state.
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -100,6 +125,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(from_fn(error::problem_net))
+        .layer(from_fn_with_state(state.clone(), ops::shed))
         .layer(cors(s))
         .layer(CompressionLayer::new())
         .layer(from_fn(ops::record))

@@ -1,11 +1,12 @@
 //! Operations routes and middleware: liveness, readiness, Prometheus metrics, the OpenAPI
-//! document, and the per-request metrics layer.
+//! document, the per-request metrics layer and load shedding.
 
 use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -61,8 +62,17 @@ pub async fn healthz() -> Json<Status> {
     })
 }
 
-/// `GET /readyz`: 200 once a model serves, 503 before.
+/// `GET /readyz`: 200 once a model serves; 503 before, and from the moment shutdown begins (so
+/// a load balancer stops sending while in-flight requests finish).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.stopping.load(Ordering::Relaxed) {
+        let detail = "the service is shutting down; send new requests elsewhere";
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            detail,
+        ));
+    }
     let model = state.ready_model()?;
     Ok(Json(Status {
         status: "ready",
@@ -98,5 +108,38 @@ pub async fn record(req: Request, next: Next) -> Response {
     metrics::counter!("mixrec_http_requests_total",
         "route" => route, "method" => method, "status" => status)
     .increment(1);
+    res
+}
+
+/// Routes never shed: probes must report liveness and readiness, not load (a shed liveness
+/// probe gets a busy but healthy process restarted, which makes an overload worse), and metrics
+/// must still be scraped to see an overload. All three are cheap and touch no model.
+pub const UNSHED: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// What a shed client is told to wait before retrying, in seconds (`Retry-After`).
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// Middleware: holds one of the process-wide permits (`server.max_concurrent_requests`) while
+/// the request is handled, body read included; with none free, answers 503 at once. Never
+/// waits for a permit, so an overload cannot build a queue.
+pub async fn shed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if UNSHED.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Ok(_permit) = state.permits.try_acquire() else {
+        metrics::counter!("mixrec_http_shed_total").increment(1);
+        return overloaded();
+    };
+    next.run(req).await
+}
+
+/// The 503 answer of a shed request.
+fn overloaded() -> Response {
+    let detail = "the service is at its limit of concurrent requests; retry after Retry-After \
+                  seconds";
+    let mut res =
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", detail).into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     res
 }

@@ -1,21 +1,35 @@
-//! Serving for real: logging, the runtime, the socket, the start-up training and graceful
-//! shutdown on SIGTERM or ctrl-c (in-flight requests finish, then exit 0). Also the tiny
-//! `/healthz` client behind `mixrec healthcheck`, for container health checks.
+//! Serving for real: logging, the runtime, the sockets (the public one and, when configured, the
+//! admin one), the start-up training, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
+//! at once; after SIGTERM requests are still served for `server.shutdown_delay_ms` so a load
+//! balancer can stop sending; then the listeners close, idle keep-alive connections close, and
+//! in-flight requests get `server.drain_timeout_ms` to finish before the process exits 0. A second
+//! signal stops at once. Also the tiny `/healthz` client behind `mixrec healthcheck`, for container
+//! health checks.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::Router;
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use super::state::AppState;
-use super::{jobs, router};
+use super::{admin_router, jobs, listen, router};
 use crate::config::{ServeArgs, Settings};
 
 /// How long a running training may take to notice shutdown before the runtime gives up on it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// A second signal came before the drain was over: the process stops without waiting.
+#[derive(Debug, thiserror::Error)]
+#[error("a second signal stopped the service before in-flight requests finished")]
+struct Interrupted;
 
 /// `mixrec serve`: reads the settings, starts logging and a runtime, and serves until a signal.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
@@ -26,7 +40,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(serve(settings));
-    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    match &result {
+        // Asked twice: do not wait for a training thread either.
+        Err(e) if e.is::<Interrupted>() => runtime.shutdown_background(),
+        _ => runtime.shutdown_timeout(SHUTDOWN_GRACE),
+    }
     result
 }
 
@@ -41,49 +59,153 @@ fn init_logging() {
         .try_init();
 }
 
-/// Binds, starts the first training as job 1, and serves until SIGTERM or ctrl-c.
+/// Binds, starts the first training as job 1, serves until SIGTERM or ctrl-c, then drains.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let addr = settings.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
+    // Before anything else, so a signal during start-up is not lost.
+    let mut signals = Signals::new().context("cannot listen for signals")?;
+    let public = bind(settings.server.listen).await?;
+    let admin = match settings.server.admin_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
     let state = AppState::new(settings).context("cannot open the model store")?;
     let source = state.configured_source();
-    tracing::info!(addr = %local, snapshot = ?source, "listening");
+    tracing::info!(addr = %public.local_addr()?, snapshot = ?source, "listening");
+    let mut listeners = vec![(public, router(state.clone()))];
+    if let Some(admin) = admin {
+        tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
+        listeners.push((admin, admin_router(state.clone())));
+    }
     let training = state.settings.training.clone();
     let _ = jobs::start(&state, jobs::Task::Startup { source, training });
-    axum::serve(listener, router(state.clone()))
-        .with_graceful_shutdown(shutdown(state))
+    let graceful = Arc::new(GracefulShutdown::new());
+    accept_until_stopped(&state, listeners, &graceful, &mut signals).await?;
+    let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");
+    drain(&state, graceful, &mut signals).await
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
         .await
-        .context("server error")?;
-    tracing::info!("stopped");
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Serves every listener until a signal (and, after SIGTERM, the shutdown delay), then closes
+/// them. `/readyz` answers 503 from the signal on.
+async fn accept_until_stopped(
+    state: &AppState,
+    listeners: Vec<(TcpListener, Router)>,
+    graceful: &Arc<GracefulShutdown>,
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
+    let s = &state.settings.server;
+    let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
+    let (stop, stopped) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for (listener, app) in listeners {
+        let accept = listen::accept(
+            listener,
+            app,
+            http.clone(),
+            graceful.clone(),
+            stopped.clone(),
+        );
+        loops.spawn(accept);
+    }
+    let signal = signals.recv().await;
+    // Readiness fails and a running training stops at its next iteration.
+    state.stopping.store(true, Ordering::Relaxed);
+    let delay = match signal {
+        Signal::Terminate => Duration::from_millis(s.shutdown_delay_ms),
+        Signal::Interrupt => Duration::ZERO,
+    };
+    tracing::info!(
+        ?signal,
+        ?delay,
+        "shutting down: /readyz answers 503; still serving for the delay"
+    );
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        _ = signals.recv() => return Err(Interrupted.into()),
+    }
+    let _ = stop.send(true);
+    loops.join_all().await;
     Ok(())
 }
 
-/// Resolves on SIGTERM or ctrl-c, and tells a running training to stop.
-async fn shutdown(state: AppState) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+/// With the listeners closed: closes idle connections, lets in-flight requests finish within
+/// `server.drain_timeout_ms`, and drops whatever is still open after it.
+async fn drain(
+    state: &AppState,
+    graceful: GracefulShutdown,
+    signals: &mut Signals,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_millis(state.settings.server.drain_timeout_ms);
+    let connections = graceful.count();
+    tracing::info!(
+        connections,
+        ?timeout,
+        "listeners closed; finishing in-flight requests"
+    );
     tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        () = graceful.shutdown() => tracing::info!("stopped"),
+        () = tokio::time::sleep(timeout) => {
+            tracing::warn!(?timeout, "in-flight requests outlived the drain timeout; dropping them");
+        }
+        _ = signals.recv() => return Err(Interrupted.into()),
     }
-    tracing::info!("shutting down: finishing in-flight requests");
-    state.stopping.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The signal that asked the service to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// SIGTERM: an orchestrator (Kubernetes, docker stop, systemd).
+    Terminate,
+    /// SIGINT: ctrl-c in a terminal.
+    Interrupt,
+}
+
+/// SIGTERM and ctrl-c, listened for once for the whole run: once registered they no longer end
+/// the process by themselves, so a second one is seen as well.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate())?;
+        let int = signal(SignalKind::interrupt())?;
+        Ok(Self { term, int })
+    }
+
+    #[cfg(not(unix))]
+    fn new() -> std::io::Result<Self> {
+        Ok(Self {})
+    }
+
+    /// The next signal.
+    #[cfg(unix)]
+    async fn recv(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Terminate,
+            _ = self.int.recv() => Signal::Interrupt,
+        }
+    }
+
+    /// The next signal.
+    #[cfg(not(unix))]
+    async fn recv(&mut self) -> Signal {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        Signal::Interrupt
+    }
 }
 
 /// `mixrec healthcheck`: `GET /healthz` on `addr`; Ok only for a 200 answer.

@@ -1,6 +1,6 @@
 //! Shared state: one `Clone` handle to an `Arc` holding the settings, the serving model (swapped
-//! whole with arc-swap: requests never wait for a retrain and never see half a model), the jobs
-//! and the metrics handle.
+//! whole with arc-swap: requests never wait for a retrain and never see half a model), the jobs,
+//! the request permits and the metrics handle.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwapOption;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::jobs::Jobs;
@@ -33,8 +34,12 @@ pub struct App {
     pub store: Option<Store>,
     /// Training jobs.
     pub jobs: Jobs,
-    /// Set on shutdown: a running training stops at its next iteration.
+    /// Set on shutdown: `/readyz` answers 503 and a running training stops at its next
+    /// iteration.
     pub stopping: AtomicBool,
+    /// One permit per request being handled (`server.max_concurrent_requests`): one semaphore
+    /// for every listener, connection and route, so the limit is global.
+    pub permits: Semaphore,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -55,6 +60,7 @@ impl AppState {
     pub fn new(settings: Settings) -> Result<Self, StoreError> {
         let m = &settings.models;
         let store = m.store_dir().map(|d| Store::open(d, m.keep)).transpose()?;
+        let permits = Semaphore::new(settings.server.max_concurrent_requests as usize);
         Ok(Self(Arc::new(App {
             settings,
             model: ArcSwapOption::empty(),
@@ -63,6 +69,7 @@ impl AppState {
             store,
             jobs: Jobs::default(),
             stopping: AtomicBool::new(false),
+            permits,
             metrics: ops::metrics_handle(),
         })))
     }

@@ -8,9 +8,11 @@ mod support;
 
 mod cli;
 mod faults;
+mod hardening;
 mod http;
 mod loaders;
 mod parity;
+mod process;
 mod properties;
 mod quality;
 mod serve;

@@ -2,63 +2,31 @@
 //! readiness, complete a profile, retrain through the admin route, see the new version, then
 //! SIGTERM and a clean exit.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::process::{PATIENCE, Server};
 use crate::support::shared_data;
 
-/// Generous: the test build trains 1.1M ratings before it is ready.
-const PATIENCE: Duration = Duration::from_secs(300);
 const TOKEN: &str = "serve-test-token";
 
-/// Kills the child if the test fails half-way, so no server outlives it.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `mixrec serve` on 127.0.0.1:0 and returns it with the address it logged.
+/// Starts `mixrec serve` on 127.0.0.1:0 with `data`, a quick training, and no shutdown delay.
 fn start(data: &std::path::Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mixrec"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .env("MIXREC_ADMIN_TOKEN", TOKEN)
-        .env("MIXREC__TRAINING__K", "4")
-        .env("MIXREC__TRAINING__N_INIT", "1")
-        .env("MIXREC__TRAINING__MAX_ITER", "15")
-        // Model files are the store tests' business (tests/it/store.rs).
-        .env("MIXREC__MODELS__DIR", "")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    // Read the log until the address, then keep draining so the server never blocks on a
-    // full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("addr="))
-            {
-                let _ = tx.send(addr.to_owned());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(PATIENCE)
-        .expect("the server logs its address");
-    (Server(child), addr)
+    let data = data.to_str().expect("a UTF-8 path");
+    let server = Server::start(
+        &["--data", data],
+        &[
+            ("MIXREC_ADMIN_TOKEN", TOKEN),
+            ("MIXREC__TRAINING__K", "4"),
+            ("MIXREC__TRAINING__N_INIT", "1"),
+            ("MIXREC__TRAINING__MAX_ITER", "15"),
+            ("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0"),
+        ],
+    );
+    let addr = server.addr.clone();
+    (server, addr)
 }
 
 async fn poll_until(what: &str, mut f: impl AsyncFnMut() -> Option<Value>) -> Value {
@@ -75,7 +43,7 @@ async fn poll_until(what: &str, mut f: impl AsyncFnMut() -> Option<Value>) -> Va
 #[tokio::test]
 async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
     let Some(dir) = shared_data() else { return };
-    let (mut server, addr) = start(&dir.join("netflix_incomplete.txt"));
+    let (server, addr) = start(&dir.join("netflix_incomplete.txt"));
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
 
@@ -139,19 +107,13 @@ async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
         (json!(1200), json!(1200))
     );
 
-    // SIGTERM through kill(1): the crate forbids unsafe, and libc::kill would need it.
-    let pid = server.0.id().to_string();
-    let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(sent.success());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = server.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "no exit after SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
+    server.signal("TERM");
+    let (status, log) = server.exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIGTERM: {status}\n{log}"
+    );
 }
 
 #[test]

@@ -53,6 +53,7 @@ impl Server {
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .env("MIXREC_ADMIN_TOKEN", TOKEN)
             .env("MIXREC__MODELS__DIR", models)
+            .env("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
