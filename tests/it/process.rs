@@ -28,7 +28,21 @@ impl Server {
     /// Starts `mixrec serve --listen 127.0.0.1:0 <args>` with `env` and waits for the address
     /// lines of its log (the admin one too when `MIXREC__SERVER__ADMIN_LISTEN` is in `env`).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mixrec"));
+        Self::start_wrapped(&[], args, env)
+    }
+
+    /// [`Server::start`] through a wrapper command that ends by exec'ing its arguments (e.g.
+    /// `unshare ... sh -c '...; exec "$0" "$@"'`), so the child's pid is still the server's.
+    pub fn start_wrapped(wrap: &[&str], args: &[&str], env: &[(&str, &str)]) -> Self {
+        let bin = env!("CARGO_BIN_EXE_mixrec");
+        let mut cmd = match wrap.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(args);
         cmd.env("RUST_LOG", "info");
         // No model files unless a test asks for a store (tests/it/store.rs does).
@@ -98,6 +112,11 @@ impl Server {
         // The pipe is closed now: the reader ends once it has read everything.
         self.reader.take().unwrap().join().unwrap();
         (status, self.log.lock().unwrap().clone())
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Polls `GET /readyz` until it answers 200.

@@ -2,10 +2,9 @@
 //! files are written, SIGTERM during a retrain, and a filesystem with no space left, each
 //! followed by a real restart of the binary.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mixrec::mixture::{Algorithm, Mixture, Model};
@@ -15,87 +14,47 @@ use mixrec::train::Source;
 use ndarray::{Array1, Array2};
 use serde_json::{Value, json};
 
+use crate::process::{self, PATIENCE};
 use crate::support::{demo_model, service_settings};
 
-/// "Fail instead of hang" guard, never a timing assertion.
-const PATIENCE: Duration = Duration::from_secs(300);
 const TOKEN: &str = "store-test-token";
 /// The environment variable that turns [`store_writer_child`] into a writer.
 const WRITER_DIR: &str = "MIXREC_TEST_STORE_WRITER_DIR";
 
-/// Kills the child if the test fails half-way.
+/// The real server on a model store, with a JSON client.
 struct Server {
-    child: Child,
-    addr: String,
+    process: process::Server,
     http: reqwest::Client,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
     /// `mixrec serve` on the embedded demo with its models in `models`, through `wrap` (e.g.
     /// `unshare`) if given.
     fn start(models: &Path, wrap: Option<&[&str]>, env: &[(&str, &str)]) -> Self {
-        let bin = env!("CARGO_BIN_EXE_mixrec");
-        let mut cmd = match wrap {
-            Some(prefix) => {
-                let mut c = Command::new(prefix[0]);
-                c.args(&prefix[1..]).arg(bin);
-                c
-            }
-            None => Command::new(bin),
-        };
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
-            .env("MIXREC_ADMIN_TOKEN", TOKEN)
-            .env("MIXREC__MODELS__DIR", models)
-            .env("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the binary starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split_whitespace()
-                    .find_map(|w| w.strip_prefix("addr="))
-                {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(PATIENCE)
-            .expect("the server logs its address");
+        let models = models.to_str().expect("a UTF-8 path");
+        let mut vars = vec![
+            ("MIXREC_ADMIN_TOKEN", TOKEN),
+            ("MIXREC__MODELS__DIR", models),
+            ("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0"),
+        ];
+        vars.extend_from_slice(env);
         Self {
-            child,
-            addr,
+            process: process::Server::start_wrapped(wrap.unwrap_or(&[]), &[], &vars),
             http: reqwest::Client::new(),
         }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("http://{}{path}", self.addr))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let url = format!("http://{}{path}", self.process.addr);
+        let r = self.http.get(url).bearer_auth(TOKEN).send().await.unwrap();
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("http://{}{path}", self.process.addr);
         let r = self
             .http
-            .post(format!("http://{}{path}", self.addr))
+            .post(url)
             .bearer_auth(TOKEN)
             .json(&body)
             .send()
@@ -115,7 +74,7 @@ impl Server {
         panic!("not ready within {PATIENCE:?}");
     }
 
-    /// Polls job `id` until it ends.
+    /// Polls job `id` until `until` holds.
     async fn job(&self, id: &Value, until: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
@@ -134,18 +93,9 @@ impl Server {
         self.job(&job["id"], |j| !j["finished_at"].is_null()).await
     }
 
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    fn terminate(self) -> std::process::ExitStatus {
+        self.process.signal("TERM");
+        self.process.exit().0
     }
 }
 
@@ -380,7 +330,7 @@ async fn a_full_disk_fails_the_save_and_keeps_the_serving_model_and_its_file() {
     // The directory as the server sees it (its tmpfs), from outside its namespace.
     let inside = PathBuf::from(format!(
         "/proc/{}/root{}",
-        server.child.id(),
+        server.process.pid(),
         models.display()
     ));
     assert!(
