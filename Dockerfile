@@ -22,13 +22,17 @@ RUN cargo build --release --locked --bin mixrec \
 FROM debian:bookworm-slim
 # No TLS, no libssl: the binary needs glibc only. No curl either: the health check is the
 # binary's own `mixrec healthcheck`, a GET /healthz over a plain TCP socket.
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mixrec
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin mixrec \
+ && mkdir -p /var/lib/mixrec/models && chown -R 10001:10001 /var/lib/mixrec
 COPY --from=build /usr/local/bin/mixrec /usr/local/bin/mixrec
 USER 10001:10001
 # Settings come from the environment (MIXREC__SECTION__KEY, MIXREC_ADMIN_TOKEN); see
 # config/default.toml for every key. Listen on all interfaces inside the container.
 ENV MIXREC__SERVER__LISTEN=0.0.0.0:8080 \
+    MIXREC__MODELS__DIR=/var/lib/mixrec/models \
     RUST_LOG=info
+# Saved models: mount a volume here so a restarted container serves its last model at once.
+VOLUME /var/lib/mixrec/models
 EXPOSE 8080
 # If you change the port above, change it here too.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
