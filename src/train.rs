@@ -310,22 +310,40 @@ fn fit(
     } else {
         (settings.k, KSelection::Configured, None)
     };
-    let valid = params(&TrainingSettings {
-        k,
-        ..settings.clone()
-    })
-    .check(r.n_users())?;
-    let (fit, model) = mixture::train(r, scale, &valid, log)?;
-    let summary = FitSummary {
-        log_likelihood: fit.log_likelihood,
-        cost: fit.cost,
-        iterations: fit.iterations,
-        converged: fit.converged,
-        k_selection,
-        heldout_rmse,
-    };
-    Ok((Predictor::Mixture(model), summary))
+    // A fit that leaves a type empty found a poor local optimum for K types: more restarts
+    // (the same ones plus new ones) usually find a better one; past MAX_RESTARTS the model is
+    // refused by `check` and K is too large for the snapshot.
+    let mut n_init = settings.n_init;
+    loop {
+        let valid = params(&TrainingSettings {
+            k,
+            n_init,
+            ..settings.clone()
+        })
+        .check(r.n_users())?;
+        let (fit, model) = mixture::train(r, scale, &valid, log)?;
+        let model = Predictor::Mixture(model);
+        if let Err(e @ TrainError::EmptyType { .. }) = check(&model, r.n_users())
+            && n_init < MAX_RESTARTS
+        {
+            n_init = (n_init * 2).min(MAX_RESTARTS);
+            tracing::info!(n_init, reason = %e, "retrying with more restarts");
+            continue;
+        }
+        let summary = FitSummary {
+            log_likelihood: fit.log_likelihood,
+            cost: fit.cost,
+            iterations: fit.iterations,
+            converged: fit.converged,
+            k_selection,
+            heldout_rmse,
+        };
+        return Ok((model, summary));
+    }
 }
+
+/// Restarts a mixture fit may grow to when its best restart leaves a type empty.
+const MAX_RESTARTS: usize = 16;
 
 /// What `GET /v1/model` reports about `fit` of `model` on `snapshot`.
 fn model_info(
@@ -613,6 +631,36 @@ mod tests {
         assert!(info.log_likelihood.unwrap().is_finite());
         assert_eq!(served.types().len(), 3);
         assert!(served.catalogue().title("m001").is_some());
+    }
+
+    #[test]
+    fn a_fit_that_loses_a_type_is_retried_with_more_restarts() {
+        // K = 6 with one restart from seed 0 leaves a type empty on the demo (weight 2e-6);
+        // two restarts do too, four find all six planted types.
+        let settings = TrainingSettings {
+            k: 6,
+            n_init: 1,
+            seed: 0,
+            max_iter: 500,
+            holdout: 0.0,
+            ..quick_settings()
+        };
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        let demo = load(&Source::Embedded).unwrap().snapshot;
+        let first = crate::mixture::train(
+            &demo.ratings,
+            demo.scale,
+            &params(&settings).check(2000).unwrap(),
+            &mut go,
+        )
+        .unwrap()
+        .1;
+        let lost = check(&Predictor::Mixture(first), 2000).unwrap_err();
+        assert!(matches!(lost, TrainError::EmptyType { .. }), "{lost}");
+        let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
+        let k = served.info().k;
+        assert_eq!(k, 6);
+        check(served.predictor(), 2000).unwrap();
     }
 
     #[test]
