@@ -36,6 +36,17 @@ pub enum JobKind {
     Rollback,
 }
 
+impl JobKind {
+    /// The name the API and the metrics use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Retrain => "retrain",
+            Self::Rollback => "rollback",
+        }
+    }
+}
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -301,25 +312,33 @@ fn launch(
         let worker = state.clone();
         let outcome = tokio::task::spawn_blocking(move || work(&worker, id, &cancel)).await;
         let outcome = match outcome {
-            Ok(Ok((model, message))) => Ok((install(&state, model), message)),
+            Ok(Ok((model, message))) => {
+                // A model restored or rolled back to says so; a trained one does not.
+                if message.is_none() {
+                    metrics::histogram!("mixrec_training_seconds")
+                        .record(model.info().training_seconds);
+                }
+                Ok((install(&state, model), message))
+            }
             Ok(Err(failure)) => Err(failure),
             Err(join) => Err(Failure::Error(match join.try_into_panic() {
                 Ok(panic) => format!("the job panicked: {}", panic_message(&*panic)),
                 Err(join) => format!("the job stopped unexpectedly: {join}"),
             })),
         };
-        match &outcome {
-            Ok(_) => {}
+        let label = match &outcome {
+            Ok(_) => "succeeded",
             Err(Failure::Cancelled) => {
                 tracing::info!(job = id, "job cancelled; the serving model is unchanged");
-                metrics::counter!("mixrec_training_runs_total", "outcome" => "cancelled")
-                    .increment(1);
+                "cancelled"
             }
             Err(Failure::Error(e)) => {
                 tracing::warn!(job = id, error = %e, "job failed; the serving model is unchanged");
-                metrics::counter!("mixrec_training_runs_total", "outcome" => "failed").increment(1);
+                "failed"
             }
-        }
+        };
+        let kind = state.jobs.get(id).map_or("", |j| j.kind.name());
+        metrics::counter!("mixrec_jobs_total", "kind" => kind, "outcome" => label).increment(1);
         state.jobs.finish(id, outcome);
     });
 }
@@ -581,8 +600,6 @@ fn install(state: &AppState, model: Arc<ServedModel>) -> u64 {
     state
         .last_version
         .fetch_max(info.version, Ordering::Relaxed);
-    metrics::counter!("mixrec_training_runs_total", "outcome" => "succeeded").increment(1);
-    metrics::histogram!("mixrec_training_seconds").record(info.training_seconds);
     metrics::gauge!("mixrec_model_version").set(info.version as f64);
     if let Some(ll) = info.log_likelihood {
         metrics::gauge!("mixrec_model_log_likelihood").set(ll);
