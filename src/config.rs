@@ -47,6 +47,8 @@ pub struct ServerSettings {
     pub request_timeout_ms: u64,
     /// Largest `n` of a recommendation request.
     pub max_n: usize,
+    /// Most entries a posted profile may hold: `ratings`, `items` and `exclude` each.
+    pub max_profile_ratings: usize,
     /// Default page size of `GET /v1/items`.
     pub items_page: usize,
     /// Largest page size of `GET /v1/items`.
@@ -212,6 +214,10 @@ impl ServerSettings {
         positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
         positive("server.request_timeout_ms", self.request_timeout_ms)?;
         positive("server.max_n", self.max_n as u64)?;
+        positive(
+            "server.max_profile_ratings",
+            self.max_profile_ratings as u64,
+        )?;
         positive("server.items_page", self.items_page as u64)?;
         if self.items_page_max < self.items_page {
             let why = "must be at least server.items_page";
@@ -278,6 +284,7 @@ mod tests {
         let s = defaults();
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 1 << 20);
+        assert_eq!(s.server.max_profile_ratings, 2000);
         assert_eq!(s.server.admin_token, None);
         assert_eq!(s.snapshot.path, None);
         assert_eq!(s.training.algorithm, Algorithm::Em);
@@ -314,6 +321,10 @@ mod tests {
             jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[\"shop.example/\"]");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("cors_origins"), "{err}");
+            jail.set_env("MIXREC__SERVER__CORS_ORIGINS", "[]");
+            jail.set_env("MIXREC__SERVER__MAX_PROFILE_RATINGS", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("max_profile_ratings"), "{err}");
             Ok(())
         });
     }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod ops;
+pub mod profile;
 pub mod routes;
 mod serve;
 pub mod state;
