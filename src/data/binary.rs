@@ -20,8 +20,9 @@
 //!           one (u32 length, UTF-8 bytes) per id, in index order
 //! ```
 //!
-//! A file that fails the checksum, is truncated, or breaks an invariant (offsets, item range,
-//! ascending rows, ratings finite and inside the scale) is refused whole, with the reason.
+//! A file that fails the checksum, is truncated, has bytes after the checksum, or breaks an
+//! invariant (offsets, item range, ascending rows, ratings finite and inside the scale) is
+//! refused whole, with the reason.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -176,6 +177,13 @@ pub(super) fn read_binary<R: Read>(
     if u32::from_le_bytes(stored) != expected {
         return Err(corrupt("checksum mismatch: the file is damaged".into()));
     }
+    // Bytes after the checksum are no part of the snapshot: a file with more (two files
+    // joined, a copy appended to) is refused, not half read.
+    if r.inner.read(&mut [0u8]).map_err(io_err)? != 0 {
+        return Err(corrupt(
+            "bytes follow the checksum: the file is damaged".into(),
+        ));
+    }
     let scale = RatingScale { min, max };
     check(&offsets, &items, &values, n_items, scale).map_err(corrupt)?;
     Ok(Snapshot {
@@ -289,8 +297,10 @@ mod tests {
         let mut magic = bytes.clone();
         magic[0] = b'X';
         assert!(read(&magic).contains("bad magic"));
-        let mut huge = bytes;
+        let mut huge = bytes.clone();
         huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(read(&huge).contains("exceed the file"));
+        let longer = [bytes.as_slice(), b"\n"].concat();
+        assert!(read(&longer).contains("bytes follow the checksum"));
     }
 }

@@ -117,9 +117,19 @@ pub fn load_str(text: &str, options: LoadOptions) -> Result<Snapshot, DataError>
         );
         return Err(DataError::Unsupported { path, reason });
     }
-    let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(text.as_bytes())) };
-    let (mut reader, path) = (text.as_bytes(), Path::new("<memory>"));
-    read(&mut reader, path, options, &reopen, text.len())
+    load_bytes(text.as_bytes(), options)
+}
+
+/// Loads a snapshot from bytes in memory, text or binary, exactly as [`load`] reads a file of
+/// those bytes (the fuzz targets and property tests use it); errors name `<memory>`.
+pub fn load_bytes(bytes: &[u8], options: LoadOptions) -> Result<Snapshot, DataError> {
+    let path = Path::new("<memory>");
+    if bytes.starts_with(super::MAGIC) || options.format == Format::Binary {
+        let snapshot = super::binary::read_binary(bytes, path, bytes.len() as u64)?;
+        return binary_with_scale(snapshot, options.scale);
+    }
+    let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(bytes)) };
+    read(&mut &bytes[..], path, options, &reopen, bytes.len())
 }
 
 /// Opens the same input again from the start (only used to find the lines of a duplicate).
