@@ -1,15 +1,31 @@
 //! Hostile requests, table-driven, through `router()` in-process with the shipped limits: each
 //! row is one bad request and the 4xx problem it must get (status and problem type). After the
 //! whole table the service must still answer a good request with the model's own figures.
+//!
+//! And the other side: random *valid* profiles, against both model kinds, always get answers
+//! whose numbers are finite and whose predictions lie in the rating scale.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use mixrec::data::RatingScale;
 use mixrec::http::dto::PredictionResponse;
 use mixrec::http::error::MAX_DETAIL_CHARS;
 use mixrec::http::{AppState, router};
-use serde_json::Value;
+use mixrec::mixture::Progress;
+use mixrec::predictor::ModelKind;
+use mixrec::service::ServedModel;
+use mixrec::train::{Source, train};
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::subsequence;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::support::{demo_model, service_settings};
@@ -439,4 +455,158 @@ async fn every_hostile_request_gets_its_problem_and_the_service_still_answers() 
 
 fn short(uri: &str) -> String {
     uri.chars().take(60).collect()
+}
+
+/// The demo catalogue's Gaussian pLSA, trained once (the other model kind the service runs).
+fn demo_gpl() -> ServedModel {
+    static MODEL: OnceLock<ServedModel> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let training = service_settings(|s| s.training.model = ModelKind::Gpl).training;
+            let mut go = |_: &Progress| ControlFlow::Continue(());
+            train(&Source::Embedded, &training, 1, &mut go).expect("the demo trains")
+        })
+        .clone()
+}
+
+/// A rating inside `scale`: either end, a half star, or any number between.
+fn rating(scale: RatingScale) -> impl Strategy<Value = f64> {
+    let (lo, hi) = (scale.min, scale.max);
+    let halves = ((hi - lo) * 2.0) as u32;
+    prop_oneof![
+        Just(lo),
+        Just(hi),
+        (0..=halves).prop_map(move |h| lo + f64::from(h) / 2.0),
+        lo..=hi,
+    ]
+}
+
+/// A valid request to either route: a profile of known items (up to the whole catalogue, so
+/// some rate everything), and `n`, `exclude` or `items`.
+#[derive(Debug, Clone)]
+struct Valid {
+    gpl: bool,
+    ratings: BTreeMap<usize, f64>,
+    n: i64,
+    exclude: Vec<usize>,
+    only: Option<Vec<usize>>,
+}
+
+fn valid_requests() -> impl Strategy<Value = Valid> {
+    let model = demo_model();
+    let d = model.catalogue().n_items();
+    let scale = model.scale();
+    let rated = prop_oneof![4 => 0..12usize, 1 => 0..=d]
+        .prop_flat_map(move |len| subsequence((0..d).collect::<Vec<_>>(), len))
+        .prop_flat_map(move |items| {
+            let n = items.len();
+            (Just(items), vec(rating(scale), n))
+        })
+        .prop_map(|(items, xs)| items.into_iter().zip(xs).collect::<BTreeMap<_, _>>());
+    (
+        any::<bool>(),
+        rated,
+        1..=100i64,
+        vec(0..d, 0..30),
+        option::of(vec(0..d, 0..30)),
+    )
+        .prop_map(|(gpl, ratings, n, exclude, only)| Valid {
+            gpl,
+            ratings,
+            n,
+            exclude,
+            only,
+        })
+}
+
+/// Every number in `v` is a finite JSON number; a `null` (serde_json's NaN) fails.
+fn all_finite(v: &Value, path: &str) -> Result<(), TestCaseError> {
+    match v {
+        Value::Null => prop_assert!(false, "null at {path}"),
+        Value::Number(x) => prop_assert!(x.as_f64().is_some_and(f64::is_finite), "{x} at {path}"),
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                all_finite(x, &format!("{path}[{i}]"))?;
+            }
+        }
+        Value::Object(o) => {
+            for (k, x) in o {
+                all_finite(x, &format!("{path}.{k}"))?;
+            }
+        }
+        Value::Bool(_) | Value::String(_) => {}
+    }
+    Ok(())
+}
+
+/// The answer's own checks: all finite, predictions in the scale, a posterior that sums to 1;
+/// returns how many items it held.
+fn sane(v: &Value, model: &ServedModel) -> Result<usize, TestCaseError> {
+    all_finite(v, "")?;
+    let scale = model.scale();
+    let items = v["items"].as_array().expect("items");
+    for p in items {
+        let (x, spread) = (p["rating"].as_f64().unwrap(), p["spread"].as_f64().unwrap());
+        prop_assert!(scale.contains(x), "prediction {x} outside {scale:?}");
+        prop_assert!(spread >= 0.0, "spread {spread}");
+    }
+    let post: Vec<f64> = v["posterior"]
+        .as_array()
+        .expect("posterior")
+        .iter()
+        .map(|p| p["probability"].as_f64().unwrap())
+        .collect();
+    prop_assert_eq!(post.len(), model.info().k);
+    prop_assert!(post.iter().all(|p| (0.0..=1.0).contains(p)), "{post:?}");
+    prop_assert!((post.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{post:?}");
+    Ok(items.len())
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Over random valid profiles against both model kinds, `/v1/complete` and `/v1/recommend`
+    /// answer 200 with every number finite and every prediction inside the scale.
+    #[test]
+    fn valid_profiles_get_finite_answers_inside_the_scale(req in valid_requests()) {
+        let model = if req.gpl { demo_gpl() } else { demo_model() };
+        let d = model.catalogue().n_items();
+        let id = |l: &usize| model.catalogue().item_id(*l as u32).into_owned();
+        let ratings: serde_json::Map<String, Value> =
+            req.ratings.iter().map(|(l, x)| (id(l), json!(x))).collect();
+        let exclude: Vec<String> = req.exclude.iter().map(id).collect();
+        let mut complete = json!({"ratings": ratings});
+        if let Some(only) = &req.only {
+            complete["items"] = json!(only.iter().map(id).collect::<Vec<_>>());
+        }
+        let recommend = json!({"ratings": ratings, "n": req.n, "exclude": exclude});
+        let app = router(AppState::with_model(service_settings(|_| {}), model.clone()));
+        let ask = |uri: &str, body: &Value| {
+            let row = post(uri, uri).json(body.to_string());
+            runtime().block_on(send(&app, &row))
+        };
+
+        let reply = ask("/v1/complete", &complete);
+        prop_assert_eq!(reply.status, StatusCode::OK);
+        let got = sane(&serde_json::from_slice(&reply.body).unwrap(), &model)?;
+        let want = req.only.as_ref().map_or(d - req.ratings.len(), Vec::len);
+        prop_assert_eq!(got, want);
+
+        let reply = ask("/v1/recommend", &recommend);
+        prop_assert_eq!(reply.status, StatusCode::OK);
+        let got = sane(&serde_json::from_slice(&reply.body).unwrap(), &model)?;
+        let skipped: BTreeSet<usize> =
+            req.ratings.keys().chain(&req.exclude).copied().collect();
+        prop_assert_eq!(got, (req.n as usize).min(d - skipped.len()));
+    }
 }
