@@ -610,3 +610,21 @@ proptest! {
         prop_assert_eq!(got, (req.n as usize).min(d - skipped.len()));
     }
 }
+
+/// `POST /admin/retrain {"k": 1099511627776, "model": "gpl"}` used to abort the whole process
+/// (a failed (users × K) allocation on the training thread); now the training refuses it, so
+/// the job fails and the old model keeps serving.
+#[test]
+fn an_absurd_k_fails_the_training_not_the_process() {
+    for model in [ModelKind::Mixture, ModelKind::Gpl] {
+        let mut t = service_settings(|_| {}).training;
+        (t.model, t.k) = (model, 1 << 40);
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        let err = train(&Source::Embedded, &t, 2, &mut go).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("k = 1099511627776 needs at least 1099511627776 users"),
+            "{model:?}: {err}"
+        );
+    }
+}
