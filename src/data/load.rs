@@ -279,14 +279,22 @@ pub(super) fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
         field,
         text: shorten(text),
     })?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(Problem::NotFinite {
+    if !x.is_finite() {
+        return Err(Problem::NotFinite {
             field,
             text: shorten(text),
-        })
+        });
     }
+    // Ratings are stored as f32: 1e50 would become infinite and 1e-50 zero (in a matrix,
+    // "missing"), so a snapshot with either would load broken. Refuse them here.
+    let size = x.abs();
+    if x != 0.0 && !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&size) {
+        return Err(Problem::Unrepresentable {
+            field,
+            text: shorten(text),
+        });
+    }
+    Ok(x)
 }
 
 /// A decimal number; plain digits (the common case by far) skip the general parser.
