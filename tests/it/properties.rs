@@ -254,7 +254,8 @@ fn encodings(rows: &[Vec<f64>]) -> Vec<(Format, Vec<u8>)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // The default: 256 cases, or PROPTEST_CASES for a longer hunt.
+    #![proptest_config(ProptestConfig::default())]
 
     /// Any bytes at all, as any format, through the same reader a file goes through: a
     /// snapshot that holds together or a `DataError`, never a panic or a runaway allocation.
