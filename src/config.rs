@@ -63,6 +63,8 @@ pub struct ServerSettings {
     pub drain_timeout_ms: u64,
     /// Largest `n` of a recommendation request.
     pub max_n: usize,
+    /// Most entries a posted profile may hold: `ratings`, `items` and `exclude` each.
+    pub max_profile_ratings: usize,
     /// Default page size of `GET /v1/items`.
     pub items_page: usize,
     /// Largest page size of `GET /v1/items`.
@@ -291,6 +293,10 @@ impl ServerSettings {
             return Err(invalid("server.admin_listen", why));
         }
         positive("server.max_n", self.max_n as u64)?;
+        positive(
+            "server.max_profile_ratings",
+            self.max_profile_ratings as u64,
+        )?;
         positive("server.items_page", self.items_page as u64)?;
         if self.items_page_max < self.items_page {
             let why = "must be at least server.items_page";
@@ -363,6 +369,7 @@ mod tests {
         let s = defaults();
         assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.server.body_limit_bytes, 1 << 20);
+        assert_eq!(s.server.max_profile_ratings, 2000);
         assert_eq!(s.server.admin_token, None);
         assert_eq!(s.server.admin_listen, None);
         assert_eq!(s.server.header_read_timeout_ms, 10_000);
@@ -417,6 +424,9 @@ mod tests {
                 s.server.admin_listen,
                 Some("127.0.0.1:9090".parse().unwrap())
             );
+            jail.set_env("MIXREC__SERVER__MAX_PROFILE_RATINGS", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("max_profile_ratings"), "{err}");
             Ok(())
         });
     }

@@ -15,6 +15,8 @@ use crate::predictor::{ModelKind, Predictor};
 
 /// Unknown ids named in an error message, at most.
 const NAMED_IDS: usize = 5;
+/// Characters of an id quoted in an error message, at most (ids come from requests).
+const SHOWN_ID_CHARS: usize = 64;
 
 /// What `GET /v1/model` reports about a trained model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,6 +222,11 @@ impl ServedModel {
         &self.catalogue
     }
 
+    /// The valid ratings of a profile; predictions lie inside it too.
+    pub fn scale(&self) -> crate::data::RatingScale {
+        self.model.scale()
+    }
+
     /// Per-type summaries, type order.
     pub fn types(&self) -> &[TypeSummary] {
         &self.types
@@ -278,7 +285,7 @@ impl ServedModel {
         let u = c
             .users
             .index(user)
-            .ok_or_else(|| QueryError::UnknownUser(user.to_owned()))?;
+            .ok_or_else(|| QueryError::UnknownUser(shown_id(user)))?;
         let (items, values) = c.ratings.row(u);
         let profile: Vec<(u32, f64)> = items
             .iter()
@@ -323,7 +330,7 @@ impl ServedModel {
                 None => {
                     count += 1;
                     if unknown.len() < NAMED_IDS {
-                        unknown.push(id.to_owned());
+                        unknown.push(shown_id(id));
                     }
                 }
             }
@@ -335,6 +342,14 @@ impl ServedModel {
             });
         }
         Ok(found)
+    }
+}
+
+/// `id` as error messages quote it: cut to 64 characters, with a `…` when longer.
+pub fn shown_id(id: &str) -> String {
+    match id.char_indices().nth(SHOWN_ID_CHARS) {
+        Some((cut, _)) => format!("{}…", &id[..cut]),
+        None => id.to_owned(),
     }
 }
 
@@ -417,6 +432,10 @@ mod tests {
         assert!(matches!(err, Err(QueryError::OutOfScale { .. })));
         let err = m.user_recommendations("nobody", 3, 10);
         assert_eq!(err, Err(QueryError::UnknownUser("nobody".into())));
+        let long = format!("{}tail", "é".repeat(SHOWN_ID_CHARS));
+        let err = m.user_recommendations(&long, 3, 10);
+        let cut = format!("{}…", "é".repeat(SHOWN_ID_CHARS));
+        assert_eq!(err, Err(QueryError::UnknownUser(cut)));
         assert_eq!(
             m.user_recommendations("u0001", 3, 10).unwrap().items.len(),
             3

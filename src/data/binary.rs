@@ -20,8 +20,9 @@
 //!           one (u32 length, UTF-8 bytes) per id, in index order
 //! ```
 //!
-//! A file that fails the checksum, is truncated, or breaks an invariant (offsets, item range,
-//! ascending rows, ratings finite and inside the scale) is refused whole, with the reason.
+//! A file that fails the checksum, is truncated, has bytes after the checksum, or breaks an
+//! invariant (offsets, item range, ascending rows, ratings finite and inside the scale) is
+//! refused whole, with the reason.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -176,8 +177,21 @@ pub(super) fn read_binary<R: Read>(
     if u32::from_le_bytes(stored) != expected {
         return Err(corrupt("checksum mismatch: the file is damaged".into()));
     }
+    // Bytes after the checksum are no part of the snapshot: a file with more (two files
+    // joined, a copy appended to) is refused, not half read.
+    if r.inner.read(&mut [0u8]).map_err(io_err)? != 0 {
+        return Err(corrupt(
+            "bytes follow the checksum: the file is damaged".into(),
+        ));
+    }
     let scale = RatingScale { min, max };
     check(&offsets, &items, &values, n_items, scale).map_err(corrupt)?;
+    // As for text: a snapshot without a single rating is refused (mixrec never writes one).
+    if nnz == 0 {
+        return Err(DataError::Empty {
+            path: path.to_owned(),
+        });
+    }
     Ok(Snapshot {
         ratings: Ratings::from_parts(offsets, items, values, n_items),
         users,
@@ -230,7 +244,11 @@ fn check(
         if w[0] > w[1] {
             return Err(format!("row offsets decrease at user {u}"));
         }
-        let row = &items[w[0] as usize..w[1] as usize];
+        // Checked here, not left to the last offset: one offset past the end followed by a
+        // decrease back to it would otherwise slice out of bounds (found by cargo-fuzz).
+        let Some(row) = items.get(w[0] as usize..w[1] as usize) else {
+            return Err(format!("row offsets of user {u} pass the ratings"));
+        };
         if row.windows(2).any(|p| p[0] >= p[1]) {
             return Err(format!("items of user {u} are not strictly ascending"));
         }
@@ -289,8 +307,35 @@ mod tests {
         let mut magic = bytes.clone();
         magic[0] = b'X';
         assert!(read(&magic).contains("bad magic"));
-        let mut huge = bytes;
+        let mut huge = bytes.clone();
         huge[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(read(&huge).contains("exceed the file"));
+        let longer = [bytes.as_slice(), b"\n"].concat();
+        assert!(read(&longer).contains("bytes follow the checksum"));
+    }
+
+    #[test]
+    fn an_offset_past_the_ratings_is_refused_not_a_panic() {
+        let scale = RatingScale { min: 1.0, max: 5.0 };
+        let (items, values) = ([0u32, 1, 0, 1], [1f32; 4]);
+        let err = check(&[0, 2, 1 << 59, 4], &items, &values, 2, scale).unwrap_err();
+        assert_eq!(err, "row offsets of user 1 pass the ratings");
+        assert!(check(&[0, 2, 2, 4], &items, &values, 2, scale).is_ok());
+    }
+
+    #[test]
+    fn a_snapshot_without_ratings_is_refused() {
+        // What cargo-fuzz built: a valid header and checksum around zero users and ratings.
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(VERSION.to_le_bytes());
+        bytes.extend([0u8; 4 + 3 * 8]);
+        bytes.extend(1f64.to_le_bytes());
+        bytes.extend(5f64.to_le_bytes());
+        bytes.extend([0u8, 0u8]); // positional ids
+        bytes.extend(0u64.to_le_bytes()); // the one row offset
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend(crc.to_le_bytes());
+        let err = read_binary(bytes.as_slice(), Path::new("t.bin"), bytes.len() as u64);
+        assert!(matches!(err, Err(DataError::Empty { .. })), "{err:?}");
     }
 }

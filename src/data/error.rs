@@ -29,6 +29,15 @@ pub enum Problem {
         /// The offending text (truncated).
         text: String,
     },
+    /// A finite number that a rating (stored as `f32`) cannot hold: beyond ±3.4e38, or so
+    /// close to 0 that it would be stored as 0.
+    #[error("field {field} ({text:?}) cannot be held as a rating (0 or 1.2e-38..3.4e38 in size)")]
+    Unrepresentable {
+        /// 1-based field number.
+        field: usize,
+        /// The offending text (truncated).
+        text: String,
+    },
     /// A rating outside the declared scale.
     #[error("rating {value} in field {field} is outside the scale {min}..={max}")]
     OutOfScale {

@@ -117,9 +117,19 @@ pub fn load_str(text: &str, options: LoadOptions) -> Result<Snapshot, DataError>
         );
         return Err(DataError::Unsupported { path, reason });
     }
-    let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(text.as_bytes())) };
-    let (mut reader, path) = (text.as_bytes(), Path::new("<memory>"));
-    read(&mut reader, path, options, &reopen, text.len())
+    load_bytes(text.as_bytes(), options)
+}
+
+/// Loads a snapshot from bytes in memory, text or binary, exactly as [`load`] reads a file of
+/// those bytes (the fuzz targets and property tests use it); errors name `<memory>`.
+pub fn load_bytes(bytes: &[u8], options: LoadOptions) -> Result<Snapshot, DataError> {
+    let path = Path::new("<memory>");
+    if bytes.starts_with(super::MAGIC) || options.format == Format::Binary {
+        let snapshot = super::binary::read_binary(bytes, path, bytes.len() as u64)?;
+        return binary_with_scale(snapshot, options.scale);
+    }
+    let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(bytes)) };
+    read(&mut &bytes[..], path, options, &reopen, bytes.len())
 }
 
 /// Opens the same input again from the start (only used to find the lines of a duplicate).
@@ -269,14 +279,22 @@ pub(super) fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
         field,
         text: shorten(text),
     })?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(Problem::NotFinite {
+    if !x.is_finite() {
+        return Err(Problem::NotFinite {
             field,
             text: shorten(text),
-        })
+        });
     }
+    // Ratings are stored as f32: 1e50 would become infinite and 1e-50 zero (in a matrix,
+    // "missing"), so a snapshot with either would load broken. Refuse them here.
+    let size = x.abs();
+    if x != 0.0 && !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&size) {
+        return Err(Problem::Unrepresentable {
+            field,
+            text: shorten(text),
+        });
+    }
+    Ok(x)
 }
 
 /// A decimal number; plain digits (the common case by far) skip the general parser.

@@ -15,7 +15,7 @@ mod write;
 pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
 pub use ids::IdMap;
-pub use load::{Format, LoadOptions, load, load_str};
+pub use load::{Format, LoadOptions, load, load_bytes, load_str};
 pub use ratings::{Ratings, RatingsBuilder};
 pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};

@@ -84,7 +84,7 @@ pub async fn retrain(
     let task = Task::Retrain {
         source,
         training,
-        force: overrides.force,
+        force: overrides.force.unwrap_or(false),
     };
     start(&state, task)
 }

@@ -1,7 +1,6 @@
 //! Request and response bodies, and their conversion from the service's answers.
 //! No arithmetic here: values are copied, ids looked up, titles attached.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -11,36 +10,29 @@ use crate::mixture::{Algorithm, Prediction};
 use crate::service::{Answer, ServedModel, TypeSummary};
 
 /// Default `n` of a recommendation request.
-const DEFAULT_N: i64 = 10;
+pub(super) const DEFAULT_N: i64 = 10;
 
 fn default_n() -> i64 {
     DEFAULT_N
 }
 
-/// `POST /v1/complete`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `POST /v1/complete`, read by [`super::profile::ProfileJson`] under the profile cap.
+#[derive(Debug)]
 pub struct CompleteRequest {
-    /// Item id → rating; may be empty (the prior).
-    #[serde(default)]
-    pub ratings: BTreeMap<String, f64>,
+    /// (item id, rating), sorted by id, each id once; may be empty (the prior).
+    pub ratings: Vec<(String, f64)>,
     /// Only predict these items (default: every unrated one).
-    #[serde(default)]
     pub items: Option<Vec<String>>,
 }
 
-/// `POST /v1/recommend`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `POST /v1/recommend`, read by [`super::profile::ProfileJson`] under the profile cap.
+#[derive(Debug)]
 pub struct RecommendRequest {
-    /// Item id → rating; may be empty.
-    #[serde(default)]
-    pub ratings: BTreeMap<String, f64>,
-    /// How many items (1 to the configured maximum).
-    #[serde(default = "default_n")]
+    /// (item id, rating), sorted by id, each id once; may be empty.
+    pub ratings: Vec<(String, f64)>,
+    /// How many items (1 to the configured maximum; default 10).
     pub n: i64,
     /// Items never to recommend.
-    #[serde(default)]
     pub exclude: Vec<String>,
 }
 
@@ -81,8 +73,7 @@ pub struct RetrainRequest {
     /// Its format.
     pub format: Option<Format>,
     /// Serve the new model even if the quality gate would reject it.
-    #[serde(default)]
-    pub force: bool,
+    pub force: Option<bool>,
 }
 
 /// One saved model, as `GET /admin/models` lists it.

@@ -17,6 +17,9 @@ use crate::service::QueryError;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Longest `detail`, in characters; longer ones are cut and end with `…`.
+pub const MAX_DETAIL_CHARS: usize = 400;
+
 /// An error answer: status, a stable problem type and a human-readable detail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -39,9 +42,15 @@ struct Problem<'a> {
 }
 
 impl ApiError {
-    /// An error with `status`, problem type `kind` and `detail`.
+    /// An error with `status`, problem type `kind` and `detail` (cut to [`MAX_DETAIL_CHARS`]).
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        let detail = detail.into();
+        let mut detail = detail.into();
+        // Details quote the request (serde echoes a wrong string, ids are named): a hostile
+        // megabyte must not come back whole.
+        if let Some((cut, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
+            detail.truncate(cut);
+            detail.push('…');
+        }
         Self {
             status,
             kind,
@@ -189,6 +198,15 @@ mod tests {
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(v["status"], status.as_u16());
         }
+    }
+
+    #[test]
+    fn long_details_are_cut_on_a_character_boundary() {
+        let e = ApiError::bad_request("x", "ü".repeat(MAX_DETAIL_CHARS + 5));
+        assert_eq!(e.detail.chars().count(), MAX_DETAIL_CHARS + 1);
+        assert!(e.detail.ends_with("ü…"));
+        let short = ApiError::bad_request("x", "ü".repeat(MAX_DETAIL_CHARS));
+        assert!(!short.detail.ends_with('…'));
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 
 use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -61,6 +61,12 @@ fn bytes_error(status: StatusCode, text: String) -> ApiError {
         return ApiError::from_status(status);
     }
     ApiError::new(status, "unreadable-body", text)
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        bytes_error(r.status(), r.body_text())
+    }
 }
 
 impl From<QueryRejection> for ApiError {

@@ -12,6 +12,7 @@ pub mod extract;
 pub mod jobs;
 mod listen;
 pub mod ops;
+pub mod profile;
 pub mod routes;
 mod serve;
 pub mod state;

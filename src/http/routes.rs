@@ -9,29 +9,28 @@ use super::dto::{
 };
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
+use super::profile::ProfileJson;
 use super::state::AppState;
 use crate::service::ModelInfo;
 
 /// `POST /v1/complete`.
 pub async fn complete(
     State(state): State<AppState>,
-    Json(req): Json<CompleteRequest>,
+    ProfileJson(req): ProfileJson<CompleteRequest>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let ratings: Vec<(String, f64)> = req.ratings.into_iter().collect();
-    let answer = model.complete(&ratings, req.items.as_deref())?;
+    let answer = model.complete(&req.ratings, req.items.as_deref())?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 
 /// `POST /v1/recommend`.
 pub async fn recommend(
     State(state): State<AppState>,
-    Json(req): Json<RecommendRequest>,
+    ProfileJson(req): ProfileJson<RecommendRequest>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let ratings: Vec<(String, f64)> = req.ratings.into_iter().collect();
     let max_n = state.settings.server.max_n;
-    let answer = model.recommend(&ratings, req.n, max_n, &req.exclude)?;
+    let answer = model.recommend(&req.ratings, req.n, max_n, &req.exclude)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 

@@ -140,6 +140,14 @@ pub fn fit_with(
     p: &PlsaParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<PlsaFit, FitError> {
+    // As for mixtures: more types than users cannot be fitted, and the (users × K) weights
+    // of an absurd K (a retrain asking for 10⁹) must be refused, not allocated.
+    let users = (0..ratings.n_users())
+        .filter(|&u| !ratings.row(u).0.is_empty())
+        .count();
+    if users < p.k {
+        return Err(FitError::TooFewUsers { k: p.k, users });
+    }
     let split = data::holdout(ratings, p.validation, p.seed ^ VALIDATION_STREAM);
     let train = &split.train;
     let values = || train.iter().map(|(_, _, x)| f64::from(x));
@@ -409,6 +417,19 @@ mod tests {
         // ln(½ N(1; −1, ½) + ½ N(1; 1, ½))
         let n = |d: f64| (-d * d).exp() / PI.sqrt();
         assert!((ll - (0.5 * n(2.0) + 0.5 * n(0.0)).ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn more_types_than_users_is_refused_before_any_allocation() {
+        let scale = RatingScale { min: 1.0, max: 5.0 };
+        let mut go = |_: &Progress| ControlFlow::Continue(());
+        for k in [61, 1 << 40] {
+            let err = fit_with(&two_camps(), scale, &PlsaParams::new(k), &mut go).unwrap_err();
+            assert!(
+                matches!(err, FitError::TooFewUsers { users: 60, .. }),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -60,6 +60,31 @@ fn matrix_errors_name_the_line_and_problem() {
         parse_error("1 2\n\n3 4\n", Format::Matrix),
         (2, Problem::BlankLine)
     ));
+    // Finite as f64, but infinite or zero as the f32 a rating is stored in (found by
+    // cargo-fuzz: such a snapshot loaded with an infinite rating).
+    for (text, field) in [("1 2\n1e39 2\n", 1), ("1 2\n1 -1e-50\n", 2)] {
+        assert!(
+            matches!(
+                parse_error(text, Format::Matrix),
+                (2, Problem::Unrepresentable { field: f, .. }) if f == field
+            ),
+            "{text:?}"
+        );
+    }
+    assert!(matches!(
+        parse_error(
+            "a,x,1\nb,y,99999999999999999999999999999999999999999\n",
+            Format::Triples
+        ),
+        (2, Problem::Unrepresentable { field: 3, .. })
+    ));
+    assert_eq!(
+        load_str("1 3.4e38\n", LoadOptions::default())
+            .unwrap()
+            .ratings
+            .nnz(),
+        2
+    );
     let scale = LoadOptions {
         format: Format::Matrix,
         scale: Some("1:5".parse().unwrap()),

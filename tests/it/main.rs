@@ -9,6 +9,7 @@ mod support;
 mod cli;
 mod faults;
 mod hardening;
+mod hostile;
 mod http;
 mod loaders;
 mod parity;

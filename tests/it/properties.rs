@@ -114,8 +114,10 @@ proptest! {
 
     #[test]
     fn loaders_never_panic(text in "[0-9 .,:\t\nabeEfinx+-]{0,200}") {
-        for format in [Format::Auto, Format::Matrix, Format::Triples] {
-            let _ = data::load_str(&text, LoadOptions { format, scale: None });
+        for format in FORMATS {
+            if let Ok(s) = data::load_str(&text, LoadOptions { format, scale: None }) {
+                consistent(&s)?;
+            }
         }
     }
 }
@@ -157,23 +159,136 @@ fn the_same_seed_gives_the_same_bits_on_any_thread_count() {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+/// Every format a snapshot can be read as.
+const FORMATS: [Format; 4] = [
+    Format::Auto,
+    Format::Matrix,
+    Format::Triples,
+    Format::Binary,
+];
 
-    /// Damaged binary snapshots (bytes changed, cut short) are refused, never a panic or a
-    /// runaway allocation.
-    #[test]
-    fn damaged_binary_snapshots_are_refused(cuts in proptest::collection::vec((0usize..400, any::<u8>()), 1..4), keep in 0usize..400) {
-        let s = data::load_str("u1,i1,4\nu2,i2,3.5\nu1,i3,1\nu3,i1,2\n", LoadOptions::default()).unwrap();
-        let mut bytes = Vec::new();
-        data::write_binary(&mut bytes, &s).unwrap();
-        for (at, b) in cuts {
-            let at = at % bytes.len();
-            bytes[at] ^= b.max(1);
+/// What every loaded snapshot must satisfy, whatever bytes it came from.
+fn consistent(s: &data::Snapshot) -> Result<(), TestCaseError> {
+    let r = &s.ratings;
+    prop_assert!(r.nnz() > 0, "an empty snapshot loaded");
+    prop_assert_eq!(s.users.len(), r.n_users());
+    prop_assert_eq!(s.items.len(), r.n_items());
+    prop_assert!(s.format != Format::Auto);
+    let offsets = r.offsets();
+    prop_assert_eq!(offsets.len(), r.n_users() + 1);
+    for (_, l, x) in r.iter() {
+        prop_assert!((l as usize) < r.n_items());
+        prop_assert!(
+            s.scale.contains(f64::from(x)),
+            "{} outside {:?}",
+            x,
+            s.scale
+        );
+    }
+    Ok(())
+}
+
+/// One change to a byte string.
+#[derive(Debug, Clone)]
+enum Mutation {
+    /// XOR the byte at (position mod length) with a non-zero mask.
+    Flip(usize, u8),
+    /// Insert a byte at (position mod length + 1): the end included.
+    Insert(usize, u8),
+    /// Remove the byte at (position mod length).
+    Remove(usize),
+    /// Keep only the first (position mod length) bytes.
+    Cut(usize),
+    /// Add a byte at the end (a file with something after its checksum).
+    Append(u8),
+}
+
+fn mutations() -> impl Strategy<Value = Vec<Mutation>> {
+    let one = prop_oneof![
+        4 => (any::<usize>(), 1u8..=255).prop_map(|(at, b)| Mutation::Flip(at, b)),
+        2 => (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Mutation::Insert(at, b)),
+        2 => any::<usize>().prop_map(Mutation::Remove),
+        1 => any::<usize>().prop_map(Mutation::Cut),
+        1 => any::<u8>().prop_map(Mutation::Append),
+    ];
+    proptest::collection::vec(one, 1..5)
+}
+
+fn mutate(bytes: &mut Vec<u8>, mutations: &[Mutation]) {
+    for m in mutations {
+        let len = bytes.len().max(1);
+        match *m {
+            Mutation::Flip(at, b) if !bytes.is_empty() => bytes[at % len] ^= b,
+            Mutation::Insert(at, b) => bytes.insert(at % (bytes.len() + 1), b),
+            Mutation::Remove(at) if !bytes.is_empty() => {
+                bytes.remove(at % len);
+            }
+            Mutation::Cut(at) => bytes.truncate(at % len),
+            Mutation::Append(b) => bytes.push(b),
+            _ => {}
         }
-        bytes.truncate(keep.max(8).min(bytes.len()));
-        let mut f = tempfile::NamedTempFile::new().unwrap();
-        std::io::Write::write_all(&mut f, &bytes).unwrap();
-        let _ = data::load(f.path(), LoadOptions { format: Format::Binary, scale: None });
+    }
+}
+
+/// A valid snapshot of `rows` in each encoding: triples, matrix and binary.
+fn encodings(rows: &[Vec<f64>]) -> Vec<(Format, Vec<u8>)> {
+    let r = Ratings::from_dense_rows(rows);
+    let mut matrix = Vec::new();
+    write_matrix(&mut matrix, r.n_users(), r.n_items(), |u, row| {
+        row.copy_from_slice(&rows[u])
+    })
+    .unwrap();
+    let snapshot = data::load_str(
+        std::str::from_utf8(&matrix).unwrap(),
+        LoadOptions::default(),
+    )
+    .unwrap();
+    let (mut triples, mut binary) = (Vec::new(), Vec::new());
+    data::write_triples(&mut triples, &snapshot).unwrap();
+    data::write_binary(&mut binary, &snapshot).unwrap();
+    vec![
+        (Format::Matrix, matrix),
+        (Format::Triples, triples),
+        (Format::Binary, binary),
+    ]
+}
+
+proptest! {
+    // The default: 256 cases, or PROPTEST_CASES for a longer hunt.
+    #![proptest_config(ProptestConfig::default())]
+
+    /// Any bytes at all, as any format, through the same reader a file goes through: a
+    /// snapshot that holds together or a `DataError`, never a panic or a runaway allocation.
+    #[test]
+    fn arbitrary_bytes_load_or_fail_cleanly(
+        magic in any::<bool>(),
+        junk in proptest::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let bytes = if magic { [data::MAGIC.as_slice(), &junk].concat() } else { junk };
+        for format in FORMATS {
+            if let Ok(s) = data::load_bytes(&bytes, LoadOptions { format, scale: None }) {
+                consistent(&s)?;
+            }
+        }
+    }
+
+    /// Valid snapshots with bytes changed, inserted, removed or cut off. Text may still be a
+    /// valid snapshot; a changed binary snapshot never is (its CRC-32 sees the change).
+    #[test]
+    fn mutated_snapshots_load_or_fail_cleanly(rows in matrices(), mutations in mutations()) {
+        prop_assume!(Ratings::from_dense_rows(&rows).nnz() > 0);
+        for (encoding, valid) in encodings(&rows) {
+            let mut bytes = valid.clone();
+            mutate(&mut bytes, &mutations);
+            for format in [Format::Auto, encoding] {
+                let loaded = data::load_bytes(&bytes, LoadOptions { format, scale: None });
+                if let Ok(s) = &loaded {
+                    consistent(s)?;
+                }
+                if format == Format::Binary && bytes != valid {
+                    prop_assert!(loaded.is_err(), "a changed binary snapshot loaded: {:?}", mutations);
+                }
+            }
+        }
     }
 }

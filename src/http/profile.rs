@@ -1,0 +1,365 @@
+//! Profile bodies (`POST /v1/complete`, `POST /v1/recommend`) read under
+//! `server.max_profile_ratings`.
+//!
+//! The cap is checked *while* the JSON is read: the entry past the cap stops the parse, so a
+//! 1 MB body of ratings is refused after `cap + 1` entries, never turned into a big map first.
+//! `ratings` is read as a list of pairs, not a map, so an item rated twice is refused by name
+//! (a map would silently keep the last value). Any other fault is the same problem as from
+//! [`super::extract::Json`]: `malformed-json` or `invalid-body`.
+
+use std::cell::Cell;
+use std::fmt;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use super::dto::{CompleteRequest, DEFAULT_N, RecommendRequest};
+use super::error::ApiError;
+use super::state::AppState;
+use crate::service::shown_id;
+
+/// A profile body, read with the caps of the app's settings.
+#[derive(Debug, Clone)]
+pub struct ProfileJson<T>(pub T);
+
+/// A request body that carries a profile.
+pub trait ProfileBody: Sized {
+    /// The fields it may have; any other is refused.
+    const FIELDS: &'static [&'static str];
+    /// The body from the fields read.
+    fn from_fields(fields: Fields) -> Self;
+}
+
+/// The fields of a profile body as read; absent ones are `None`.
+#[derive(Debug, Default)]
+pub struct Fields {
+    /// `ratings`: (item id, rating), sorted by id, each id once.
+    pub ratings: Option<Vec<(String, f64)>>,
+    /// `items`.
+    pub items: Option<Vec<String>>,
+    /// `exclude`.
+    pub exclude: Option<Vec<String>>,
+    /// `n`.
+    pub n: Option<i64>,
+}
+
+impl ProfileBody for CompleteRequest {
+    const FIELDS: &'static [&'static str] = &["ratings", "items"];
+    fn from_fields(f: Fields) -> Self {
+        Self {
+            ratings: f.ratings.unwrap_or_default(),
+            items: f.items,
+        }
+    }
+}
+
+impl ProfileBody for RecommendRequest {
+    const FIELDS: &'static [&'static str] = &["ratings", "n", "exclude"];
+    fn from_fields(f: Fields) -> Self {
+        Self {
+            ratings: f.ratings.unwrap_or_default(),
+            n: f.n.unwrap_or(DEFAULT_N),
+            exclude: f.exclude.unwrap_or_default(),
+        }
+    }
+}
+
+impl<T: ProfileBody> FromRequest<AppState> for ProfileJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        let body = Bytes::from_request(req, state).await?;
+        read(&body, state.settings.server.max_profile_ratings).map(Self)
+    }
+}
+
+/// `application/json` or `application/<anything>+json`, parameters allowed (as axum's `Json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Why a well-formed body was refused while it was read.
+#[derive(Debug, Clone, PartialEq)]
+enum Refusal {
+    /// A list or the ratings went past the cap.
+    TooMany { field: &'static str, max: usize },
+    /// An item rated twice.
+    Duplicate(String),
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::TooMany { field, max } => {
+                let detail = format!(
+                    "`{field}` holds more than {max} entries, the limit \
+                     (server.max_profile_ratings)"
+                );
+                Self::bad_request("profile-too-large", detail)
+            }
+            Refusal::Duplicate(item) => {
+                let detail = format!("item {:?} is rated more than once", shown_id(&item));
+                Self::bad_request("duplicate-rating", detail)
+            }
+        }
+    }
+}
+
+/// Parses `body` as a `T` with at most `max` entries in each list.
+pub fn read<T: ProfileBody>(body: &[u8], max: usize) -> Result<T, ApiError> {
+    let refusal = Cell::new(None);
+    let caps = Caps {
+        max,
+        refusal: &refusal,
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let read = BodySeed {
+        fields: T::FIELDS,
+        caps,
+    }
+    .deserialize(&mut de)
+    .and_then(|fields| de.end().map(|()| fields));
+    match (read, refusal.take()) {
+        (Ok(fields), _) => Ok(T::from_fields(fields)),
+        (Err(_), Some(refusal)) => Err(refusal.into()),
+        (Err(e), None) => Err(json_error(&e)),
+    }
+}
+
+/// The problem of a body serde_json could not read.
+fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ApiError::bad_request(
+            "invalid-body",
+            format!("the body does not fit the request schema: {e}"),
+        ),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+        }
+    }
+}
+
+/// The cap, and where a visitor leaves the reason it stopped the parse.
+#[derive(Clone, Copy)]
+struct Caps<'a> {
+    max: usize,
+    refusal: &'a Cell<Option<Refusal>>,
+}
+
+impl Caps<'_> {
+    fn refuse<E: de::Error>(self, why: Refusal) -> E {
+        let e = E::custom(format!("{why:?}"));
+        self.refusal.set(Some(why));
+        e
+    }
+
+    fn check<E: de::Error>(self, len: usize, field: &'static str) -> Result<(), E> {
+        if len < self.max {
+            return Ok(());
+        }
+        let max = self.max;
+        Err(self.refuse(Refusal::TooMany { field, max }))
+    }
+}
+
+/// The top-level object.
+struct BodySeed<'a> {
+    fields: &'static [&'static str],
+    caps: Caps<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
+    type Value = Fields;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Fields, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BodySeed<'_> {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "an object with the fields {}", self.fields.join(", "))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut f = Fields::default();
+        let caps = self.caps;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                k if !self.fields.contains(&k) => {
+                    return Err(de::Error::unknown_field(k, self.fields));
+                }
+                "ratings" => {
+                    once(&f.ratings, "ratings")?;
+                    f.ratings = Some(map.next_value_seed(RatingsSeed(caps))?);
+                }
+                "items" => {
+                    once(&f.items, "items")?;
+                    f.items = Some(map.next_value_seed(IdsSeed(caps, "items"))?);
+                }
+                "exclude" => {
+                    once(&f.exclude, "exclude")?;
+                    f.exclude = Some(map.next_value_seed(IdsSeed(caps, "exclude"))?);
+                }
+                "n" => {
+                    once(&f.n, "n")?;
+                    f.n = Some(map.next_value()?);
+                }
+                k => return Err(de::Error::unknown_field(k, self.fields)),
+            }
+        }
+        Ok(f)
+    }
+}
+
+fn once<T, E: de::Error>(slot: &Option<T>, field: &'static str) -> Result<(), E> {
+    match slot {
+        Some(_) => Err(E::duplicate_field(field)),
+        None => Ok(()),
+    }
+}
+
+/// `ratings`: an object of item id → number.
+struct RatingsSeed<'a>(Caps<'a>);
+
+impl<'de> DeserializeSeed<'de> for RatingsSeed<'_> {
+    type Value = Vec<(String, f64)>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RatingsSeed<'_> {
+    type Value = Vec<(String, f64)>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of item id to rating")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        while let Some(id) = map.next_key::<String>()? {
+            self.0.check(out.len(), "ratings")?;
+            out.push((id, map.next_value()?));
+        }
+        // By id, as the map this replaced: the same profile in any key order gives the same
+        // bits. Equal ids are then neighbours.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(pair) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(self.0.refuse(Refusal::Duplicate(pair[0].0.clone())));
+        }
+        Ok(out)
+    }
+}
+
+/// `items` and `exclude`: an array of item ids.
+struct IdsSeed<'a>(Caps<'a>, &'static str);
+
+impl<'de> DeserializeSeed<'de> for IdsSeed<'_> {
+    type Value = Vec<String>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IdsSeed<'_> {
+    type Value = Vec<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of item ids")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(id) = seq.next_element::<String>()? {
+            self.0.check(out.len(), self.1)?;
+            out.push(id);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recommend(body: &str, max: usize) -> Result<RecommendRequest, ApiError> {
+        read(body.as_bytes(), max)
+    }
+
+    #[test]
+    fn ratings_come_sorted_by_id_with_defaults_filled_in() {
+        let r = recommend(r#"{"ratings": {"b": 2, "a": 4.5}}"#, 3).unwrap();
+        assert_eq!(r.ratings, vec![("a".into(), 4.5), ("b".into(), 2.0)]);
+        assert_eq!((r.n, r.exclude.len()), (DEFAULT_N, 0));
+        let c: CompleteRequest = read(br#"{"items": ["x"]}"#, 3).unwrap();
+        assert_eq!((c.ratings.len(), c.items), (0, Some(vec!["x".into()])));
+    }
+
+    #[test]
+    fn the_entry_past_the_cap_is_refused_naming_the_field() {
+        assert_eq!(
+            recommend(r#"{"exclude": ["a", "b"]}"#, 2)
+                .unwrap()
+                .exclude
+                .len(),
+            2
+        );
+        let e = recommend(r#"{"exclude": ["a", "b", "c"]}"#, 2).unwrap_err();
+        assert_eq!(e.kind, "profile-too-large");
+        assert!(e.detail.contains("`exclude`") && e.detail.contains("2 entries"));
+        let e = recommend(r#"{"ratings": {"a": 1, "b": 2, "c": 3}}"#, 2).unwrap_err();
+        assert!(e.detail.contains("`ratings`"), "{}", e.detail);
+    }
+
+    #[test]
+    fn an_item_rated_twice_is_named() {
+        let e = recommend(r#"{"ratings": {"z": 1, "m7": 2, "m7": 2}}"#, 9).unwrap_err();
+        assert_eq!(
+            (e.kind, e.detail.as_str()),
+            ("duplicate-rating", r#"item "m7" is rated more than once"#)
+        );
+    }
+
+    #[test]
+    fn other_faults_are_malformed_json_or_invalid_body() {
+        let kind = |body: &str| recommend(body, 9).unwrap_err().kind;
+        assert_eq!(kind(r#"{"n": 3"#), "malformed-json");
+        assert_eq!(kind(r#"{"n": 3} x"#), "malformed-json");
+        assert_eq!(kind(r#"{"n": 3, "n": 4}"#), "invalid-body");
+        assert_eq!(kind(r#"{"items": []}"#), "invalid-body");
+        assert_eq!(kind(r#"[{}, 3, []]"#), "invalid-body");
+        assert_eq!(kind(r#"{"ratings": {"a": "5"}}"#), "invalid-body");
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/json"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+}
