@@ -34,7 +34,7 @@ work="$(mktemp -d)"
 token="st-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
 # One training thread: retrains that schemathesis starts leave a core to the requests.
 MIXREC_ADMIN_TOKEN="$token" MIXREC__TRAINING__K=3 MIXREC__TRAINING__N_INIT=1 \
-  MIXREC__TRAINING__MAX_ITER=30 MIXREC__TRAINING__THREADS=1 RUST_LOG=warn,mixrec=info \
+  MIXREC__MODELS__DIR="$work/models" MIXREC__TRAINING__MAX_ITER=30 MIXREC__TRAINING__THREADS=1 RUST_LOG=warn,mixrec=info \
   "$bin" serve --listen 127.0.0.1:0 >/dev/null 2>"$work/server.log" &
 pid=$!
 stop() {
