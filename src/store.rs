@@ -181,6 +181,19 @@ impl Store {
         Ok(entries)
     }
 
+    /// The versions a model may be served from (not rolled back), newest first, by file name
+    /// only: each is checked when it is loaded.
+    pub fn candidates(&self) -> Result<Vec<u64>, StoreError> {
+        let mut versions: Vec<u64> = self
+            .files()?
+            .into_iter()
+            .filter(|f| !f.2)
+            .map(|f| f.0)
+            .collect();
+        versions.sort_by_key(|&v| std::cmp::Reverse(v));
+        Ok(versions)
+    }
+
     /// (version, path, rolled back) of every model file, by name only.
     fn files(&self) -> Result<Vec<(u64, PathBuf, bool)>, StoreError> {
         let mut files = Vec::new();

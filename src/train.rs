@@ -287,14 +287,8 @@ fn fit(
                     last = Some(e);
                 }
                 _ => {
-                    let summary = FitSummary {
-                        log_likelihood: fit.log_likelihood,
-                        cost: fit.cost,
-                        iterations: fit.iterations,
-                        converged: fit.converged,
-                        k_selection: KSelection::Heldout,
-                        heldout_rmse: curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse),
-                    };
+                    let rmse = curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse);
+                    let summary = FitSummary::of(&fit, KSelection::Heldout, rmse);
                     return Ok((model, summary));
                 }
             }
@@ -330,15 +324,7 @@ fn fit(
             tracing::info!(n_init, reason = %e, "retrying with more restarts");
             continue;
         }
-        let summary = FitSummary {
-            log_likelihood: fit.log_likelihood,
-            cost: fit.cost,
-            iterations: fit.iterations,
-            converged: fit.converged,
-            k_selection,
-            heldout_rmse,
-        };
-        return Ok((model, summary));
+        return Ok((model, FitSummary::of(&fit, k_selection, heldout_rmse)));
     }
 }
 
@@ -410,6 +396,19 @@ struct FitSummary {
     converged: bool,
     k_selection: KSelection,
     heldout_rmse: Option<f64>,
+}
+
+impl FitSummary {
+    fn of(fit: &mixture::Fit, k_selection: KSelection, heldout_rmse: Option<f64>) -> Self {
+        Self {
+            log_likelihood: fit.log_likelihood,
+            cost: fit.cost,
+            iterations: fit.iterations,
+            converged: fit.converged,
+            k_selection,
+            heldout_rmse,
+        }
+    }
 }
 
 /// Reads `source`: the snapshot, its titles and the SHA-256 of its bytes. A file that changes

@@ -178,36 +178,31 @@ impl Jobs {
         if let Some((active, _)) = &t.active {
             return Err(*active);
         }
-        let (kind, k, algorithm, snapshot) = match task {
-            Task::Startup { source, training } => {
-                (JobKind::Startup, training.k, training.algorithm, source)
-            }
-            Task::Retrain {
-                source, training, ..
-            } => (JobKind::Retrain, training.k, training.algorithm, source),
-            Task::Rollback => {
-                let current = state.current();
-                let info = current.as_ref().map(|m| m.info());
-                let source = state.configured_source();
-                let snapshot =
-                    info.map_or_else(|| train::source_name(&source), |i| i.snapshot.path.clone());
-                let job = (
-                    JobKind::Rollback,
-                    info.map_or(0, |i| i.k),
-                    info.map_or(Algorithm::Em, |i| i.algorithm),
-                    snapshot,
-                );
-                return Ok(self.insert(&mut t, job));
-            }
+        let described = |kind, source: &Source, ts: &TrainingSettings| {
+            (kind, ts.k, ts.algorithm, train::source_name(source))
         };
-        Ok(self.insert(&mut t, (kind, k, algorithm, train::source_name(snapshot))))
-    }
-
-    fn insert(
-        &self,
-        t: &mut Table,
-        (kind, k, algorithm, snapshot): (JobKind, usize, Algorithm, String),
-    ) -> (Job, Arc<AtomicBool>) {
+        let (kind, k, algorithm, snapshot) = match task {
+            Task::Startup {
+                source,
+                training: ts,
+            } => described(JobKind::Startup, source, ts),
+            Task::Retrain {
+                source,
+                training: ts,
+                ..
+            } => described(JobKind::Retrain, source, ts),
+            // Described by the model it rolls back from (the route refuses when none serves).
+            Task::Rollback => match state.current() {
+                Some(m) => {
+                    let i = m.info();
+                    (JobKind::Rollback, i.k, i.algorithm, i.snapshot.path.clone())
+                }
+                None => {
+                    let source = train::source_name(&state.configured_source());
+                    (JobKind::Rollback, 0, Algorithm::Em, source)
+                }
+            },
+        };
         t.next_id += 1;
         let job = Job {
             id: t.next_id,
@@ -234,7 +229,7 @@ impl Jobs {
         while t.jobs.len() > KEPT_JOBS {
             t.jobs.pop_first();
         }
-        (job, cancel)
+        Ok((job, cancel))
     }
 
     /// A copy of job `id`.
@@ -411,34 +406,31 @@ fn startup(
         .as_ref()
         .filter(|_| state.settings.models.load_on_start);
     if let Some(store) = store {
-        for entry in store.entries()? {
-            let version = entry.version;
-            let why_not = match entry.manifest {
-                _ if entry.rolled_back => continue,
-                Err(reason) => reason,
-                Ok(m) if m.info.snapshot.sha256 != loaded.sha256 => {
+        // Each file is read once, newest first, until one fits.
+        for version in store.candidates()? {
+            let file = store.path(version);
+            let why_not = match store.load(version) {
+                Err(e) => e.reason,
+                Ok((m, _)) if m.info.snapshot.sha256 != loaded.sha256 => {
                     format!(
                         "trained on another snapshot (SHA-256 {})",
                         m.info.snapshot.sha256
                     )
                 }
-                Ok(m) if !m.training.same_model(training) => {
+                Ok((m, _)) if !m.training.same_model(training) => {
                     "trained with other [training] settings".into()
                 }
-                Ok(_) => match store.load(version) {
-                    Err(e) => e.reason,
-                    Ok((m, model)) => match train::fits(&loaded, &m.info, &model) {
-                        Err(e) => e.to_string(),
-                        Ok(()) => {
-                            let served = train::restore(loaded, m.info, model);
-                            let message = format!("served version {version} from the model store");
-                            tracing::info!(version, file = %entry.path.display(), "{message}");
-                            return Ok((Arc::new(served), Some(message)));
-                        }
-                    },
+                Ok((m, model)) => match train::fits(&loaded, &m.info, &model) {
+                    Err(e) => e.to_string(),
+                    Ok(()) => {
+                        let served = train::restore(loaded, m.info, model);
+                        let message = format!("served version {version} from the model store");
+                        tracing::info!(version, file = %file.display(), "{message}");
+                        return Ok((Arc::new(served), Some(message)));
+                    }
                 },
             };
-            tracing::warn!(version, file = %entry.path.display(), reason = %why_not, "skipped a saved model");
+            tracing::warn!(version, file = %file.display(), reason = %why_not, "skipped a saved model");
         }
     }
     let version = next_version(state)?;
@@ -535,23 +527,17 @@ fn rollback(state: &AppState) -> Outcome {
     let mut skipped = Vec::new();
     let mut target = None;
     if let Some(store) = &state.store {
-        for entry in store.entries()? {
-            if entry.version >= serving || entry.rolled_back {
-                continue;
-            }
-            if let Some(p) = previous
-                .as_ref()
-                .filter(|p| p.info().version >= entry.version)
-            {
+        for version in store.candidates()?.into_iter().filter(|&v| v < serving) {
+            if let Some(p) = previous.as_ref().filter(|p| p.info().version >= version) {
                 target = Some(p.clone());
                 break;
             }
-            match restore_saved(store, entry.version) {
+            match restore_saved(store, version) {
                 Ok(served) => {
                     target = Some(Arc::new(served));
                     break;
                 }
-                Err(reason) => skipped.push(format!("version {}: {reason}", entry.version)),
+                Err(reason) => skipped.push(format!("version {version}: {reason}")),
             }
         }
     }
