@@ -14,6 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 DATA=${DATA:-../shared/data/netflix_incomplete.txt}
 PORT=${PORT:-18080}
 DURATION=${DURATION:-10}
@@ -39,38 +40,17 @@ trap cleanup EXIT
 MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__K=12 MIXREC__TRAINING__THREADS=${TRAIN_THREADS:-1} RUST_LOG=warn \
     "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq "${READY_TRIES:-600}"); do
-    curl -fs "$BASE/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fs "$BASE/readyz" >/dev/null || { echo "server not ready"; cat "$work/server.log"; exit 1; }
-
-# A 20-rating profile over items spread through the first 1000 of the catalogue (any snapshot).
-profile=$(curl -fs "$BASE/v1/items?offset=0&limit=1000" | python3 -c '
-import json, sys
-ids = [item["id"] for item in json.load(sys.stdin)["items"]]
-step = max(1, len(ids) // 20)
-print(json.dumps({"ratings": {ids[i * step % len(ids)]: 1 + (i * 7) % 5 for i in range(20)}, "n": 10}))')
-cat >"$work/recommend.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '$profile'
-LUA
-curl -fs -H 'content-type: application/json' -d "$profile" "$BASE/v1/recommend" >/dev/null
+wait_ready "$BASE" "$work/server.log" "${READY_TRIES:-600}"
+recommend_lua "$BASE" "$work/recommend.lua"
 
 run() { # name, url, [lua script]
     local name=$1 url=$2 script=${3:-}
     local args=(-t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency)
     [[ -n $script ]] && args+=(-s "$script")
     wrk "${args[@]}" "$url" >"$work/$name.txt"
-    local rps p50 p99 non2xx errors
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$name.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$name.txt")
-    errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$work/$name.txt")
+    wrk_figures "$work/$name.txt"
     printf '%-22s %12s req/s   p50 %-9s p99 %-9s non-2xx %-6s socket errors %s\n' \
-        "$name" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}"
+        "$name" "$RPS" "$P50" "$P99" "$NON2XX" "$ERRORS"
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency; $(nproc) cores shared by server and wrk"

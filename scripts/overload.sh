@@ -15,6 +15,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 BIN=${BIN:-target/release/mixrec}
 PORT=${PORT:-18081}
 DURATION=${DURATION:-10}
@@ -38,23 +39,14 @@ trap 'stop; rm -rf "$work"' EXIT
 start() { # extra environment, e.g. MIXREC__SERVER__MAX_CONCURRENT_REQUESTS=1
     env RUST_LOG=warn "$@" "$BIN" serve --listen "127.0.0.1:$PORT" 2>>"$work/server.log" &
     server_pid=$!
-    for _ in $(seq 600); do
-        curl -fs "$BASE/readyz" >/dev/null 2>&1 && return
-        sleep 0.1
-    done
-    echo "server not ready"; cat "$work/server.log"; exit 1
+    wait_ready "$BASE" "$work/server.log"
 }
 
 run() { # name
     wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$URL" >"$work/$1.txt"
-    local rps p50 p99 non2xx total
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$work/$1.txt")
-    total=$(awk '/requests in/ {print $1}' "$work/$1.txt")
-    p50=$(awk '$1 == "50%" {print $2}' "$work/$1.txt")
-    p99=$(awk '$1 == "99%" {print $2}' "$work/$1.txt")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/$1.txt")
+    wrk_figures "$work/$1.txt"
     printf '%-16s %10s req/s  p50 %-9s p99 %-9s non-2xx %s of %s\n' \
-        "$1" "$rps" "$p50" "$p99" "${non2xx:-0}" "$total"
+        "$1" "$RPS" "$P50" "$P99" "$NON2XX" "$TOTAL"
 }
 
 shed_total() {

@@ -14,6 +14,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 DATA=${DATA:-../shared/data/netflix_incomplete.txt}
 PORT=${PORT:-18081}
 DURATION=${DURATION:-60}
@@ -39,22 +40,8 @@ MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__K=12 MIXREC__TRAINING__THREADS=1 \
     MIXREC__MODELS__DIR="$work/models" RUST_LOG=warn \
     "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 600); do
-    curl -fs "$BASE/readyz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -fs "$BASE/readyz" >/dev/null || { echo "server not ready"; cat "$work/server.log"; exit 1; }
-
-profile=$(curl -fs "$BASE/v1/items?offset=0&limit=1000" | python3 -c '
-import json, sys
-ids = [item["id"] for item in json.load(sys.stdin)["items"]]
-step = max(1, len(ids) // 20)
-print(json.dumps({"ratings": {ids[i * step % len(ids)]: 1 + (i * 7) % 5 for i in range(20)}, "n": 10}))')
-cat >"$work/recommend.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '$profile'
-LUA
+wait_ready "$BASE" "$work/server.log"
+recommend_lua "$BASE" "$work/recommend.lua"
 
 seed=100
 # Starts a retrain with a new seed and waits for it; prints its final state.
@@ -83,19 +70,14 @@ echo "1. wrk -t2 -c$CONNECTIONS -d${DURATION}s --latency POST /v1/recommend, ret
 retrains_pid=$!
 wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$work/recommend.lua" "$BASE/v1/recommend" >"$work/wrk.txt"
 wait "$retrains_pid"
-rps=$(awk '/^Requests\/sec/ {print $2}' "$work/wrk.txt")
-total=$(awk '/requests in/ {print $1}' "$work/wrk.txt")
-p50=$(awk '$1 == "50%" {print $2}' "$work/wrk.txt")
-p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
-non2xx=$(awk '/Non-2xx/ {print $NF}' "$work/wrk.txt")
-errors=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$work/wrk.txt")
+wrk_figures "$work/wrk.txt"
 sed 's/^/   /' "$work/retrains"
 printf '   %s requests, %s req/s, p50 %s, p99 %s, non-2xx %s, socket errors %s\n' \
-    "$total" "$rps" "$p50" "$p99" "${non2xx:-0}" "${errors:-0}"
+    "$TOTAL" "$RPS" "$P50" "$P99" "$NON2XX" "$ERRORS"
 version=$(curl -fs "$BASE/v1/model" | sed -n 's/.*"version":\([0-9]*\).*/\1/p')
 echo "   model version now $version"
 failed=0
-[[ ${non2xx:-0} == 0 && ${errors:-0} == 0 ]] || { echo "FAIL: errors under load"; failed=1; }
+[[ $NON2XX == 0 && $ERRORS == 0 ]] || { echo "FAIL: errors under load"; failed=1; }
 [[ $(grep -c succeeded "$work/retrains") == 3 ]] || { echo "FAIL: a retrain did not succeed"; failed=1; }
 
 echo "2. resident memory over ten more retrains"
