@@ -38,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__K=12 MIXREC__TRAINING__THREADS=${TRAIN_THREADS:-1} RUST_LOG=warn \
-    "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
+    MIXREC__MODELS__DIR="$work/models" "$BIN" serve --data "$DATA" --listen "127.0.0.1:$PORT" 2>"$work/server.log" &
 server_pid=$!
 wait_ready "$BASE" "$work/server.log" "${READY_TRIES:-600}"
 recommend_lua "$BASE" "$work/recommend.lua"

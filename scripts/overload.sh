@@ -37,7 +37,7 @@ stop() {
 trap 'stop; rm -rf "$work"' EXIT
 
 start() { # extra environment, e.g. MIXREC__SERVER__MAX_CONCURRENT_REQUESTS=1
-    env RUST_LOG=warn "$@" "$BIN" serve --listen "127.0.0.1:$PORT" 2>>"$work/server.log" &
+    env RUST_LOG=warn MIXREC__MODELS__DIR="$work/models" "$@" "$BIN" serve --listen "127.0.0.1:$PORT" 2>>"$work/server.log" &
     server_pid=$!
     wait_ready "$BASE" "$work/server.log"
 }
