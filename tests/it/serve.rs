@@ -131,3 +131,33 @@ fn healthcheck_fails_when_nothing_listens() {
         .unwrap();
     assert!(!status.success());
 }
+
+#[test]
+fn every_metric_of_the_demo_binary_has_a_help_line() {
+    let server = Server::start(&[], &[("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0")]);
+    server.wait_ready();
+    // One request of each kind so the HTTP series exist too.
+    assert_eq!(crate::process::get(&server.addr, "/v1/model").status, 200);
+    let text = String::from_utf8(crate::process::get(&server.addr, "/metrics").body).unwrap();
+    let named = |prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(prefix)?.split(' ').next())
+            .map(str::to_owned)
+            .collect();
+        v.sort();
+        v
+    };
+    let mut listed: Vec<String> = mixrec::http::ops::METRICS
+        .iter()
+        .map(|m| m.1.to_owned())
+        .collect();
+    listed.sort();
+    // The start-up training recorded the job, model and training series: all seven are here.
+    assert_eq!(named("# TYPE "), listed, "{text}");
+    assert_eq!(named("# HELP "), listed, "{text}");
+    assert!(
+        text.contains("# HELP mixrec_http_shed_total Requests answered 503 overloaded"),
+        "{text}"
+    );
+}
