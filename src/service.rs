@@ -99,17 +99,26 @@ pub struct Catalogue {
     items: IdMap,
     ratings: Ratings,
     titles: HashMap<String, String>,
+    step: Option<f64>,
 }
 
 impl Catalogue {
     /// The catalogue of `snapshot`, with display titles by item id.
     pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
+        // Once here, not per request: it reads every rating.
+        let step = snapshot.ratings.step();
         Self {
             users: snapshot.users,
             items: snapshot.items,
             ratings: snapshot.ratings,
             titles,
+            step,
         }
+    }
+
+    /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see [`Ratings::step`].
+    pub fn step(&self) -> Option<f64> {
+        self.step
     }
 
     /// Number of items.

@@ -90,6 +90,20 @@ impl Ratings {
         Some(it.fold((first, first), |(lo, hi), v| (lo.min(v), hi.max(v))))
     }
 
+    /// The coarsest grid every rating lies on: `1.0` when all are whole numbers, `0.5` when all
+    /// are whole or half, `None` otherwise and without ratings. What an entry form offers
+    /// (stars, half stars); a profile may still hold any rating inside the scale.
+    pub fn step(&self) -> Option<f64> {
+        if self.values.is_empty() {
+            return None;
+        }
+        // Halves and whole numbers are exact in f32, so `fract` tests them exactly.
+        [1.0f32, 0.5]
+            .into_iter()
+            .find(|&s| self.values.iter().all(|&v| (v / s).fract() == 0.0))
+            .map(f64::from)
+    }
+
     /// The transpose: row l lists the users who rated item l (ascending) and their ratings.
     /// A counting sort, O(ratings).
     pub fn transposed(&self) -> Ratings {
@@ -217,5 +231,14 @@ mod tests {
             r.iter().collect::<Vec<_>>(),
             vec![(0, 0, 1.0), (0, 2, 3.0), (2, 1, 5.0)]
         );
+    }
+
+    #[test]
+    fn the_step_is_the_coarsest_grid_of_whole_or_half_ratings() {
+        let step = |rows: &[Vec<f64>]| Ratings::from_dense_rows(rows).step();
+        assert_eq!(step(&[vec![1.0, 5.0], vec![3.0, 0.0]]), Some(1.0));
+        assert_eq!(step(&[vec![1.0, 4.5], vec![3.0, 0.0]]), Some(0.5));
+        assert_eq!(step(&[vec![1.0, 4.25]]), None);
+        assert_eq!(step(&[vec![0.0, 0.0]]), None);
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Format;
 use crate::mixture::{Algorithm, Prediction};
-use crate::service::{Answer, ServedModel, TypeSummary};
+use crate::service::{Answer, ModelInfo, ServedModel, TypeSummary};
 
 /// Default `n` of a recommendation request.
 pub(super) const DEFAULT_N: i64 = 10;
@@ -107,6 +107,42 @@ pub struct SavedModels {
     pub serving: Option<u64>,
     /// Files, newest first.
     pub models: Vec<SavedModel>,
+}
+
+/// `GET /v1/model`: the model's metadata and the scale of its ratings.
+#[derive(Debug, Serialize)]
+pub struct ModelResponse {
+    /// What the model records about itself (also listed by `GET /admin/models`).
+    #[serde(flatten)]
+    pub info: ModelInfo,
+    /// The valid ratings, for clients that build a rating form.
+    pub scale: Scale,
+}
+
+/// The rating scale as `GET /v1/model` reports it.
+#[derive(Debug, Serialize)]
+pub struct Scale {
+    /// Smallest valid rating.
+    pub min: f64,
+    /// Largest valid rating.
+    pub max: f64,
+    /// 1 when the snapshot's ratings are whole numbers, 0.5 when halves, `null` otherwise.
+    pub step: Option<f64>,
+}
+
+impl ModelResponse {
+    /// The DTO of `model`'s metadata and scale.
+    pub fn new(model: &ServedModel) -> Self {
+        let scale = model.scale();
+        Self {
+            info: model.info().clone(),
+            scale: Scale {
+                min: scale.min,
+                max: scale.max,
+                step: model.catalogue().step(),
+            },
+        }
+    }
 }
 
 /// A rated or recommended item.

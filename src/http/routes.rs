@@ -4,14 +4,13 @@
 use axum::extract::State;
 
 use super::dto::{
-    CompleteRequest, ItemsPage, NQuery, PageQuery, PredictionResponse, RecommendRequest,
-    TypesResponse,
+    CompleteRequest, ItemsPage, ModelResponse, NQuery, PageQuery, PredictionResponse,
+    RecommendRequest, TypesResponse,
 };
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::profile::ProfileJson;
 use super::state::AppState;
-use crate::service::ModelInfo;
 
 /// `POST /v1/complete`.
 pub async fn complete(
@@ -61,8 +60,9 @@ pub async fn items(
 }
 
 /// `GET /v1/model`.
-pub async fn model(State(state): State<AppState>) -> Result<Json<ModelInfo>, ApiError> {
-    Ok(Json(state.ready_model()?.info().clone()))
+pub async fn model(State(state): State<AppState>) -> Result<Json<ModelResponse>, ApiError> {
+    let model = state.ready_model()?;
+    Ok(Json(ModelResponse::new(&model)))
 }
 
 /// `GET /v1/model/types`.

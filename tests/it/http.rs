@@ -295,6 +295,8 @@ async fn model_metadata_and_types() {
         (json!(3), json!(60000))
     );
     assert_eq!(v["snapshot"]["sha256"].as_str().unwrap().len(), 64);
+    // The demo's ratings are whole stars from 1 to 5.
+    assert_eq!(v["scale"], json!({"min": 1.0, "max": 5.0, "step": 1.0}));
     let t = get(&app, "/v1/model/types").await.json();
     no_nulls_in_numbers(&t, "");
     let types = t["types"].as_array().unwrap();
