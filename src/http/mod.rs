@@ -3,7 +3,8 @@
 //! with a header-read timeout, load shedding and graceful shutdown.
 //!
 //! Handlers only convert DTOs and call [`crate::service`]; training runs on blocking threads
-//! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]).
+//! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]). The demo page and the
+//! embeddable widget are static files from `web/` ([`page`]).
 
 pub mod admin;
 pub mod dto;
@@ -12,6 +13,7 @@ pub mod extract;
 pub mod jobs;
 mod listen;
 pub mod ops;
+pub mod page;
 pub mod profile;
 pub mod routes;
 mod serve;
@@ -57,6 +59,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.yaml"),
+    ("GET", "/"),
+    ("GET", "/demo.js"),
+    ("GET", "/demo.css"),
+    ("GET", "/widget.js"),
 ];
 
 /// The handler of a route in [`ROUTES`].
@@ -77,6 +83,10 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("GET", "/readyz") => get(ops::readyz),
         ("GET", "/metrics") => get(ops::metrics),
         ("GET", "/openapi.yaml") => get(ops::openapi),
+        ("GET", "/") => get(page::index),
+        ("GET", "/demo.js") => get(page::demo_js),
+        ("GET", "/demo.css") => get(page::demo_css),
+        ("GET", "/widget.js") => get(page::widget_js),
         _ => unreachable!("{method} {path} is in ROUTES without a handler"),
     }
 }

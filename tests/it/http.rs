@@ -611,6 +611,125 @@ async fn cors_allows_only_configured_origins() {
 }
 
 #[tokio::test]
+async fn the_widget_s_json_post_passes_the_cors_preflight_with_its_header() {
+    let app = app_with(|s| s.server.cors_origins = vec!["http://shop.example:8000".into()]);
+    let preflight = |origin: &str| {
+        Request::options("/v1/recommend")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = send(&app, preflight("http://shop.example:8000")).await;
+    assert!(r.status.is_success(), "{}", r.status);
+    assert_eq!(
+        r.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://shop.example:8000"
+    );
+    let allowed = r.headers[header::ACCESS_CONTROL_ALLOW_HEADERS]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("content-type"), "{allowed}");
+    assert!(
+        r.headers[header::ACCESS_CONTROL_ALLOW_METHODS]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    // Another port is another origin.
+    let r = send(&app, preflight("http://shop.example:8001")).await;
+    assert!(r.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
+    // The POST itself, as the widget sends it.
+    let req = Request::post("/v1/recommend")
+        .header(header::ORIGIN, "http://shop.example:8000")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"ratings": {"m001": 5}, "n": 3}"#))
+        .unwrap();
+    let r = send(&app, req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers[header::ACCESS_CONTROL_ALLOW_ORIGIN],
+        "http://shop.example:8000"
+    );
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn the_page_and_its_files_have_their_types_policy_and_tags() {
+    let app = app();
+    for (path, kind, cache, marker) in [
+        (
+            "/",
+            "text/html; charset=utf-8",
+            "no-cache",
+            "<!doctype html>",
+        ),
+        (
+            "/demo.js",
+            "text/javascript; charset=utf-8",
+            "no-cache",
+            "'use strict'",
+        ),
+        ("/demo.css", "text/css; charset=utf-8", "no-cache", ":root"),
+        (
+            "/widget.js",
+            "text/javascript; charset=utf-8",
+            "public, max-age=300",
+            "data-mixrec-endpoint",
+        ),
+    ] {
+        let r = get(&app, path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.content_type(), kind, "{path}");
+        assert_eq!(r.headers[header::CACHE_CONTROL], cache, "{path}");
+        assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert!(String::from_utf8_lossy(&r.body).contains(marker), "{path}");
+        // The tag names this version: asked again with it, the answer is 304 without a body.
+        let etag = r.headers[header::ETAG].clone();
+        let again = Request::get(path)
+            .header(header::IF_NONE_MATCH, etag.clone())
+            .body(Body::empty())
+            .unwrap();
+        let r = send(&app, again).await;
+        assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{path}");
+        assert_eq!(r.headers[header::ETAG], etag);
+        assert!(r.body.is_empty());
+        let stale = Request::get(path)
+            .header(header::IF_NONE_MATCH, "W/\"0000\"")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(send(&app, stale).await.status, StatusCode::OK, "{path}");
+    }
+    // The page: a strict policy, and no inline script or style for it to block.
+    let r = get(&app, "/").await;
+    let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    let html = String::from_utf8(r.body).unwrap();
+    assert!(!html.contains("<script>") && !html.contains("<style") && !html.contains(" style="));
+    assert!(html.contains(r#"<script src="/demo.js" defer></script>"#));
+    // The widget may be loaded by any site, the page's files only by the page.
+    let widget = get(&app, "/widget.js").await;
+    assert_eq!(
+        widget.headers["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+    let script = get(&app, "/demo.js").await;
+    assert_eq!(
+        script.headers["cross-origin-resource-policy"],
+        "same-origin"
+    );
+}
+
+#[tokio::test]
 async fn responses_are_compressed_on_request() {
     let app = app();
     let req = Request::get("/v1/items?limit=200")
