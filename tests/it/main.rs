@@ -3,9 +3,12 @@
 //! Tests that need the seed's data sets read them from `../shared/data` (or
 //! `MIXREC_SHARED_DATA`). Without them a plain `cargo test` skips those tests with a message;
 //! `.ci/run` sets `MIXREC_REQUIRE_SHARED_DATA=1`, which turns a missing folder into a failure.
+//! The browser test (`browser`) skips the same way without Chromium and ChromeDriver;
+//! `MIXREC_REQUIRE_BROWSER=1` makes that a failure too.
 
 mod support;
 
+mod browser;
 mod cli;
 mod faults;
 mod hardening;
