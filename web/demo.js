@@ -470,7 +470,6 @@
       state.shown += SHOWN;
       renderCatalogue();
     });
-    $('mine-title').setAttribute('tabindex', '-1');
     try {
       await loadModel();
     } catch (e) {

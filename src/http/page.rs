@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 /// `Content-Security-Policy` of the page: everything from this origin, nothing inline (the
 /// favicon is a `data:` image).
-pub const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
@@ -105,10 +105,7 @@ fn matches(value: &HeaderValue, etag: &HeaderValue) -> bool {
         return false;
     };
     let ours = opaque(etag.to_str().unwrap_or_default());
-    value.trim() == "*"
-        || value
-            .split(',')
-            .any(|tag| opaque(tag.trim()) == ours && !ours.is_empty())
+    value.trim() == "*" || value.split(',').any(|tag| opaque(tag.trim()) == ours)
 }
 
 /// The quoted part of an entity tag, without `W/`.
