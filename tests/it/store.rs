@@ -2,7 +2,7 @@
 //! files are written, SIGTERM during a retrain, and a filesystem with no space left, each
 //! followed by a real restart of the binary.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -178,6 +178,8 @@ fn store_writer_child() {
     let model = big_model(80_000, 16);
     let info = demo_model().info().clone();
     let training = service_settings(|_| {}).training;
+    // The parent starts its kill timer here, not at spawn: the set-up above is not a save.
+    println!("ready");
     loop {
         let version = store.newest_version().unwrap() + 1;
         let info = mixrec::service::ModelInfo {
@@ -213,6 +215,18 @@ async fn kill_9_while_saving_never_leaves_a_torn_model() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        // Wait for the writer's set-up (training the demo model, building a big one): on a
+        // loaded machine it alone can outlast the kill time, and then no save is ever hit.
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        // (The harness prints lines of its own first.)
+        let ready = (&mut stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l == "ready");
+        assert!(
+            ready,
+            "round {round}: the writer ended before its first save"
+        );
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -220,12 +234,7 @@ async fn kill_9_while_saving_never_leaves_a_torn_model() {
         child.kill().unwrap(); // SIGKILL, by PID
         child.wait().unwrap();
         let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
+        stdout.read_to_string(&mut out).unwrap();
         let reported: Vec<u64> = out
             .lines()
             .filter_map(|l| l.strip_prefix("saved ")?.parse().ok())
