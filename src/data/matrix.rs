@@ -10,7 +10,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::load::{check_scale, parse_value, small_integer};
+use super::fields::{check_scale, parse_value, small_integer};
 use super::{DataError, IdMap, Problem, RatingScale, Ratings, RatingsBuilder};
 
 /// Lines per parallel block.

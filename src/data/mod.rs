@@ -5,11 +5,14 @@
 
 mod binary;
 mod error;
+mod fields;
 mod ids;
+mod lines;
 mod load;
 mod matrix;
 mod ratings;
 mod split;
+mod triples;
 mod write;
 
 pub use binary::{MAGIC, write_binary};
