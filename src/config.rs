@@ -11,8 +11,9 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Format;
-use crate::mixture::Algorithm;
+use crate::data::{Format, Source};
+use crate::mixture::{Algorithm, FitParams};
+use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
 
 /// The shipped defaults, every setting with a comment.
@@ -88,6 +89,20 @@ pub struct SnapshotSettings {
     pub titles: Option<PathBuf>,
 }
 
+impl SnapshotSettings {
+    /// Where the configured ratings come from: the one place that decides it.
+    pub fn source(&self) -> Source {
+        match &self.path {
+            None => Source::Embedded,
+            Some(path) => Source::File {
+                path: path.clone(),
+                format: self.format,
+                titles: self.titles.clone(),
+            },
+        }
+    }
+}
+
 /// `[training]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +151,25 @@ impl TrainingSettings {
                 threads: self.threads,
                 ..other.clone()
             }
+    }
+
+    /// The mixture parameters these settings ask for: the one conversion from settings to
+    /// engine parameters (checked by the engine against the snapshot).
+    pub fn fit_params(&self) -> FitParams {
+        FitParams::new(self.k)
+            .algorithm(self.algorithm)
+            .seed(self.seed)
+            .n_init(self.n_init)
+            .tol(self.tol)
+            .max_iter(self.max_iter)
+            .min_variance(self.min_variance)
+    }
+
+    /// The Gaussian pLSA parameters these settings ask for (`k`, `seed`, `max_iter` apply).
+    pub fn plsa_params(&self) -> PlsaParams {
+        let mut p = PlsaParams::new(self.k);
+        (p.seed, p.max_iter) = (self.seed, self.max_iter);
+        p
     }
 }
 
@@ -376,6 +410,7 @@ mod tests {
         assert_eq!(s.server.max_concurrent_requests, 256);
         assert_eq!(s.server.shutdown_delay_ms, 5_000);
         assert_eq!(s.snapshot.path, None);
+        assert_eq!(s.snapshot.source(), Source::Embedded);
         assert_eq!(s.training.algorithm, Algorithm::Em);
     }
 

@@ -2,17 +2,20 @@
 //! builds the app from a state without a socket (tests drive it in-process); [`run`] serves it
 //! with a header-read timeout, load shedding and graceful shutdown.
 //!
-//! Handlers only convert DTOs and call [`crate::service`]; training runs on blocking threads
-//! ([`jobs`]). Every 4xx/5xx is `application/problem+json` ([`error`]).
+//! Handlers only parse, call the layer below ([`crate::serving`]) once and convert; training
+//! and storage live there. Every 4xx/5xx is `application/problem+json` ([`error`]).
+//!
+//! Must not import: the CLI. Does no arithmetic, touches no store and runs no training.
 
 pub mod admin;
+pub mod body;
 pub mod dto;
 pub mod error;
 pub mod extract;
-pub mod jobs;
 mod listen;
 pub mod ops;
 pub mod profile;
+mod recorder;
 pub mod routes;
 mod serve;
 pub mod state;
@@ -84,7 +87,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
 /// The app on `server.listen`: every route of [`ROUTES`], less the `/admin/*` ones when
 /// `server.admin_listen` is set. Routes, fallbacks and middleware, over `state`.
 pub fn router(state: AppState) -> Router {
-    let split = state.settings.server.admin_listen.is_some();
+    let split = state.server.admin_listen.is_some();
     app(state, |path| !(split && is_admin(path)))
 }
 
@@ -101,7 +104,7 @@ fn is_admin(path: &str) -> bool {
 
 /// The routes of [`ROUTES`] whose path `serves` keeps, with every fallback and layer.
 fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
-    let s = &state.settings.server;
+    let s = &state.server;
     let limit = s.body_limit_bytes;
     let timeout = Duration::from_millis(s.request_timeout_ms);
     let x_request_id = HeaderName::from_static("x-request-id");

@@ -1,15 +1,12 @@
 //! Operations routes and middleware: liveness, readiness, Prometheus metrics, the OpenAPI
 //! document, the per-request metrics layer and load shedding.
 
-use std::sync::OnceLock;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::dto::Status;
 use super::error::ApiError;
@@ -18,41 +15,6 @@ use super::state::AppState;
 
 /// The API contract, served at `/openapi.yaml`.
 pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
-
-/// Latency buckets in seconds: requests take microseconds to milliseconds.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
-];
-/// Training duration buckets in seconds.
-const TRAINING_BUCKETS: &[f64] = &[0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0];
-
-/// The process-wide Prometheus recorder, installed on first use (the `metrics` facade has one
-/// global recorder; tests build many routers in one process and share it).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("mixrec_http_request_duration_seconds".into()),
-                    LATENCY_BUCKETS,
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("mixrec_training_seconds".into()),
-                        TRAINING_BUCKETS,
-                    )
-                })
-                .expect("bucket lists are non-empty");
-            let recorder = builder.build_recorder();
-            let handle = recorder.handle();
-            if metrics::set_global_recorder(recorder).is_err() {
-                tracing::warn!("another metrics recorder is installed; /metrics will be empty");
-            }
-            handle
-        })
-        .clone()
-}
 
 /// `GET /healthz`: the process answers.
 pub async fn healthz() -> Json<Status> {
@@ -65,13 +27,8 @@ pub async fn healthz() -> Json<Status> {
 /// `GET /readyz`: 200 once a model serves; 503 before, and from the moment shutdown begins (so
 /// a load balancer stops sending while in-flight requests finish).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    if state.stopping.load(Ordering::Relaxed) {
-        let detail = "the service is shutting down; send new requests elsewhere";
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            detail,
-        ));
+    if state.registry.is_stopping() {
+        return Err(ApiError::shutting_down());
     }
     let model = state.ready_model()?;
     Ok(Json(Status {

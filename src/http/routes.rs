@@ -11,7 +11,7 @@ use super::error::ApiError;
 use super::extract::{Json, Path, Query};
 use super::profile::ProfileJson;
 use super::state::AppState;
-use crate::service::ModelInfo;
+use crate::serving::ModelInfo;
 
 /// `POST /v1/complete`.
 pub async fn complete(
@@ -29,7 +29,7 @@ pub async fn recommend(
     ProfileJson(req): ProfileJson<RecommendRequest>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let max_n = state.settings.server.max_n;
+    let max_n = state.server.max_n;
     let answer = model.recommend(&req.ratings, req.n, max_n, &req.exclude)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
@@ -41,7 +41,7 @@ pub async fn user_recommendations(
     Query(q): Query<NQuery>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let answer = model.user_recommendations(&user, q.n, state.settings.server.max_n)?;
+    let answer = model.user_recommendations(&user, q.n, state.server.max_n)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 
@@ -51,7 +51,7 @@ pub async fn items(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ItemsPage>, ApiError> {
     let model = state.ready_model()?;
-    let s = &state.settings.server;
+    let s = &state.server;
     let limit = q.limit.unwrap_or(s.items_page);
     if limit == 0 || limit > s.items_page_max {
         let detail = format!("limit must be between 1 and {}", s.items_page_max);

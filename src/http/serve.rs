@@ -1,15 +1,14 @@
 //! Serving for real: logging, the runtime, the sockets (the public one and, when configured, the
-//! admin one), the start-up training, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
+//! admin one), the start-up job, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
 //! at once; after SIGTERM requests are still served for `server.shutdown_delay_ms` so a load
 //! balancer can stop sending; then the listeners close, idle keep-alive connections close, and
 //! in-flight requests get `server.drain_timeout_ms` to finish before the process exits 0. A second
-//! signal stops at once. Also the tiny `/healthz` client behind `mixrec healthcheck`, for container
-//! health checks.
+//! signal stops at once. Also the tiny `/healthz` client behind `mixrec healthcheck`, for
+//! container health checks.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,8 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::state::AppState;
-use super::{admin_router, jobs, listen, router};
+use super::{admin_router, listen, router};
 use crate::config::{ServeArgs, Settings};
+use crate::serving::Task;
 
 /// How long a running training may take to notice shutdown before the runtime gives up on it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -59,7 +59,7 @@ fn init_logging() {
         .try_init();
 }
 
-/// Binds, starts the first training as job 1, serves until SIGTERM or ctrl-c, then drains.
+/// Binds, starts the start-up job (job 1), serves until SIGTERM or ctrl-c, then drains.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Before anything else, so a signal during start-up is not lost.
     let mut signals = Signals::new().context("cannot listen for signals")?;
@@ -68,16 +68,15 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let state = AppState::new(settings).context("cannot open the model store")?;
-    let source = state.configured_source();
+    let state = AppState::new(settings)?;
+    let source = state.registry.configured_source();
     tracing::info!(addr = %public.local_addr()?, snapshot = ?source, "listening");
     let mut listeners = vec![(public, router(state.clone()))];
     if let Some(admin) = admin {
         tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
         listeners.push((admin, admin_router(state.clone())));
     }
-    let training = state.settings.training.clone();
-    let _ = jobs::start(&state, jobs::Task::Startup { source, training });
+    state.registry.start(Task::Startup)?;
     let graceful = Arc::new(GracefulShutdown::new());
     accept_until_stopped(&state, listeners, &graceful, &mut signals).await?;
     let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");
@@ -98,7 +97,7 @@ async fn accept_until_stopped(
     graceful: &Arc<GracefulShutdown>,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
-    let s = &state.settings.server;
+    let s = &state.server;
     let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
     let (stop, stopped) = watch::channel(false);
     let mut loops = JoinSet::new();
@@ -114,7 +113,7 @@ async fn accept_until_stopped(
     }
     let signal = signals.recv().await;
     // Readiness fails and a running training stops at its next iteration.
-    state.stopping.store(true, Ordering::Relaxed);
+    state.registry.stop();
     let delay = match signal {
         Signal::Terminate => Duration::from_millis(s.shutdown_delay_ms),
         Signal::Interrupt => Duration::ZERO,
@@ -140,7 +139,7 @@ async fn drain(
     graceful: GracefulShutdown,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(state.settings.server.drain_timeout_ms);
+    let timeout = Duration::from_millis(state.server.drain_timeout_ms);
     let connections = graceful.count();
     tracing::info!(
         connections,

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use mixrec::config::Settings;
-use mixrec::http::jobs::{self, Task};
 use mixrec::http::{AppState, router};
+use mixrec::serving::Task;
 use serde_json::{Value, json};
 
 use crate::http::{TOKEN, admin, finished_job, get, send};
@@ -187,13 +187,12 @@ async fn started(dir: &Path, edit: impl FnOnce(&mut Settings)) -> (Router, Value
         edit(s);
     });
     let state = AppState::new(settings).expect("the store opens");
-    let task = Task::Startup {
-        source: state.configured_source(),
-        training: state.settings.training.clone(),
-    };
-    let job = jobs::start(&state, task).expect("no job is running");
+    let started = state
+        .registry
+        .start(Task::Startup)
+        .expect("no job is running");
     let app = router(state);
-    let job = finished_job(&app, job.id).await;
+    let job = finished_job(&app, started.job.id).await;
     (app, job)
 }
 

@@ -661,3 +661,30 @@ async fn every_route_in_the_table_is_routed() {
         assert!(!not_found_route, "{method} {uri} is not routed");
     }
 }
+
+#[tokio::test]
+async fn the_retrain_body_is_read_like_every_json_body() {
+    let app = app();
+    let post = |content_type: &str, body: &'static str| {
+        Request::post("/admin/retrain")
+            .header(header::AUTHORIZATION, TOKEN)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let kind = |r: &Reply| r.json()["type"].as_str().unwrap().to_owned();
+    let r = send(&app, post("application/jsonx", "{}")).await;
+    r.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(kind(&r), "urn:mixrec:problem:unsupported-media-type");
+    let r = send(&app, post("application/json", r#"{"k": 3"#)).await;
+    assert_eq!(kind(&r), "urn:mixrec:problem:malformed-json");
+    let r = send(&app, post("application/json", r#"{"k": "3"}"#)).await;
+    assert_eq!(kind(&r), "urn:mixrec:problem:invalid-body");
+    // No body at all, or a blank one, keeps every configured value.
+    let r = send(&app, post("text/plain", " \n")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", kind(&r));
+    let id = r.json()["id"].as_u64().unwrap();
+    assert_eq!(finished_job(&app, id).await["state"], "succeeded");
+    let r = send(&app, post("application/merge-patch+json", r#"{"seed": 2}"#)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
