@@ -40,7 +40,8 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// State with no model yet: opens the model store if one is configured.
+    /// State with no model yet: opens the model store if one is configured and starts the
+    /// training threads.
     pub fn new(settings: Settings) -> Result<Self, OpenError> {
         let registry = Arc::new(Registry::open(&settings)?);
         let permits = Semaphore::new(settings.server.max_concurrent_requests as usize);

@@ -1,6 +1,6 @@
-//! Running jobs: [`Registry::start`] registers a job, runs its task on a blocking thread, then
-//! installs the new model or records why not (a panic included). One job runs at a time; a
-//! failure anywhere leaves the serving model alone.
+//! Running jobs: [`Registry::start`] registers a job, runs its task on a blocking thread inside
+//! the training pool, then installs the new model or records why not (a panic included). One
+//! job runs at a time; a failure anywhere leaves the serving model alone.
 //!
 //! Must not import: web types.
 
@@ -71,8 +71,8 @@ impl Registry {
     }
 }
 
-/// Runs `work` for job `id` on a blocking thread, inside the job's span, then installs its
-/// model or records why not.
+/// Runs `work` for job `id` on a blocking thread, inside the training pool and the job's span,
+/// then installs its model or records why not.
 fn launch(
     reg: &Arc<Registry>,
     id: u64,
@@ -86,7 +86,10 @@ fn launch(
     tokio::spawn(
         async move {
             let worker = reg.clone();
-            let blocking = move || inner.in_scope(|| work(&worker, id, &cancel));
+            let blocking = move || {
+                let pool = worker.pool();
+                pool.install(|| inner.in_scope(|| work(&worker, id, &cancel)))
+            };
             let ending = match tokio::task::spawn_blocking(blocking).await {
                 Ok(outcome) => end(&reg, outcome),
                 Err(join) => Err(Arc::new(match join.try_into_panic() {
@@ -161,19 +164,22 @@ fn run(reg: &Registry, id: u64, task: &Task, cancel: &AtomicBool) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Settings;
+    use crate::config::{Settings, TrainingSettings};
     use crate::data::Source;
     use crate::serving::jobs::JobState;
     use crate::serving::tasks::Retrain;
     use crate::serving::train::{quick_settings, train};
 
-    fn registry() -> Arc<Registry> {
+    fn registry(threads: usize) -> Arc<Registry> {
         use figment::providers::Format as _;
         let toml = figment::providers::Toml::string(crate::config::DEFAULT_TOML);
         let f = figment::Figment::from(toml);
         let mut s = Settings::from_figment(f, &Default::default()).unwrap();
         s.models.dir = None;
-        s.training = quick_settings();
+        s.training = TrainingSettings {
+            threads,
+            ..quick_settings()
+        };
         let reg = Arc::new(Registry::open(&s).unwrap());
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let demo = train(&Source::Embedded, &quick_settings(), 1, &mut go).unwrap();
@@ -191,7 +197,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_inside_a_job_fails_it_and_the_model_keeps_serving() {
-        let reg = registry();
+        let reg = registry(1);
         let (job, cancel) = reg.jobs().submit(reg.describe(&retrain())).unwrap();
         let done = launch(&reg, job.id, cancel, |_, _, _| {
             panic!("injected fault at iteration 3")
@@ -212,5 +218,22 @@ mod tests {
         assert_eq!(next.done.await.unwrap().unwrap().0, 2);
         assert_eq!(reg.job(next.job.id).unwrap().state, JobState::Succeeded);
         assert_eq!(reg.current().unwrap().info().version, 2);
+    }
+
+    #[tokio::test]
+    async fn a_job_runs_on_the_training_threads() {
+        for threads in [1, 2] {
+            let reg = registry(threads);
+            let (job, cancel) = reg.jobs().submit(reg.describe(&retrain())).unwrap();
+            let done = launch(&reg, job.id, cancel, |_, _, _| {
+                let name = std::thread::current().name().map(str::to_owned);
+                let pool = rayon::current_num_threads();
+                panic!("{name:?} in a pool of {pool}")
+            });
+            let error = done.await.unwrap().unwrap_err().to_string();
+            let pool = format!("\") in a pool of {threads}");
+            assert!(error.contains("panicked: Some(\"mixrec-train-"), "{error}");
+            assert!(error.ends_with(&pool), "{error}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! The model lifecycle, below the web: the [`Registry`] (the serving model, the one it
-//! replaced, the version counter, the job table and the model store),
+//! replaced, the version counter, the job table, the model store and the training threads),
 //! the jobs that change it (start-up, retrain, rollback: train, gate, persist, install), the
 //! model in service that answers profiles ([`ServedModel`]), and the model stores
 //! ([`store`]). The fit policy, which model is trained on a snapshot, is [`fit::fit`].

@@ -1,6 +1,6 @@
 //! The registry: everything the model lifecycle owns. The serving model (swapped whole with
 //! arc-swap: requests never wait for a retrain and never see half a model), the model it
-//! replaced, the version counter, the job table and the model store.
+//! replaced, the version counter, the job table, the model store and the training pool.
 //! Whoever serves holds one `Arc<Registry>`; jobs run against it (`lifecycle.rs`).
 //!
 //! Must not import: the lifecycle's tasks, web types.
@@ -33,6 +33,14 @@ pub enum OpenError {
     /// The model store could not be opened.
     #[error("cannot open the model store: {0}")]
     Store(#[from] StoreError),
+    /// The training threads could not be started.
+    #[error("cannot start {threads} training threads: {source}")]
+    Threads {
+        /// `training.threads`.
+        threads: usize,
+        /// Why not.
+        source: rayon::ThreadPoolBuildError,
+    },
 }
 
 /// The model lifecycle's state.
@@ -48,18 +56,28 @@ pub struct Registry {
     last_version: AtomicU64,
     jobs: Jobs,
     store: Option<Arc<dyn ModelStore>>,
+    /// `training.threads` threads, built once: every training runs on them, so a retrain with
+    /// `threads = 1` leaves the other cores to requests.
+    pool: rayon::ThreadPool,
     /// Set on shutdown: a running training stops at its next iteration.
     stopping: AtomicBool,
 }
 
 impl Registry {
-    /// A registry with no model yet; opens the model store if `models.dir` is set.
+    /// A registry with no model yet; opens the model store if `models.dir` is set, and starts
+    /// the training threads.
     pub fn open(settings: &Settings) -> Result<Self, OpenError> {
         let m = &settings.models;
         let store = match m.store_dir() {
             Some(dir) => Some(Arc::new(DirStore::open(dir, m.keep)?) as Arc<dyn ModelStore>),
             None => None,
         };
+        let threads = settings.training.threads;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("mixrec-train-{i}"))
+            .build()
+            .map_err(|source| OpenError::Threads { threads, source })?;
         Ok(Self {
             policy: Policy {
                 snapshot: settings.snapshot.clone(),
@@ -71,6 +89,7 @@ impl Registry {
             last_version: AtomicU64::new(0),
             jobs: Jobs::default(),
             store,
+            pool,
             stopping: AtomicBool::new(false),
         })
     }
@@ -103,6 +122,11 @@ impl Registry {
     /// The job table.
     pub(super) fn jobs(&self) -> &Jobs {
         &self.jobs
+    }
+
+    /// The training threads.
+    pub(super) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
     }
 
     /// A copy of job `id`.
