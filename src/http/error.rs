@@ -32,7 +32,14 @@ pub struct ApiError {
     pub kind: &'static str,
     /// What happened, for a person; never internals.
     pub detail: String,
+    /// A state the service is in (not ready yet, shutting down), not a fault: its 5xx answer
+    /// is logged at debug, not as an error.
+    expected: bool,
 }
+
+/// Marks a response whose 5xx status is expected (see [`ApiError`]); the request log reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected;
 
 /// The body of an error answer.
 #[derive(Debug, Serialize)]
@@ -58,6 +65,7 @@ impl ApiError {
             status,
             kind,
             detail,
+            expected: false,
         }
     }
 
@@ -69,13 +77,20 @@ impl ApiError {
     /// 503 until the first model is trained.
     pub fn not_ready() -> Self {
         let detail = "the first model is still training; retry shortly (see /readyz)";
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail).expected()
     }
 
     /// 503 from the moment shutdown begins.
     pub fn shutting_down() -> Self {
         let detail = "the service is shutting down; send new requests elsewhere";
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", detail)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", detail).expected()
+    }
+
+    fn expected(self) -> Self {
+        Self {
+            expected: true,
+            ..self
+        }
     }
 
     /// 500: logs `error` (inside the request's span, so with its request id) and answers
@@ -128,6 +143,9 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             let bearer = HeaderValue::from_static("Bearer");
             res.headers_mut().insert(header::WWW_AUTHENTICATE, bearer);
+        }
+        if self.expected {
+            res.extensions_mut().insert(Expected);
         }
         res
     }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
-use axum::http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -34,9 +34,10 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{OnResponse, TraceLayer};
 
 pub use error::ApiError;
+use error::Expected;
 pub use serve::{healthcheck, run, serve};
 pub use state::AppState;
 
@@ -134,7 +135,12 @@ fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
         .layer(CompressionLayer::new())
         .layer(from_fn(ops::record))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(span)
+                .on_response(LogResponse)
+                .on_failure(()),
+        )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
 }
@@ -150,6 +156,23 @@ fn span(req: &Request<Body>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str());
     tracing::info_span!("request", method = %req.method(), route, request_id = id)
+}
+
+/// The line logged for each answer: an error for a 5xx that is a fault, debug for any other
+/// answer, an expected 503 included (`/readyz` before the first model or during shutdown).
+#[derive(Debug, Clone, Copy)]
+struct LogResponse;
+
+impl<B> OnResponse<B> for LogResponse {
+    fn on_response(self, res: &Response<B>, latency: Duration, _: &tracing::Span) {
+        let (status, latency_ms) = (res.status().as_u16(), latency.as_millis());
+        let fault = res.status().is_server_error() && res.extensions().get::<Expected>().is_none();
+        if fault {
+            tracing::error!(status, latency_ms, "response failed");
+        } else {
+            tracing::debug!(status, latency_ms, "finished processing request");
+        }
+    }
 }
 
 fn cors(s: &ServerSettings) -> CorsLayer {

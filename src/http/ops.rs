@@ -25,7 +25,8 @@ pub async fn healthz() -> Json<Status> {
 }
 
 /// `GET /readyz`: 200 once a model serves; 503 before, and from the moment shutdown begins (so
-/// a load balancer stops sending while in-flight requests finish).
+/// a load balancer stops sending while in-flight requests finish). Both 503s are states, not
+/// faults: they are logged at debug.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     if state.registry.is_stopping() {
         return Err(ApiError::shutting_down());

@@ -17,4 +17,5 @@ mod process;
 mod properties;
 mod quality;
 mod serve;
+mod startup;
 mod store;
