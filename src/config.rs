@@ -87,6 +87,10 @@ pub struct SnapshotSettings {
     /// Optional `item_id,title` CSV.
     #[serde(default)]
     pub titles: Option<PathBuf>,
+    /// Directories a retrain's `snapshot` override may name a file in; `None`: the configured
+    /// snapshot's directory (none for the embedded demo).
+    #[serde(default)]
+    pub allowed_dirs: Option<Vec<PathBuf>>,
 }
 
 impl SnapshotSettings {
@@ -99,6 +103,22 @@ impl SnapshotSettings {
                 format: self.format,
                 titles: self.titles.clone(),
             },
+        }
+    }
+
+    /// The directories a retrain's snapshot override may name a file in: `allowed_dirs`, or by
+    /// default the configured snapshot's directory. The embedded demo has none, so with it and
+    /// no `allowed_dirs` every override is refused: a file the service may read is something
+    /// an operator grants, never a default that reaches the whole disk.
+    pub fn allowed_dirs(&self) -> Vec<PathBuf> {
+        if let Some(dirs) = &self.allowed_dirs {
+            return dirs.clone();
+        }
+        let parent = self.path.as_deref().and_then(Path::parent);
+        match parent {
+            Some(p) if p.as_os_str().is_empty() => vec![PathBuf::from(".")],
+            Some(p) => vec![p.to_owned()],
+            None => Vec::new(),
         }
     }
 }
@@ -123,6 +143,10 @@ pub struct TrainingSettings {
     pub min_variance: f64,
     /// Training threads; 0 = one per core.
     pub threads: usize,
+    /// The largest K a training may use (`k`, `k_range` and a retrain's override). Not saved
+    /// with a model: it bounds requests, it does not shape the model.
+    #[serde(default = "default_max_k", skip_serializing)]
+    pub max_k: usize,
     /// `mixture` or `gpl` (Gaussian pLSA).
     #[serde(default)]
     pub model: ModelKind,
@@ -142,13 +166,22 @@ fn default_holdout() -> f64 {
     0.1
 }
 
+fn default_max_k() -> usize {
+    256
+}
+
+/// Restarts a retrain may ask for, at most: each is a whole fit.
+pub const MAX_N_INIT: usize = 64;
+
 impl TrainingSettings {
     /// Whether a model trained with `other` is the model these settings would train: every
-    /// setting but the thread count (results are the same on any number of threads).
+    /// setting but the thread count (results are the same on any number of threads) and the
+    /// bound on K.
     pub fn same_model(&self, other: &Self) -> bool {
         *self
             == Self {
                 threads: self.threads,
+                max_k: self.max_k,
                 ..other.clone()
             }
     }
@@ -356,15 +389,25 @@ fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
 impl TrainingSettings {
     /// Checks the training values (also used for retrain overrides).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        positive("training.max_k", self.max_k as u64)?;
         positive("training.k", self.k as u64)?;
+        if self.k > self.max_k {
+            let why = format!("must be at most training.max_k ({})", self.max_k);
+            return Err(invalid("training.k", why));
+        }
         let [lo, hi] = self.k_range;
-        if lo == 0 || lo > hi {
-            return Err(invalid(
-                "training.k_range",
-                "must be [min, max] with 1 ≤ min ≤ max",
-            ));
+        if lo == 0 || lo > hi || hi > self.max_k {
+            let why = format!(
+                "must be [min, max] with 1 ≤ min ≤ max ≤ training.max_k ({})",
+                self.max_k
+            );
+            return Err(invalid("training.k_range", why));
         }
         positive("training.n_init", self.n_init as u64)?;
+        if self.n_init > MAX_N_INIT {
+            let why = format!("must be at most {MAX_N_INIT}");
+            return Err(invalid("training.n_init", why));
+        }
         positive("training.max_iter", self.max_iter as u64)?;
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return Err(invalid("training.tol", "must be a finite number ≥ 0"));
@@ -411,7 +454,9 @@ mod tests {
         assert_eq!(s.server.shutdown_delay_ms, 5_000);
         assert_eq!(s.snapshot.path, None);
         assert_eq!(s.snapshot.source(), Source::Embedded);
+        assert!(s.snapshot.allowed_dirs().is_empty());
         assert_eq!(s.training.algorithm, Algorithm::Em);
+        assert_eq!(s.training.max_k, 256);
     }
 
     #[test]
@@ -478,6 +523,54 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Settings::load(&args).is_err());
+    }
+
+    #[test]
+    fn snapshot_overrides_default_to_the_configured_snapshot_directory() {
+        let mut s = defaults().snapshot;
+        s.path = Some("/data/ratings.csv".into());
+        assert_eq!(s.allowed_dirs(), [PathBuf::from("/data")]);
+        s.path = Some("ratings.csv".into());
+        assert_eq!(s.allowed_dirs(), [PathBuf::from(".")]);
+        s.allowed_dirs = Some(vec!["/a".into(), "/b".into()]);
+        assert_eq!(s.allowed_dirs(), [PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn k_and_n_init_are_bounded_in_the_configuration_too() {
+        let t = defaults().training;
+        let k = TrainingSettings {
+            k: 257,
+            ..t.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(k.to_string().contains("training.max_k (256)"), "{k}");
+        let range = TrainingSettings {
+            k_range: [1, 300],
+            ..t.clone()
+        };
+        assert!(
+            range
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("k_range")
+        );
+        let n = TrainingSettings {
+            n_init: 65,
+            ..t.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(n.to_string().contains("at most 64"), "{n}");
+        let small = TrainingSettings {
+            max_k: 4,
+            k: 4,
+            k_range: [1, 4],
+            ..t
+        };
+        small.validate().unwrap();
     }
 
     #[test]

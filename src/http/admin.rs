@@ -63,7 +63,7 @@ fn same_token(given: &str, expected: &str) -> bool {
     bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
-/// `POST /admin/retrain`: 202 with the job; 400 for overrides that cannot train, 409 while a
+/// `POST /admin/retrain`: 202 with the job; 400 for an override past its bound, 409 while a
 /// job is active.
 pub async fn retrain(
     State(state): State<AppState>,

@@ -175,9 +175,13 @@ impl From<ProfileError> for ApiError {
 }
 
 impl From<OverrideError> for ApiError {
+    /// Each bound its own problem type; the detail names the limit.
     fn from(e: OverrideError) -> Self {
         let detail = e.to_string();
         match e {
+            OverrideError::K { .. } => Self::bad_request("k-out-of-range", detail),
+            OverrideError::NInit { .. } => Self::bad_request("n-init-out-of-range", detail),
+            OverrideError::Snapshot(_) => Self::bad_request("snapshot-not-allowed", detail),
             OverrideError::Invalid(_) => Self::bad_request("invalid-parameters", detail),
         }
     }

@@ -30,7 +30,7 @@ pub use error::{JobError, TrainError, Unusable};
 pub use info::{KSelection, ModelInfo, SnapshotInfo, TypeSummary};
 pub use jobs::{Busy, CancelError, Ending, Job, JobKind, JobState, KEPT_JOBS, UnknownJob};
 pub use lifecycle::Started;
-pub use overrides::{OverrideError, Overrides};
+pub use overrides::{OverrideError, Overrides, SnapshotRefusal};
 pub use registry::{OpenError, Policy, Registry};
 pub use served::{Answer, QueryError, ServedModel, shown_id};
 pub use tasks::{Retrain, Task};

@@ -204,6 +204,7 @@ pub(crate) fn quick_settings() -> TrainingSettings {
         max_iter: 50,
         min_variance: 0.25,
         threads: 0,
+        max_k: 256,
         model: ModelKind::Mixture,
         k_auto: false,
         k_range: [1, 16],
