@@ -8,6 +8,7 @@
 mod binary;
 mod error;
 mod fields;
+mod format;
 mod ids;
 mod lines;
 mod load;
@@ -20,8 +21,9 @@ mod write;
 
 pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
+pub use format::Format;
 pub use ids::IdMap;
-pub use load::{Format, LoadOptions, load, load_bytes, load_str};
+pub use load::{LoadOptions, load, load_bytes, load_str};
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{Fingerprint, Loaded, Source, SourceError, parse_titles};
 pub use split::{Held, Split, holdout, k_fold};
