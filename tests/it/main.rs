@@ -11,6 +11,7 @@ mod faults;
 mod hardening;
 mod hostile;
 mod http;
+mod layers;
 mod loaders;
 mod overrides;
 mod parity;
