@@ -17,7 +17,7 @@ use std::path::Path;
 use super::format::Format;
 use super::lines::Lines;
 use super::triples::{Reopen, read_triples};
-use super::{DataError, RatingScale, Snapshot, matrix};
+use super::{DataError, RatingScale, Ratings, Snapshot, matrix};
 
 /// How to read a snapshot.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,13 +119,7 @@ fn read(
             path: path.to_owned(),
         });
     }
-    let scale = options.scale.unwrap_or_else(|| {
-        let (lo, hi) = ratings.value_range().expect("non-empty");
-        RatingScale {
-            min: f64::from(lo),
-            max: f64::from(hi),
-        }
-    });
+    let scale = options.scale.unwrap_or_else(|| observed(&ratings));
     Ok(Snapshot {
         ratings,
         users,
@@ -134,6 +128,15 @@ fn read(
         format,
         path: path.to_owned(),
     })
+}
+
+/// The observed min..max of ratings that are not empty.
+fn observed(ratings: &Ratings) -> RatingScale {
+    let (lo, hi) = ratings.value_range().expect("non-empty");
+    RatingScale {
+        min: f64::from(lo),
+        max: f64::from(hi),
+    }
 }
 
 /// The format a first line suggests.

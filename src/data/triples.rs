@@ -72,6 +72,20 @@ impl Delimiter {
         }
     }
 
+    /// The user, item, rating (and timestamp) fields of `line`, or how many fields it has.
+    fn fields(self, line: &str) -> Result<[&str; 5], Problem> {
+        let mut fields = [""; 5];
+        let n = self.split(line, &mut fields);
+        if !(3..=4).contains(&n) {
+            let delimiter = self.name().to_owned();
+            return Err(Problem::FieldCount {
+                delimiter,
+                found: n,
+            });
+        }
+        Ok(fields)
+    }
+
     /// Splits `line` into at most 5 fields; returns how many there were (capped at 5).
     fn split<'l>(self, line: &'l str, out: &mut [&'l str; 5]) -> usize {
         let mut n = 0;
@@ -112,15 +126,8 @@ pub(super) fn read_triples<R: BufRead>(
         if text.trim().is_empty() {
             continue;
         }
-        let mut fields = [""; 5];
         let delim = *delimiter.get_or_insert_with(|| Delimiter::of(text));
-        let n = delim.split(text, &mut fields);
-        if !(3..=4).contains(&n) {
-            return Err(lines.error(Problem::FieldCount {
-                delimiter: delim.name().to_owned(),
-                found: n,
-            }));
-        }
+        let fields = delim.fields(text).map_err(|p| lines.error(p))?;
         let rating = fields[2].trim();
         if got.values.is_empty() && users.names.is_empty() && parse_number(rating).is_none() {
             continue; // a header line such as `userId,movieId,rating,timestamp`

@@ -22,7 +22,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::state::AppState;
 use super::{admin_router, listen, router};
-use crate::config::{ServeArgs, Settings};
+use crate::config::{ServeArgs, ServerSettings, Settings};
 use crate::serving::{Ending, JobError, Task};
 
 /// How long a running training may take to notice shutdown before the runtime gives up on it.
@@ -117,19 +117,7 @@ async fn accept_until_stopped(
     startup: JoinHandle<Ending>,
 ) -> anyhow::Result<()> {
     let s = &state.server;
-    let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
-    let (stop, stopped) = watch::channel(false);
-    let mut loops = JoinSet::new();
-    for (listener, app) in listeners {
-        let accept = listen::accept(
-            listener,
-            app,
-            http.clone(),
-            graceful.clone(),
-            stopped.clone(),
-        );
-        loops.spawn(accept);
-    }
+    let (stop, loops) = accept_all(s, listeners, graceful);
     let signal = tokio::select! {
         signal = signals.recv() => signal,
         failed = no_model(startup) => {
@@ -157,6 +145,22 @@ async fn accept_until_stopped(
     let _ = stop.send(true);
     loops.join_all().await;
     Ok(())
+}
+
+/// Starts an accept loop for each listener; they run until the sender turns true.
+fn accept_all(
+    s: &ServerSettings,
+    listeners: Vec<(TcpListener, Router)>,
+    graceful: &Arc<GracefulShutdown>,
+) -> (watch::Sender<bool>, JoinSet<()>) {
+    let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
+    let (stop, stopped) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for (listener, app) in listeners {
+        let (http, graceful, stopped) = (http.clone(), graceful.clone(), stopped.clone());
+        loops.spawn(listen::accept(listener, app, http, graceful, stopped));
+    }
+    (stop, loops)
 }
 
 /// With the listeners closed: closes idle connections, lets in-flight requests finish within
