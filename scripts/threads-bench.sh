@@ -4,7 +4,9 @@
 # server process's CPU time over the retrain (utime + stime from /proc/PID/stat, so loading,
 # fitting, saving and the polls it answers) with the retrain's wall time. With
 # `training.threads = 1` a retrain may use one core, so CPU time stays within 1.2 x wall time
-# (the script fails otherwise); with 0 (one thread per core) it uses them all.
+# (the script fails otherwise); with 0 (one thread per core) it uses them all. It also counts
+# the pool threads (`mixrec-train-N`) that ran during the retrain, from /proc/PID/task, which
+# shows the pool's size even when other work on the machine keeps CPU / wall down.
 #
 #   cargo build --release && scripts/threads-bench.sh
 #   BIN=target/debug/mixrec RATINGS=500000 scripts/threads-bench.sh
@@ -38,7 +40,23 @@ cpu_seconds() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"
 }
 
-# One retrain with `training.threads = $1`: prints "threads cpu wall ratio".
+# "name seconds" for each training thread of process $1 (the pool's threads are named
+# mixrec-train-N).
+pool_seconds() {
+    local hz task
+    hz=$(getconf CLK_TCK)
+    for task in /proc/"$1"/task/*; do
+        grep -q '^mixrec-train' "$task/comm" 2>/dev/null || continue
+        awk -v hz="$hz" -v name="$(cat "$task/comm")" '{ printf "%s %.3f\n", name, ($14 + $15) / hz }' "$task/stat"
+    done
+}
+
+# How many training threads used more than 0.05 s of CPU between snapshots $1 and $2.
+busy_threads() {
+    join <(sort "$1") <(sort "$2") | awk '$3 - $2 > 0.05 { n++ } END { print n + 0 }'
+}
+
+# One retrain with `training.threads = $1`: prints "threads cpu wall ratio busy-threads".
 measure() {
     local threads=$1
     MIXREC_ADMIN_TOKEN=$TOKEN MIXREC__TRAINING__THREADS=$threads MIXREC__TRAINING__K=4 \
@@ -49,6 +67,7 @@ measure() {
     wait_ready "$BASE" "$work/server.log" 3000
     local cpu0 t0 job cpu1 t1
     cpu0=$(cpu_seconds "$server_pid")
+    pool_seconds "$server_pid" >"$work/pool0"
     t0=$(date +%s.%N)
     job=$(curl -fs -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
         -d '{"seed": 2, "force": true}' "$BASE/admin/retrain" | sed -n 's/.*"id":\([0-9]*\).*/\1/p')
@@ -58,19 +77,22 @@ measure() {
     done
     t1=$(date +%s.%N)
     cpu1=$(cpu_seconds "$server_pid")
+    pool_seconds "$server_pid" >"$work/pool1"
+    local busy
+    busy=$(busy_threads "$work/pool0" "$work/pool1")
     kill -INT "$server_pid" && wait "$server_pid"
     server_pid=""
-    awk -v n="$threads" -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" \
-        'BEGIN { printf "%s %.3f %.3f %.2f\n", n, c1 - c0, t1 - t0, (c1 - c0) / (t1 - t0) }'
+    awk -v n="$threads" -v c0="$cpu0" -v c1="$cpu1" -v t0="$t0" -v t1="$t1" -v b="$busy" \
+        'BEGIN { printf "%s %.3f %.3f %.2f %s\n", n, c1 - c0, t1 - t0, (c1 - c0) / (t1 - t0), b }'
 }
 
 echo "$RATINGS ratings, K = 4, 40 EM iterations; $(nproc) cores; $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
-printf '%-17s %9s %9s %14s\n' "training.threads" "CPU s" "wall s" "CPU / wall"
+printf '%-17s %9s %9s %11s %16s\n' "training.threads" "CPU s" "wall s" "CPU / wall" "threads that ran"
 status=0
 for threads in 1 0; do
     measure "$threads" >"$work/figures"
-    read -r n cpu wall ratio <"$work/figures"
-    printf '%-17s %9s %9s %14s\n' "$n" "$cpu" "$wall" "$ratio"
+    read -r n cpu wall ratio busy <"$work/figures"
+    printf '%-17s %9s %9s %11s %16s\n' "$n" "$cpu" "$wall" "$ratio" "$busy"
     if [[ $n == 1 ]] && awk -v r="$ratio" 'BEGIN { exit !(r > 1.2) }'; then
         echo "threads = 1 used more than 1.2 cores" >&2
         status=1

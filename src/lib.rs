@@ -14,6 +14,8 @@
 //! - [`mixture`], [`plsa`]: the numeric engines.
 //! - [`data`]: ratings in memory, ids, splits, snapshot formats and the ratings sources.
 //! - [`synth`]: synthetic snapshots with planted user types.
+//!
+//! Must not import: the binary (`main.rs`); each layer below imports only from the layers under it.
 
 pub mod cli;
 mod cli_eval;

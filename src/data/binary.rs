@@ -23,6 +23,8 @@
 //! A file that fails the checksum, is truncated, has bytes after the checksum, or breaks an
 //! invariant (offsets, item range, ascending rows, ratings finite and inside the scale) is
 //! refused whole, with the reason.
+//!
+//! Must not import: anything above `src/data`; the text readers.
 
 use std::io::{self, Read, Write};
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! A line reader for text snapshots: counts lines, checks UTF-8, can look at the first non-blank
 //! line without consuming it, and makes errors that name file and line.
+//!
+//! Must not import: anything above `src/data`; the format readers (they import it).
 
 use std::io::BufRead;
 use std::path::Path;

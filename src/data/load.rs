@@ -9,6 +9,8 @@
 //!   is an error.
 //! - `auto` reads the first non-blank line: a tab, a comma or `::` means triples, anything else
 //!   (numbers separated by spaces) a matrix.
+//!
+//! Must not import: anything above `src/data` (no models, settings, web or async types).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,8 @@
 //! The whole text is in memory (a dense matrix is small next to what it describes); lines are
 //! parsed in fixed blocks on all cores and joined in order, and the first error by line number
 //! wins, so the outcome never depends on the thread count.
+//!
+//! Must not import: anything above `src/data`; the other readers.
 
 use std::ops::Range;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The `triples` format: `user,item,rating[,timestamp]` lines as CSV, TSV or `::`-separated,
 //! header optional. Ids are interned in order of first appearance; a user-item pair rated twice
 //! is an error naming both lines.
+//!
+//! Must not import: anything above `src/data`; the other readers.
 
 use std::io::BufRead;
 use std::path::Path;

@@ -5,6 +5,8 @@
 //! Tokens are compared through their SHA-256 digests in constant time, so neither the bytes nor
 //! the length of the configured token leak through timing. Each handler parses, calls the
 //! registry once, and converts.
+//!
+//! Must not import: the stores or the training (only `crate::serving`'s registry and its types).
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;

@@ -1,5 +1,7 @@
 //! Operations routes and middleware: liveness, readiness, Prometheus metrics, the OpenAPI
 //! document, the per-request metrics layer and load shedding.
+//!
+//! Must not import: the serving layer's internals (only the registry's readiness).
 
 use std::time::Instant;
 

@@ -6,6 +6,8 @@
 //! `ratings` is read as a list of pairs, not a map, so an item rated twice is refused by name
 //! (a map would silently keep the last value). Any other fault is the same problem as from
 //! every JSON body ([`super::body`]): `malformed-json` or `invalid-body`.
+//!
+//! Must not import: the serving layer beyond its id helpers; no arithmetic here.
 
 use std::cell::Cell;
 use std::fmt;

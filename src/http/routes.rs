@@ -1,5 +1,7 @@
 //! The prediction and catalogue routes under `/v1`: each turns its DTO into one service call
 //! and the answer back into a DTO.
+//!
+//! Must not import: the stores, the training, the lifecycle; no arithmetic here.
 
 use axum::extract::State;
 

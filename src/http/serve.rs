@@ -7,6 +7,8 @@
 //! close and [`serve`] returns the reason (`mixrec serve` exits 1 with it), since a live process
 //! that is never ready hides the fault and a crash loop shows it. Also the tiny `/healthz` client
 //! behind `mixrec healthcheck`, for container health checks.
+//!
+//! Must not import: the handlers (it serves the router it is given), the stores or the training.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,5 +1,7 @@
 //! A Gaussian pLSA model ([`crate::plsa::Plsa`]) encodes itself: its scale, the normalisation's
 //! prior, the per-type population weights and the item-major means and variances.
+//!
+//! Must not import: the mixture's codec, the service, the stores.
 
 use super::codec::{Arrays, Codec, DecodeError, Encoded, Layout};
 use super::kind::ModelKind;

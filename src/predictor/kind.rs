@@ -1,5 +1,7 @@
 //! The model kinds, by name (`mixture`, `gpl`): what settings, model files and the API call
 //! them.
+//!
+//! Must not import: anything (every layer above names the kinds).
 
 /// The model kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

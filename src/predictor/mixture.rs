@@ -1,5 +1,7 @@
 //! A mixture model ([`crate::mixture::Model`]) encodes itself: its scale, weights, variances,
 //! item-major means and, when it has one, its baseline.
+//!
+//! Must not import: pLSA's codec, the service, the stores.
 
 use ndarray::Array1;
 

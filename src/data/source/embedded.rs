@@ -1,5 +1,7 @@
 //! The demo catalogue compiled into the binary (made by `mixrec synth`, see the README), so
 //! `mixrec` with no arguments has something to serve from any directory.
+//!
+//! Must not import: the other sources, anything above `src/data`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;

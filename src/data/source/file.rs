@@ -1,6 +1,8 @@
 //! A snapshot file on the local disk, in any format `data::load` reads, with an optional titles
 //! file. Its fingerprint is the SHA-256 of its bytes. A file that changes while it is read (it
 //! grows, or is replaced) is an error, not a model of half the data.
+//!
+//! Must not import: the other sources, anything above `src/data`.
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -1,4 +1,6 @@
 //! Display titles of items: an `item_id,title` CSV beside a snapshot.
+//!
+//! Must not import: the sources (they import it), anything above `src/data`.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -2,6 +2,8 @@
 //! (temporary file, fsync, rename, fsync of the directory), so a crash at any point leaves the
 //! old set of files or the new one, never a torn model. A model rolled back from is renamed
 //! `*.rolled-back`. Temporary files an interrupted save left are removed when the store opens.
+//!
+//! Must not import: the registry, the jobs, training, web or async types.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -10,6 +10,8 @@
 //! ```
 //!
 //! What the arrays mean is the model kind's business (`src/predictor/codec.rs`).
+//!
+//! Must not import: any store (they import it), the registry, web or async types.
 
 use std::time::SystemTime;
 
