@@ -22,8 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::listen;
+use super::router::{admin_router, router};
 use super::state::AppState;
-use super::{admin_router, listen, router};
 use crate::config::{ServeArgs, ServerSettings, Settings};
 use crate::serving::{Ending, JobError, Task};
 
