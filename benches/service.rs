@@ -15,10 +15,9 @@ use axum::http::{Request, header};
 use figment::Figment;
 use figment::providers::{Format as _, Toml};
 use mixrec::config::{DEFAULT_TOML, Settings};
-use mixrec::data::Format;
+use mixrec::data::{Format, Source};
 use mixrec::http::{AppState, router};
-use mixrec::service::ServedModel;
-use mixrec::train::{Source, train};
+use mixrec::serving::{ServedModel, train};
 use tower::ServiceExt;
 
 fn main() {

@@ -11,9 +11,12 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Format;
-use crate::mixture::Algorithm;
+use crate::data::{Format, Source};
+use crate::mixture::{Algorithm, FitParams};
+use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
+
+mod validate;
 
 /// The shipped defaults, every setting with a comment.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -86,6 +89,40 @@ pub struct SnapshotSettings {
     /// Optional `item_id,title` CSV.
     #[serde(default)]
     pub titles: Option<PathBuf>,
+    /// Directories a retrain's `snapshot` override may name a file in; `None`: the configured
+    /// snapshot's directory (none for the embedded demo).
+    #[serde(default)]
+    pub allowed_dirs: Option<Vec<PathBuf>>,
+}
+
+impl SnapshotSettings {
+    /// Where the configured ratings come from: the one place that decides it.
+    pub fn source(&self) -> Source {
+        match &self.path {
+            None => Source::Embedded,
+            Some(path) => Source::File {
+                path: path.clone(),
+                format: self.format,
+                titles: self.titles.clone(),
+            },
+        }
+    }
+
+    /// The directories a retrain's snapshot override may name a file in: `allowed_dirs`, or by
+    /// default the configured snapshot's directory. The embedded demo has none, so with it and
+    /// no `allowed_dirs` every override is refused: a file the service may read is something
+    /// an operator grants, never a default that reaches the whole disk.
+    pub fn allowed_dirs(&self) -> Vec<PathBuf> {
+        if let Some(dirs) = &self.allowed_dirs {
+            return dirs.clone();
+        }
+        let parent = self.path.as_deref().and_then(Path::parent);
+        match parent {
+            Some(p) if p.as_os_str().is_empty() => vec![PathBuf::from(".")],
+            Some(p) => vec![p.to_owned()],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// `[training]`.
@@ -108,6 +145,10 @@ pub struct TrainingSettings {
     pub min_variance: f64,
     /// Training threads; 0 = one per core.
     pub threads: usize,
+    /// The largest K a training may use (`k`, `k_range` and a retrain's override). Not saved
+    /// with a model: it bounds requests, it does not shape the model.
+    #[serde(default = "default_max_k", skip_serializing)]
+    pub max_k: usize,
     /// `mixture` or `gpl` (Gaussian pLSA).
     #[serde(default)]
     pub model: ModelKind,
@@ -127,15 +168,43 @@ fn default_holdout() -> f64 {
     0.1
 }
 
+fn default_max_k() -> usize {
+    256
+}
+
+/// Restarts a retrain may ask for, at most: each is a whole fit.
+pub const MAX_N_INIT: usize = 64;
+
 impl TrainingSettings {
     /// Whether a model trained with `other` is the model these settings would train: every
-    /// setting but the thread count (results are the same on any number of threads).
+    /// setting but the thread count (results are the same on any number of threads) and the
+    /// bound on K.
     pub fn same_model(&self, other: &Self) -> bool {
         *self
             == Self {
                 threads: self.threads,
+                max_k: self.max_k,
                 ..other.clone()
             }
+    }
+
+    /// The mixture parameters these settings ask for: the one conversion from settings to
+    /// engine parameters (checked by the engine against the snapshot).
+    pub fn fit_params(&self) -> FitParams {
+        FitParams::new(self.k)
+            .algorithm(self.algorithm)
+            .seed(self.seed)
+            .n_init(self.n_init)
+            .tol(self.tol)
+            .max_iter(self.max_iter)
+            .min_variance(self.min_variance)
+    }
+
+    /// The Gaussian pLSA parameters these settings ask for (`k`, `seed`, `max_iter` apply).
+    pub fn plsa_params(&self) -> PlsaParams {
+        let mut p = PlsaParams::new(self.k);
+        (p.seed, p.max_iter) = (self.seed, self.max_iter);
+        p
     }
 }
 
@@ -246,109 +315,6 @@ impl Settings {
         s.validate()?;
         Ok(s)
     }
-
-    /// Checks every value the type system does not.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.server.validate()?;
-        self.training.validate()?;
-        let m = &self.models;
-        positive("models.keep", m.keep as u64)?;
-        if !(m.quality_gate.is_finite() && m.quality_gate >= 0.0) {
-            return Err(invalid(
-                "models.quality_gate",
-                "must be a finite number ≥ 0",
-            ));
-        }
-        Ok(())
-    }
-}
-
-fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    let reason = reason.into();
-    ConfigError::Invalid { key, reason }
-}
-
-impl ServerSettings {
-    fn validate(&self) -> Result<(), ConfigError> {
-        for origin in &self.cors_origins {
-            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
-                && !origin.ends_with('/')
-                && origin.is_ascii()
-                && !origin.contains(char::is_whitespace);
-            if !ok {
-                let why = format!("{origin:?} is not an origin like https://shop.example");
-                return Err(invalid("server.cors_origins", why));
-            }
-        }
-        positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
-        positive("server.request_timeout_ms", self.request_timeout_ms)?;
-        positive("server.header_read_timeout_ms", self.header_read_timeout_ms)?;
-        positive(
-            "server.max_concurrent_requests",
-            self.max_concurrent_requests.into(),
-        )?;
-        positive("server.drain_timeout_ms", self.drain_timeout_ms)?;
-        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
-            let why = "must differ from server.listen (unset it to serve admin routes there)";
-            return Err(invalid("server.admin_listen", why));
-        }
-        positive("server.max_n", self.max_n as u64)?;
-        positive(
-            "server.max_profile_ratings",
-            self.max_profile_ratings as u64,
-        )?;
-        positive("server.items_page", self.items_page as u64)?;
-        if self.items_page_max < self.items_page {
-            let why = "must be at least server.items_page";
-            return Err(invalid("server.items_page_max", why));
-        }
-        if let Some(Secret(token)) = &self.admin_token
-            && (token.is_empty() || token.contains(char::is_whitespace))
-        {
-            let why = "must be non-empty without spaces (unset it to disable admin routes)";
-            return Err(invalid("server.admin_token", why));
-        }
-        Ok(())
-    }
-}
-
-fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(invalid(key, "must be at least 1"));
-    }
-    Ok(())
-}
-
-impl TrainingSettings {
-    /// Checks the training values (also used for retrain overrides).
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        positive("training.k", self.k as u64)?;
-        let [lo, hi] = self.k_range;
-        if lo == 0 || lo > hi {
-            return Err(invalid(
-                "training.k_range",
-                "must be [min, max] with 1 ≤ min ≤ max",
-            ));
-        }
-        positive("training.n_init", self.n_init as u64)?;
-        positive("training.max_iter", self.max_iter as u64)?;
-        if !(self.tol.is_finite() && self.tol >= 0.0) {
-            return Err(invalid("training.tol", "must be a finite number ≥ 0"));
-        }
-        if !(self.min_variance.is_finite() && self.min_variance > 0.0) {
-            return Err(invalid(
-                "training.min_variance",
-                "must be a finite number > 0",
-            ));
-        }
-        if !(0.0..0.5).contains(&self.holdout) || (self.k_auto && self.holdout == 0.0) {
-            return Err(invalid(
-                "training.holdout",
-                "must be in [0, 0.5), and above 0 with k_auto",
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -376,7 +342,10 @@ mod tests {
         assert_eq!(s.server.max_concurrent_requests, 256);
         assert_eq!(s.server.shutdown_delay_ms, 5_000);
         assert_eq!(s.snapshot.path, None);
+        assert_eq!(s.snapshot.source(), Source::Embedded);
+        assert!(s.snapshot.allowed_dirs().is_empty());
         assert_eq!(s.training.algorithm, Algorithm::Em);
+        assert_eq!(s.training.max_k, 256);
     }
 
     #[test]
@@ -443,6 +412,54 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(Settings::load(&args).is_err());
+    }
+
+    #[test]
+    fn snapshot_overrides_default_to_the_configured_snapshot_directory() {
+        let mut s = defaults().snapshot;
+        s.path = Some("/data/ratings.csv".into());
+        assert_eq!(s.allowed_dirs(), [PathBuf::from("/data")]);
+        s.path = Some("ratings.csv".into());
+        assert_eq!(s.allowed_dirs(), [PathBuf::from(".")]);
+        s.allowed_dirs = Some(vec!["/a".into(), "/b".into()]);
+        assert_eq!(s.allowed_dirs(), [PathBuf::from("/a"), PathBuf::from("/b")]);
+    }
+
+    #[test]
+    fn k_and_n_init_are_bounded_in_the_configuration_too() {
+        let t = defaults().training;
+        let k = TrainingSettings {
+            k: 257,
+            ..t.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(k.to_string().contains("training.max_k (256)"), "{k}");
+        let range = TrainingSettings {
+            k_range: [1, 300],
+            ..t.clone()
+        };
+        assert!(
+            range
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("k_range")
+        );
+        let n = TrainingSettings {
+            n_init: 65,
+            ..t.clone()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(n.to_string().contains("at most 64"), "{n}");
+        let small = TrainingSettings {
+            max_k: 4,
+            k: 4,
+            k_range: [1, 4],
+            ..t
+        };
+        small.validate().unwrap();
     }
 
     #[test]

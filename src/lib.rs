@@ -1,16 +1,21 @@
 //! mixrec: collaborative filtering with Gaussian mixtures over sparse rating matrices.
 //!
-//! - [`data`]: snapshot formats, sparse ratings and id maps (no web or async types).
-//! - [`mixture`]: the numeric engine: initialisation, EM, k-means, BIC, prediction.
-//! - [`plsa`]: Hofmann's Gaussian pLSA, the second model kind.
-//! - [`predictor`]: one interface over both model kinds for answering profiles.
-//! - [`eval`]: held-out scores of a mixture and of simple baselines.
-//! - [`synth`]: synthetic snapshots with planted user types.
-//! - [`train`], [`service`]: training for the service and the model in service (no web types).
-//! - [`store`]: trained models saved atomically and checked on the way back in.
-//! - [`config`]: layered, validated service settings.
-//! - [`http`]: the HTTP API (axum): router, state, DTOs, errors, retrain jobs, serving.
+//! The layers, top to bottom; each imports only from below it (see the README's
+//! Architecture section):
+//!
 //! - [`cli`]: the command-line front that `main.rs` calls.
+//! - [`http`]: the HTTP API (axum): router, extractors, DTOs, thin handlers, problem+json
+//!   errors, the accept loop.
+//! - [`serving`]: the model lifecycle: the registry, jobs (train, gate, persist, install,
+//!   rollback), the fit policy, the model in service, the model stores.
+//! - [`config`]: layered, validated service settings.
+//! - [`eval`]: held-out scores of a mixture and of simple baselines.
+//! - [`predictor`]: one interface over both model kinds; each kind encodes its parameters.
+//! - [`mixture`], [`plsa`]: the numeric engines.
+//! - [`data`]: ratings in memory, ids, splits, snapshot formats and the ratings sources.
+//! - [`synth`]: synthetic snapshots with planted user types.
+//!
+//! Must not import: the binary (`main.rs`); each layer below imports only from the layers under it.
 
 pub mod cli;
 mod cli_eval;
@@ -21,7 +26,5 @@ pub mod http;
 pub mod mixture;
 pub mod plsa;
 pub mod predictor;
-pub mod service;
-pub mod store;
+pub mod serving;
 pub mod synth;
-pub mod train;

@@ -1,4 +1,6 @@
 //! The `mixrec` binary: parses the command line and hands over to [`mixrec::cli`].
+//!
+//! Must not import: anything but `mixrec::cli`.
 
 use std::process::ExitCode;
 

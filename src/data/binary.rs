@@ -23,6 +23,8 @@
 //! A file that fails the checksum, is truncated, has bytes after the checksum, or breaks an
 //! invariant (offsets, item range, ascending rows, ratings finite and inside the scale) is
 //! refused whole, with the reason.
+//!
+//! Must not import: anything above `src/data`; the text readers.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
@@ -112,94 +114,170 @@ pub(super) fn read_binary<R: Read>(
     path: &Path,
     len: u64,
 ) -> Result<Snapshot, DataError> {
-    let corrupt = |reason: String| DataError::Corrupt {
-        path: path.to_owned(),
-        reason,
-    };
-    let io_err = |e: io::Error| match e.kind() {
-        io::ErrorKind::UnexpectedEof => corrupt("the file ends early (truncated?)".into()),
-        _ => DataError::Io {
-            path: path.to_owned(),
-            source: e,
-        },
-    };
     let mut r = Crc {
         inner: reader,
         crc: crc32fast::Hasher::new(),
     };
+    let read = read_parts(&mut r, len).and_then(|parts| {
+        verify_end(r)?;
+        parts.into_snapshot()
+    });
+    let snapshot = read.map_err(|bad| bad.at(path))?;
+    Ok(Snapshot {
+        path: path.to_owned(),
+        ..snapshot
+    })
+}
+
+/// Why a binary snapshot was refused, before it has a path.
+enum Bad {
+    Io(io::Error),
+    Corrupt(String),
+    Empty,
+}
+
+impl From<io::Error> for Bad {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl Bad {
+    fn at(self, path: &Path) -> DataError {
+        let path = path.to_owned();
+        match self {
+            Self::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => DataError::Corrupt {
+                path,
+                reason: "the file ends early (truncated?)".into(),
+            },
+            Self::Io(source) => DataError::Io { path, source },
+            Self::Corrupt(reason) => DataError::Corrupt { path, reason },
+            Self::Empty => DataError::Empty { path },
+        }
+    }
+}
+
+/// The counts and scale of the header.
+struct Header {
+    n_users: usize,
+    n_items: usize,
+    nnz: usize,
+    scale: RatingScale,
+}
+
+/// The header, checked against the file's `len` bytes.
+fn read_header<R: Read>(r: &mut Crc<R>, len: u64) -> Result<Header, Bad> {
     let mut head = [0u8; 16];
-    r.take(&mut head).map_err(io_err)?;
+    r.take(&mut head)?;
     if &head[..8] != MAGIC {
-        return Err(corrupt("not a mixrec binary snapshot (bad magic)".into()));
+        return Err(Bad::Corrupt(
+            "not a mixrec binary snapshot (bad magic)".into(),
+        ));
     }
     let version = u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(corrupt(format!(
+        return Err(Bad::Corrupt(format!(
             "format version {version}; this build reads version {VERSION}"
         )));
     }
-    let (n_users, n_items, nnz) = (
-        r.u64().map_err(io_err)?,
-        r.u64().map_err(io_err)?,
-        r.u64().map_err(io_err)?,
-    );
-    let min = f64::from_bits(r.u64().map_err(io_err)?);
-    let max = f64::from_bits(r.u64().map_err(io_err)?);
+    let (n_users, n_items, nnz) = (r.u64()?, r.u64()?, r.u64()?);
+    let min = f64::from_bits(r.u64()?);
+    let max = f64::from_bits(r.u64()?);
     // The arrays must fit in the file: a damaged header must not size a huge allocation.
     let arrays = n_users
         .saturating_add(1)
         .saturating_mul(8)
         .saturating_add(nnz.saturating_mul(8));
     if arrays > len || n_items > len.saturating_mul(8) {
-        return Err(corrupt(format!(
+        return Err(Bad::Corrupt(format!(
             "the header's counts ({n_users} users, {nnz} ratings) exceed the file's {len} bytes"
         )));
     }
     let (n_users, n_items, nnz) = (n_users as usize, n_items as usize, nnz as usize);
-    let users = read_ids(&mut r, n_users)
-        .map_err(io_err)?
-        .map_err(&corrupt)?;
-    let items_ids = read_ids(&mut r, n_items)
-        .map_err(io_err)?
-        .map_err(&corrupt)?;
-    let mut offsets = vec![0u64; n_users + 1];
-    let mut items = vec![0u32; nnz];
-    let mut values = vec![0f32; nnz];
-    r.take(bytemuck::cast_slice_mut(&mut offsets))
-        .map_err(io_err)?;
-    r.take(bytemuck::cast_slice_mut(&mut items))
-        .map_err(io_err)?;
-    r.take(bytemuck::cast_slice_mut(&mut values))
-        .map_err(io_err)?;
+    let scale = RatingScale { min, max };
+    Ok(Header {
+        n_users,
+        n_items,
+        nnz,
+        scale,
+    })
+}
+
+/// What a binary snapshot holds, as read, before its invariants are checked.
+struct Parts {
+    header: Header,
+    users: IdMap,
+    items: IdMap,
+    offsets: Vec<u64>,
+    item_index: Vec<u32>,
+    values: Vec<f32>,
+}
+
+/// Header, ids and arrays, up to the checksum.
+fn read_parts<R: Read>(r: &mut Crc<R>, len: u64) -> Result<Parts, Bad> {
+    let header = read_header(r, len)?;
+    let users = read_ids(r, header.n_users)?.map_err(Bad::Corrupt)?;
+    let items = read_ids(r, header.n_items)?.map_err(Bad::Corrupt)?;
+    let mut offsets = vec![0u64; header.n_users + 1];
+    let mut item_index = vec![0u32; header.nnz];
+    let mut values = vec![0f32; header.nnz];
+    r.take(bytemuck::cast_slice_mut(&mut offsets))?;
+    r.take(bytemuck::cast_slice_mut(&mut item_index))?;
+    r.take(bytemuck::cast_slice_mut(&mut values))?;
+    Ok(Parts {
+        header,
+        users,
+        items,
+        offsets,
+        item_index,
+        values,
+    })
+}
+
+impl Parts {
+    /// The snapshot, once the arrays keep every invariant and hold at least one rating (as
+    /// for text, a snapshot without ratings is refused; mixrec never writes one).
+    fn into_snapshot(self) -> Result<Snapshot, Bad> {
+        let Self { header: h, .. } = self;
+        check(
+            &self.offsets,
+            &self.item_index,
+            &self.values,
+            h.n_items,
+            h.scale,
+        )
+        .map_err(Bad::Corrupt)?;
+        if h.nnz == 0 {
+            return Err(Bad::Empty);
+        }
+        Ok(Snapshot {
+            ratings: Ratings::from_parts(self.offsets, self.item_index, self.values, h.n_items),
+            users: self.users,
+            items: self.items,
+            scale: h.scale,
+            format: Format::Binary,
+            path: Default::default(),
+        })
+    }
+}
+
+/// The checksum, and nothing after it: bytes after the checksum are no part of the snapshot,
+/// so a file with more (two files joined, a copy appended to) is refused, not half read.
+fn verify_end<R: Read>(mut r: Crc<R>) -> Result<(), Bad> {
     let expected = r.crc.clone().finalize();
     let mut stored = [0u8; 4];
-    r.inner.read_exact(&mut stored).map_err(io_err)?;
+    r.inner.read_exact(&mut stored)?;
     if u32::from_le_bytes(stored) != expected {
-        return Err(corrupt("checksum mismatch: the file is damaged".into()));
+        return Err(Bad::Corrupt(
+            "checksum mismatch: the file is damaged".into(),
+        ));
     }
-    // Bytes after the checksum are no part of the snapshot: a file with more (two files
-    // joined, a copy appended to) is refused, not half read.
-    if r.inner.read(&mut [0u8]).map_err(io_err)? != 0 {
-        return Err(corrupt(
+    if r.inner.read(&mut [0u8])? != 0 {
+        return Err(Bad::Corrupt(
             "bytes follow the checksum: the file is damaged".into(),
         ));
     }
-    let scale = RatingScale { min, max };
-    check(&offsets, &items, &values, n_items, scale).map_err(corrupt)?;
-    // As for text: a snapshot without a single rating is refused (mixrec never writes one).
-    if nnz == 0 {
-        return Err(DataError::Empty {
-            path: path.to_owned(),
-        });
-    }
-    Ok(Snapshot {
-        ratings: Ratings::from_parts(offsets, items, values, n_items),
-        users,
-        items: items_ids,
-        scale,
-        format: Format::Binary,
-        path: path.to_owned(),
-    })
+    Ok(())
 }
 
 fn read_ids<R: Read>(r: &mut Crc<R>, n: usize) -> io::Result<Result<IdMap, String>> {

@@ -1,4 +1,6 @@
 //! Errors of snapshot loading and writing: each says which file, which line and what was wrong.
+//!
+//! Must not import: anything above `src/data`, or the readers (they import it).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,6 @@
 //! Id maps: snapshot ids (strings) to dense indices and back.
+//!
+//! Must not import: anything above `src/data`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -4,13 +4,15 @@
 //! The whole text is in memory (a dense matrix is small next to what it describes); lines are
 //! parsed in fixed blocks on all cores and joined in order, and the first error by line number
 //! wins, so the outcome never depends on the thread count.
+//!
+//! Must not import: anything above `src/data`; the other readers.
 
 use std::ops::Range;
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::load::{check_scale, parse_value, small_integer};
+use super::fields::{check_scale, parse_value, small_integer};
 use super::{DataError, IdMap, Problem, RatingScale, Ratings, RatingsBuilder};
 
 /// Lines per parallel block.
@@ -30,7 +32,7 @@ pub(super) fn parse(
     path: &Path,
     scale: Option<RatingScale>,
 ) -> Result<(Ratings, IdMap, IdMap), DataError> {
-    let error = |at: usize, problem| DataError::Parse {
+    let error = |(at, problem): (usize, Problem)| DataError::Parse {
         path: path.to_owned(),
         line: first_line + at,
         problem,
@@ -39,42 +41,68 @@ pub(super) fn parse(
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .collect();
-    let blank = |l: &&[u8]| l.iter().all(u8::is_ascii_whitespace);
-    let Some(first) = lines.iter().position(|l| !blank(l)) else {
+    let Some(rows) = rows(&lines).map_err(error)? else {
         return Ok((
             RatingsBuilder::new(0).finish(),
             IdMap::Positional(0),
             IdMap::Positional(0),
         ));
     };
+    let n_cols = tokens(lines[rows.start]).count();
+    let blocks = parse_blocks(&lines, rows.clone(), n_cols, scale).map_err(error)?;
+    Ok((
+        join(blocks, rows.len(), n_cols),
+        IdMap::Positional(rows.len()),
+        IdMap::Positional(n_cols),
+    ))
+}
+
+/// The lines that are rows: from the first non-blank line to the last, with no blank line
+/// between them; `None` when every line is blank.
+fn rows(lines: &[&[u8]]) -> Result<Option<Range<usize>>, (usize, Problem)> {
+    let blank = |l: &&[u8]| l.iter().all(u8::is_ascii_whitespace);
+    let Some(first) = lines.iter().position(|l| !blank(l)) else {
+        return Ok(None);
+    };
     let last = lines
         .iter()
         .rposition(|l| !blank(l))
         .expect("a non-blank line");
     if let Some(gap) = lines[first..last].iter().position(blank) {
-        return Err(error(first + gap, Problem::BlankLine));
+        return Err((first + gap, Problem::BlankLine));
     }
-    let rows = first..last + 1;
-    if rows.len() > u32::MAX as usize {
-        return Err(error(u32::MAX as usize, Problem::TooMany("users")));
+    if last - first >= u32::MAX as usize {
+        return Err((u32::MAX as usize, Problem::TooMany("users")));
     }
-    let n_cols = tokens(lines[first]).count();
+    Ok(Some(first..last + 1))
+}
+
+/// The rows parsed in blocks of [`BLOCK_LINES`] on every core, in order; the first error by
+/// line wins, whatever the thread count.
+fn parse_blocks(
+    lines: &[&[u8]],
+    rows: Range<usize>,
+    n_cols: usize,
+    scale: Option<RatingScale>,
+) -> Result<Vec<Block>, (usize, Problem)> {
     let blocks: Vec<Range<usize>> = rows
         .clone()
         .step_by(BLOCK_LINES)
         .map(|s| s..(s + BLOCK_LINES).min(rows.end))
         .collect();
-    let parsed: Vec<Result<Block, (usize, Problem)>> = blocks
+    blocks
         .into_par_iter()
-        .map(|r| parse_block(&lines, r, n_cols, scale))
-        .collect();
-    let mut blocks = Vec::with_capacity(parsed.len());
-    for block in parsed {
-        blocks.push(block.map_err(|(at, p)| error(at, p))?);
-    }
+        .map(|r| parse_block(lines, r, n_cols, scale))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The blocks' rows as one set of compressed rows.
+fn join(blocks: Vec<Block>, n_rows: usize, n_cols: usize) -> Ratings {
     let nnz = blocks.iter().map(|b| b.items.len()).sum();
     let (mut offsets, mut items, mut values) = (
-        Vec::with_capacity(rows.len() + 1),
+        Vec::with_capacity(n_rows + 1),
         Vec::with_capacity(nnz),
         Vec::with_capacity(nnz),
     );
@@ -86,12 +114,7 @@ pub(super) fn parse(
         items.extend_from_slice(&block.items);
         values.extend_from_slice(&block.values);
     }
-    let ratings = Ratings::from_parts(offsets, items, values, n_cols);
-    Ok((
-        ratings,
-        IdMap::Positional(rows.len()),
-        IdMap::Positional(n_cols),
-    ))
+    Ratings::from_parts(offsets, items, values, n_cols)
 }
 
 /// The non-empty whitespace-separated tokens of a line.

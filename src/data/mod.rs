@@ -1,22 +1,31 @@
-//! Ratings snapshots: the formats on disk, the sparse in-memory form, and the id maps.
+//! Ratings: the sparse in-memory form, the id maps, splits, the snapshot formats on disk, and
+//! the ratings sources ([`Source`]: where a snapshot comes from and what identifies it).
 //!
-//! Nothing here knows about mixtures, HTTP or async runtimes: this module turns files into
-//! [`Snapshot`]s (or refuses them with an error naming file, line and problem) and back.
+//! Nothing here knows about mixtures, the service, HTTP or async runtimes: this module turns
+//! files into [`Snapshot`]s (or refuses them with an error naming file, line and problem) and
+//! back. Must not import anything above it.
 
 mod binary;
 mod error;
+mod fields;
+mod format;
 mod ids;
+mod lines;
 mod load;
 mod matrix;
 mod ratings;
+mod source;
 mod split;
+mod triples;
 mod write;
 
 pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
+pub use format::Format;
 pub use ids::IdMap;
-pub use load::{Format, LoadOptions, load, load_bytes, load_str};
+pub use load::{LoadOptions, load, load_bytes, load_str};
 pub use ratings::{Ratings, RatingsBuilder};
+pub use source::{Fingerprint, Loaded, Source, SourceError, parse_titles};
 pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};
 

@@ -3,6 +3,8 @@
 //! 8 bytes a rating (`u32` item + `f32` rating) plus 8 bytes a user for the row offsets. Ratings
 //! on the usual scales (halves and whole stars) are exact in `f32`; everything computed from them
 //! is `f64`.
+//!
+//! Must not import: anything above `src/data`; the snapshot formats.
 
 /// Ratings of `n_users` users over `n_items` items, stored by user.
 #[derive(Debug, Clone, PartialEq, Default)]

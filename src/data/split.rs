@@ -4,6 +4,8 @@
 //! Every user and every item keeps at least one training rating (a rating that would take a
 //! user's or an item's last one stays in training), so every hidden rating has something to be
 //! predicted from.
+//!
+//! Must not import: anything above `src/data`; the snapshot formats.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;

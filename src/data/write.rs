@@ -1,4 +1,6 @@
 //! Writing snapshots back out: dense matrix text (the seed's format) and triples CSV.
+//!
+//! Must not import: anything above `src/data`; the readers.
 
 use std::io::{self, Write};
 

@@ -3,24 +3,25 @@
 //!
 //! With no token configured every admin request is refused (403): the routes never fail open.
 //! Tokens are compared through their SHA-256 digests in constant time, so neither the bytes nor
-//! the length of the configured token leak through timing.
+//! the length of the configured token leak through timing. Each handler parses, calls the
+//! registry once, and converts.
+//!
+//! Must not import: the stores or the training (only `crate::serving`'s registry and its types).
 
-use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::dto::{RetrainRequest, SavedModel, SavedModels};
+use super::body::OptionalJson;
+use super::dto::{SavedModel, SavedModels};
 use super::error::ApiError;
 use super::extract::{Json, Path};
-use super::jobs::{self, CancelError, Job, Task};
 use super::state::AppState;
-use crate::config::{Secret, TrainingSettings};
-use crate::data::Format;
-use crate::train::Source;
+use crate::config::Secret;
+use crate::serving::{Job, Overrides, Task};
 
 /// Proof that the request carried the admin token.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +31,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(Secret(expected)) = &state.settings.server.admin_token else {
+        let Some(Secret(expected)) = &state.server.admin_token else {
             let detail = "admin routes are disabled: no admin token is configured";
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -64,48 +65,26 @@ fn same_token(given: &str, expected: &str) -> bool {
     bool::from(a.as_slice().ct_eq(b.as_slice()))
 }
 
-/// `POST /admin/retrain`: 202 with the job, or 409 while one is active.
+/// `POST /admin/retrain`: 202 with the job; 400 for an override past its bound, 409 while a
+/// job is active.
 pub async fn retrain(
     State(state): State<AppState>,
     _: Admin,
-    headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(overrides): OptionalJson<Overrides>,
 ) -> Result<Response, ApiError> {
-    let overrides = parse_overrides(&headers, &body)?;
-    let training = apply(&state.settings.training, &overrides)?;
-    let source = match overrides.snapshot {
-        Some(path) => Source::File {
-            path,
-            format: overrides.format.unwrap_or(Format::Auto),
-            titles: None,
-        },
-        None => state.configured_source(),
-    };
-    let task = Task::Retrain {
-        source,
-        training,
-        force: overrides.force.unwrap_or(false),
-    };
-    start(&state, task)
+    let retrain = overrides.retrain(state.registry.policy())?;
+    start(&state, Task::Retrain(retrain))
 }
 
 /// `POST /admin/rollback`: 202 with the job that puts the newest earlier model back.
 pub async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
-    if state.current().is_none() {
-        return Err(ApiError::not_ready());
-    }
+    state.ready_model()?;
     start(&state, Task::Rollback)
 }
 
 fn start(state: &AppState, task: Task) -> Result<Response, ApiError> {
-    match jobs::start(state, task) {
-        Ok(job) => Ok(accepted(job)),
-        Err(active) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "job-in-progress",
-            format!("job {active} is still running; poll /admin/jobs/{active}"),
-        )),
-    }
+    let started = state.registry.start(task)?;
+    Ok(accepted(started.job))
 }
 
 /// `GET /admin/models`: the saved models, newest first, each checked.
@@ -113,7 +92,7 @@ pub async fn models(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<Json<SavedModels>, ApiError> {
-    let Some(store) = state.store.clone() else {
+    let Some(store) = state.registry.store() else {
         let detail = "no model store is configured (models.dir)";
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -121,7 +100,8 @@ pub async fn models(
             detail,
         ));
     };
-    let serving = state.current().map(|m| m.info().version);
+    let serving = state.registry.current().map(|m| m.info().version);
+    let dir = store.location();
     // Every file is read and its checksum verified: off the async workers.
     let entries = tokio::task::spawn_blocking(move || store.entries())
         .await
@@ -129,35 +109,10 @@ pub async fn models(
         .map_err(|e| ApiError::internal(&e))?;
     let models = entries
         .into_iter()
-        .map(|e| {
-            let (status, created, info, error) = match e.manifest {
-                Ok(m) => {
-                    let status = if e.rolled_back {
-                        "rolled_back"
-                    } else {
-                        "valid"
-                    };
-                    (status, Some(m.created), Some(m.info), None)
-                }
-                Err(reason) => ("invalid", None, None, Some(reason)),
-            };
-            SavedModel {
-                version: e.version,
-                file: e.path.display().to_string(),
-                serving: serving == Some(e.version) && status == "valid",
-                status,
-                error,
-                created,
-                info,
-            }
-        })
+        .map(|e| SavedModel::new(e, serving))
         .collect();
     Ok(Json(SavedModels {
-        dir: state
-            .settings
-            .models
-            .store_dir()
-            .map_or_else(String::new, |d| d.display().to_string()),
+        dir,
         serving,
         models,
     }))
@@ -171,36 +126,6 @@ fn accepted(job: Job) -> Response {
     res
 }
 
-/// The optional JSON body: empty means no overrides.
-fn parse_overrides(headers: &HeaderMap, body: &[u8]) -> Result<RetrainRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RetrainRequest::default());
-    }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !json {
-        return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request("invalid-body", e.to_string()))
-}
-
-/// The configured training settings with the overrides, validated.
-fn apply(base: &TrainingSettings, o: &RetrainRequest) -> Result<TrainingSettings, ApiError> {
-    let t = TrainingSettings {
-        k: o.k.unwrap_or(base.k),
-        seed: o.seed.unwrap_or(base.seed),
-        n_init: o.n_init.unwrap_or(base.n_init),
-        algorithm: o.algorithm.unwrap_or(base.algorithm),
-        model: o.model.unwrap_or(base.model),
-        ..base.clone()
-    };
-    t.validate()
-        .map_err(|e| ApiError::bad_request("invalid-parameters", e.to_string()))?;
-    Ok(t)
-}
-
 /// `DELETE /admin/jobs/{id}`: asks a running job to stop at its next iteration (202 with the
 /// job as it is now); 409 for a job that has ended.
 pub async fn cancel_job(
@@ -208,20 +133,8 @@ pub async fn cancel_job(
     _: Admin,
     Path(id): Path<u64>,
 ) -> Result<Response, ApiError> {
-    match state.jobs.cancel(id) {
-        Ok(job) => Ok((StatusCode::ACCEPTED, Json(job)).into_response()),
-        Err(CancelError::Unknown) => Err(unknown_job(id)),
-        Err(CancelError::Finished(state)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "job-finished",
-            format!("job {id} has ended ({state:?}); nothing to cancel").to_lowercase(),
-        )),
-    }
-}
-
-fn unknown_job(id: u64) -> ApiError {
-    let detail = format!("no job {id} (only the last 100 jobs are kept)");
-    ApiError::new(StatusCode::NOT_FOUND, "unknown-job", detail)
+    let job = state.registry.cancel(id)?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
 }
 
 /// `GET /admin/jobs/{id}`.
@@ -230,5 +143,5 @@ pub async fn job(
     _: Admin,
     Path(id): Path<u64>,
 ) -> Result<Json<Job>, ApiError> {
-    state.jobs.get(id).map(Json).ok_or_else(|| unknown_job(id))
+    Ok(Json(state.registry.job(id)?))
 }

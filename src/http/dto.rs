@@ -1,13 +1,15 @@
 //! Request and response bodies, and their conversion from the service's answers.
-//! No arithmetic here: values are copied, ids looked up, titles attached.
-
-use std::path::PathBuf;
+//! No arithmetic here: values are copied, ids looked up, titles attached. (`/admin/retrain`'s
+//! body is the lifecycle's own [`crate::serving::Overrides`]; `GET /v1/model` answers with
+//! [`crate::serving::ModelInfo`]; a job is [`crate::serving::Job`].)
+//!
+//! Must not import: the routes, the state.
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Format;
-use crate::mixture::{Algorithm, Prediction};
-use crate::service::{Answer, ModelInfo, ServedModel, TypeSummary};
+use crate::mixture::Prediction;
+use crate::serving::store::Entry;
+use crate::serving::{Answer, ModelInfo, ServedModel, TypeSummary};
 
 /// Default `n` of a recommendation request.
 pub(super) const DEFAULT_N: i64 = 10;
@@ -54,28 +56,6 @@ pub struct PageQuery {
     pub limit: Option<usize>,
 }
 
-/// Optional overrides of `POST /admin/retrain`.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetrainRequest {
-    /// Number of types.
-    pub k: Option<usize>,
-    /// Seed.
-    pub seed: Option<u64>,
-    /// Restarts.
-    pub n_init: Option<usize>,
-    /// `em` or `kmeans`.
-    pub algorithm: Option<Algorithm>,
-    /// `mixture` or `gpl`.
-    pub model: Option<crate::predictor::ModelKind>,
-    /// Snapshot file to train on instead of the configured one.
-    pub snapshot: Option<PathBuf>,
-    /// Its format.
-    pub format: Option<Format>,
-    /// Serve the new model even if the quality gate would reject it.
-    pub force: Option<bool>,
-}
-
 /// One saved model, as `GET /admin/models` lists it.
 #[derive(Debug, Serialize)]
 pub struct SavedModel {
@@ -95,7 +75,33 @@ pub struct SavedModel {
     pub created: Option<String>,
     /// What `GET /v1/model` reported for it (valid and rolled-back files).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub info: Option<crate::service::ModelInfo>,
+    pub info: Option<ModelInfo>,
+}
+
+impl SavedModel {
+    /// The listing of store entry `e`, when version `serving` serves.
+    pub fn new(e: Entry, serving: Option<u64>) -> Self {
+        let (status, created, info, error) = match e.manifest {
+            Ok(m) => {
+                let status = if e.rolled_back {
+                    "rolled_back"
+                } else {
+                    "valid"
+                };
+                (status, Some(m.created), Some(m.info), None)
+            }
+            Err(fault) => ("invalid", None, None, Some(fault.to_string())),
+        };
+        Self {
+            version: e.version,
+            file: e.location,
+            serving: serving == Some(e.version) && status == "valid",
+            status,
+            error,
+            created,
+            info,
+        }
+    }
 }
 
 /// `GET /admin/models`.

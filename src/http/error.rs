@@ -3,7 +3,10 @@
 //!
 //! [`ApiError`] is what handlers and extractors return; [`problem_net`] rewrites any other error
 //! response (from axum or a tower-http layer: 413, 408/503 timeouts, ...) into the same shape,
-//! so no client ever sees a plain-text error.
+//! so no client ever sees a plain-text error. The errors of the layers below become problems
+//! here, each by an exhaustive `match`: a new variant does not compile until it has a status.
+//!
+//! Must not import: the routes, the state.
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::mixture::ProfileError;
-use crate::service::QueryError;
+use crate::serving::{Busy, CancelError, OverrideError, QueryError, UnknownJob};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -29,7 +32,14 @@ pub struct ApiError {
     pub kind: &'static str,
     /// What happened, for a person; never internals.
     pub detail: String,
+    /// A state the service is in (not ready yet, shutting down), not a fault: its 5xx answer
+    /// is logged at debug, not as an error.
+    expected: bool,
 }
+
+/// Marks a response whose 5xx status is expected (see [`ApiError`]); the request log reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected;
 
 /// The body of an error answer.
 #[derive(Debug, Serialize)]
@@ -55,6 +65,7 @@ impl ApiError {
             status,
             kind,
             detail,
+            expected: false,
         }
     }
 
@@ -66,7 +77,20 @@ impl ApiError {
     /// 503 until the first model is trained.
     pub fn not_ready() -> Self {
         let detail = "the first model is still training; retry shortly (see /readyz)";
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail)
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", detail).expected()
+    }
+
+    /// 503 from the moment shutdown begins.
+    pub fn shutting_down() -> Self {
+        let detail = "the service is shutting down; send new requests elsewhere";
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting-down", detail).expected()
+    }
+
+    fn expected(self) -> Self {
+        Self {
+            expected: true,
+            ..self
+        }
     }
 
     /// 500: logs `error` (inside the request's span, so with its request id) and answers
@@ -120,6 +144,9 @@ impl IntoResponse for ApiError {
             let bearer = HeaderValue::from_static("Bearer");
             res.headers_mut().insert(header::WWW_AUTHENTICATE, bearer);
         }
+        if self.expected {
+            res.extensions_mut().insert(Expected);
+        }
         res
     }
 }
@@ -143,6 +170,43 @@ impl From<ProfileError> for ApiError {
     fn from(e: ProfileError) -> Self {
         match e {
             ProfileError::UnknownItem(_) | ProfileError::NotFinite(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<OverrideError> for ApiError {
+    /// Each bound its own problem type; the detail names the limit.
+    fn from(e: OverrideError) -> Self {
+        let detail = e.to_string();
+        match e {
+            OverrideError::K { .. } => Self::bad_request("k-out-of-range", detail),
+            OverrideError::NInit { .. } => Self::bad_request("n-init-out-of-range", detail),
+            OverrideError::Snapshot(_) => Self::bad_request("snapshot-not-allowed", detail),
+            OverrideError::Invalid(_) => Self::bad_request("invalid-parameters", detail),
+        }
+    }
+}
+
+impl From<Busy> for ApiError {
+    fn from(Busy(active): Busy) -> Self {
+        let detail = format!("job {active} is still running; poll /admin/jobs/{active}");
+        Self::new(StatusCode::CONFLICT, "job-in-progress", detail)
+    }
+}
+
+impl From<UnknownJob> for ApiError {
+    fn from(e: UnknownJob) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "unknown-job", e.to_string())
+    }
+}
+
+impl From<CancelError> for ApiError {
+    fn from(e: CancelError) -> Self {
+        match e {
+            CancelError::Unknown(unknown) => unknown.into(),
+            CancelError::Finished(..) => {
+                Self::new(StatusCode::CONFLICT, "job-finished", e.to_string())
+            }
         }
     }
 }

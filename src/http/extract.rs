@@ -1,19 +1,19 @@
-//! Extractors whose rejections are [`ApiError`]s: JSON bodies, query strings and path segments
-//! fail with problem+json naming what was wrong, never with axum's plain-text answers.
-//! [`Json`] is also the JSON response type.
+//! Extractors whose rejections are [`ApiError`]s: query strings, path segments and the bytes of
+//! a body fail with problem+json naming what was wrong, never with axum's plain-text answers.
+//! JSON bodies are read in `body.rs`; [`Json`] is the JSON response type.
+//!
+//! Must not import: the routes, the state.
 
-use axum::extract::FromRequest;
 use axum::extract::FromRequestParts;
-use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::error::ApiError;
 
-/// A JSON body in, or a JSON body out.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON answer.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
 /// A query string.
@@ -34,23 +34,6 @@ impl<T: Serialize> IntoResponse for Json<T> {
                 ([(header::CONTENT_TYPE, json)], bytes).into_response()
             }
             Err(e) => ApiError::internal(&e).into_response(),
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::JsonSyntaxError(e) => Self::bad_request("malformed-json", e.body_text()),
-            // Well-formed JSON of the wrong shape is as much the client's mistake: 400 too,
-            // so `n: -1` and `n: "3"` get the same status.
-            JsonRejection::JsonDataError(e) => Self::bad_request("invalid-body", e.body_text()),
-            JsonRejection::MissingJsonContentType(e) => {
-                let status = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-                Self::new(status, "unsupported-media-type", e.body_text())
-            }
-            JsonRejection::BytesRejection(e) => bytes_error(e.status(), e.body_text()),
-            other => bytes_error(other.status(), other.body_text()),
         }
     }
 }

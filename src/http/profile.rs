@@ -5,20 +5,21 @@
 //! 1 MB body of ratings is refused after `cap + 1` entries, never turned into a big map first.
 //! `ratings` is read as a list of pairs, not a map, so an item rated twice is refused by name
 //! (a map would silently keep the last value). Any other fault is the same problem as from
-//! [`super::extract::Json`]: `malformed-json` or `invalid-body`.
+//! every JSON body ([`super::body`]): `malformed-json` or `invalid-body`.
+//!
+//! Must not import: the serving layer beyond its id helpers; no arithmetic here.
 
 use std::cell::Cell;
 use std::fmt;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::body::{json_body, json_error};
 use super::dto::{CompleteRequest, DEFAULT_N, RecommendRequest};
 use super::error::ApiError;
 use super::state::AppState;
-use crate::service::shown_id;
+use crate::serving::shown_id;
 
 /// A profile body, read with the caps of the app's settings.
 #[derive(Debug, Clone)]
@@ -70,26 +71,9 @@ impl<T: ProfileBody> FromRequest<AppState> for ProfileJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        if !is_json(req.headers()) {
-            return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
-        }
-        let body = Bytes::from_request(req, state).await?;
-        read(&body, state.settings.server.max_profile_ratings).map(Self)
+        let body = json_body(req, state).await?;
+        read(&body, state.server.max_profile_ratings).map(Self)
     }
-}
-
-/// `application/json` or `application/<anything>+json`, parameters allowed (as axum's `Json`).
-fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return false;
-    };
-    let Ok(value) = value.to_str() else {
-        return false;
-    };
-    let essence = value.split(';').next().unwrap_or("").trim();
-    let essence = essence.to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Why a well-formed body was refused while it was read.
@@ -137,20 +121,6 @@ pub fn read<T: ProfileBody>(body: &[u8], max: usize) -> Result<T, ApiError> {
         (Ok(fields), _) => Ok(T::from_fields(fields)),
         (Err(_), Some(refusal)) => Err(refusal.into()),
         (Err(e), None) => Err(json_error(&e)),
-    }
-}
-
-/// The problem of a body serde_json could not read.
-fn json_error(e: &serde_json::Error) -> ApiError {
-    use serde_json::error::Category;
-    match e.classify() {
-        Category::Data => ApiError::bad_request(
-            "invalid-body",
-            format!("the body does not fit the request schema: {e}"),
-        ),
-        Category::Syntax | Category::Eof | Category::Io => {
-            ApiError::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
-        }
     }
 }
 
@@ -346,20 +316,5 @@ mod tests {
         assert_eq!(kind(r#"{"items": []}"#), "invalid-body");
         assert_eq!(kind(r#"[{}, 3, []]"#), "invalid-body");
         assert_eq!(kind(r#"{"ratings": {"a": "5"}}"#), "invalid-body");
-    }
-
-    #[test]
-    fn json_content_types() {
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
-            is_json(&h)
-        };
-        assert!(with("application/json"));
-        assert!(with("Application/JSON; charset=utf-8"));
-        assert!(with("application/merge-patch+json"));
-        assert!(!with("text/json"));
-        assert!(!with("application/jsonx"));
-        assert!(!is_json(&HeaderMap::new()));
     }
 }

@@ -1,5 +1,7 @@
 //! The prediction and catalogue routes under `/v1`: each turns its DTO into one service call
 //! and the answer back into a DTO.
+//!
+//! Must not import: the stores, the training, the lifecycle; no arithmetic here.
 
 use axum::extract::State;
 
@@ -28,7 +30,7 @@ pub async fn recommend(
     ProfileJson(req): ProfileJson<RecommendRequest>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let max_n = state.settings.server.max_n;
+    let max_n = state.server.max_n;
     let answer = model.recommend(&req.ratings, req.n, max_n, &req.exclude)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
@@ -40,7 +42,7 @@ pub async fn user_recommendations(
     Query(q): Query<NQuery>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let answer = model.user_recommendations(&user, q.n, state.settings.server.max_n)?;
+    let answer = model.user_recommendations(&user, q.n, state.server.max_n)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 
@@ -50,7 +52,7 @@ pub async fn items(
     Query(q): Query<PageQuery>,
 ) -> Result<Json<ItemsPage>, ApiError> {
     let model = state.ready_model()?;
-    let s = &state.settings.server;
+    let s = &state.server;
     let limit = q.limit.unwrap_or(s.items_page);
     if limit == 0 || limit > s.items_page_max {
         let detail = format!("limit must be between 1 and {}", s.items_page_max);

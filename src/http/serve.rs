@@ -1,15 +1,18 @@
 //! Serving for real: logging, the runtime, the sockets (the public one and, when configured, the
-//! admin one), the start-up training, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
+//! admin one), the start-up job, and the shutdown on SIGTERM or ctrl-c: `/readyz` turns 503
 //! at once; after SIGTERM requests are still served for `server.shutdown_delay_ms` so a load
 //! balancer can stop sending; then the listeners close, idle keep-alive connections close, and
 //! in-flight requests get `server.drain_timeout_ms` to finish before the process exits 0. A second
-//! signal stops at once. Also the tiny `/healthz` client behind `mixrec healthcheck`, for container
-//! health checks.
+//! signal stops at once. When the start-up job fails there is no model to serve: the listeners
+//! close and [`serve`] returns the reason (`mixrec serve` exits 1 with it), since a live process
+//! that is never ready hides the fault and a crash loop shows it. Also the tiny `/healthz` client
+//! behind `mixrec healthcheck`, for container health checks.
+//!
+//! Must not import: the handlers (it serves the router it is given), the stores or the training.
 
 use std::io::{IsTerminal, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,11 +20,13 @@ use axum::Router;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
+use super::listen;
+use super::router::{admin_router, router};
 use super::state::AppState;
-use super::{admin_router, jobs, listen, router};
-use crate::config::{ServeArgs, Settings};
+use crate::config::{ServeArgs, ServerSettings, Settings};
+use crate::serving::{Ending, JobError, Task};
 
 /// How long a running training may take to notice shutdown before the runtime gives up on it.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -30,6 +35,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 #[error("a second signal stopped the service before in-flight requests finished")]
 struct Interrupted;
+
+/// The start-up job ended without a model: there is nothing to serve.
+#[derive(Debug, thiserror::Error)]
+#[error("no model to serve: the start-up job failed: {0}")]
+struct NoModel(Arc<JobError>);
 
 /// `mixrec serve`: reads the settings, starts logging and a runtime, and serves until a signal.
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
@@ -59,7 +69,8 @@ fn init_logging() {
         .try_init();
 }
 
-/// Binds, starts the first training as job 1, serves until SIGTERM or ctrl-c, then drains.
+/// Binds, starts the start-up job (job 1), serves until SIGTERM or ctrl-c, then drains; returns
+/// [`NoModel`] at once when the start-up job fails.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     // Before anything else, so a signal during start-up is not lost.
     let mut signals = Signals::new().context("cannot listen for signals")?;
@@ -68,20 +79,28 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    let state = AppState::new(settings).context("cannot open the model store")?;
-    let source = state.configured_source();
+    let state = AppState::new(settings)?;
+    let source = state.registry.configured_source();
     tracing::info!(addr = %public.local_addr()?, snapshot = ?source, "listening");
     let mut listeners = vec![(public, router(state.clone()))];
     if let Some(admin) = admin {
         tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
         listeners.push((admin, admin_router(state.clone())));
     }
-    let training = state.settings.training.clone();
-    let _ = jobs::start(&state, jobs::Task::Startup { source, training });
+    let startup = state.registry.start(Task::Startup)?;
     let graceful = Arc::new(GracefulShutdown::new());
-    accept_until_stopped(&state, listeners, &graceful, &mut signals).await?;
+    accept_until_stopped(&state, listeners, &graceful, &mut signals, startup.done).await?;
     let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");
     drain(&state, graceful, &mut signals).await
+}
+
+/// Resolves with the reason when the start-up job ends without a model; never otherwise.
+async fn no_model(startup: JoinHandle<Ending>) -> Arc<JobError> {
+    match startup.await {
+        Ok(Ok(_)) => std::future::pending().await,
+        Ok(Err(e)) => e,
+        Err(join) => Arc::new(JobError::Lost(join.to_string())),
+    }
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -91,30 +110,28 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 }
 
 /// Serves every listener until a signal (and, after SIGTERM, the shutdown delay), then closes
-/// them. `/readyz` answers 503 from the signal on.
+/// them. `/readyz` answers 503 from the signal on. When `startup` ends without a model first,
+/// closes them at once and returns [`NoModel`].
 async fn accept_until_stopped(
     state: &AppState,
     listeners: Vec<(TcpListener, Router)>,
     graceful: &Arc<GracefulShutdown>,
     signals: &mut Signals,
+    startup: JoinHandle<Ending>,
 ) -> anyhow::Result<()> {
-    let s = &state.settings.server;
-    let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
-    let (stop, stopped) = watch::channel(false);
-    let mut loops = JoinSet::new();
-    for (listener, app) in listeners {
-        let accept = listen::accept(
-            listener,
-            app,
-            http.clone(),
-            graceful.clone(),
-            stopped.clone(),
-        );
-        loops.spawn(accept);
-    }
-    let signal = signals.recv().await;
+    let s = &state.server;
+    let (stop, loops) = accept_all(s, listeners, graceful);
+    let signal = tokio::select! {
+        signal = signals.recv() => signal,
+        failed = no_model(startup) => {
+            state.registry.stop();
+            let _ = stop.send(true);
+            loops.join_all().await;
+            return Err(NoModel(failed).into());
+        }
+    };
     // Readiness fails and a running training stops at its next iteration.
-    state.stopping.store(true, Ordering::Relaxed);
+    state.registry.stop();
     let delay = match signal {
         Signal::Terminate => Duration::from_millis(s.shutdown_delay_ms),
         Signal::Interrupt => Duration::ZERO,
@@ -133,6 +150,22 @@ async fn accept_until_stopped(
     Ok(())
 }
 
+/// Starts an accept loop for each listener; they run until the sender turns true.
+fn accept_all(
+    s: &ServerSettings,
+    listeners: Vec<(TcpListener, Router)>,
+    graceful: &Arc<GracefulShutdown>,
+) -> (watch::Sender<bool>, JoinSet<()>) {
+    let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
+    let (stop, stopped) = watch::channel(false);
+    let mut loops = JoinSet::new();
+    for (listener, app) in listeners {
+        let (http, graceful, stopped) = (http.clone(), graceful.clone(), stopped.clone());
+        loops.spawn(listen::accept(listener, app, http, graceful, stopped));
+    }
+    (stop, loops)
+}
+
 /// With the listeners closed: closes idle connections, lets in-flight requests finish within
 /// `server.drain_timeout_ms`, and drops whatever is still open after it.
 async fn drain(
@@ -140,7 +173,7 @@ async fn drain(
     graceful: GracefulShutdown,
     signals: &mut Signals,
 ) -> anyhow::Result<()> {
-    let timeout = Duration::from_millis(state.settings.server.drain_timeout_ms);
+    let timeout = Duration::from_millis(state.server.drain_timeout_ms);
     let connections = graceful.count();
     tracing::info!(
         connections,

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::http::{Method, StatusCode};
 use mixrec::config::Settings;
-use mixrec::http::jobs::{self, Task};
 use mixrec::http::{AppState, router};
+use mixrec::serving::Task;
 use serde_json::{Value, json};
 
 use crate::http::{TOKEN, admin, finished_job, get, send};
@@ -48,10 +48,11 @@ async fn version(app: &Router) -> u64 {
 }
 
 /// A retrain on `snapshot` fails with an error containing `expected`; version 1 keeps serving
-/// and still answers.
+/// and still answers. The snapshot is the configured one: a retrain override must name a
+/// regular file (see `tests/it/overrides.rs`), and a configured snapshot can go missing.
 async fn fails_on(snapshot: &Path, expected: &str) {
-    let app = serving(|_| {});
-    let job = retrain(&app, json!({"snapshot": snapshot})).await;
+    let app = serving(|s| s.snapshot.path = Some(snapshot.to_owned()));
+    let job = retrain(&app, json!({})).await;
     assert_eq!(job["state"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
     assert!(error.contains(expected), "{error:?} lacks {expected:?}");
@@ -89,6 +90,18 @@ async fn a_corrupt_snapshot_fails_the_job_naming_file_and_line() {
     let path = dir.path().join("ratings.csv");
     std::fs::write(&path, "user_id,item_id,rating\nu1,m1,5\nu2,m2,five\n").unwrap();
     fails_on(&path, &format!("{}:3", path.display())).await;
+    fails_on_override(&path, &format!("{}:3", path.display())).await;
+}
+
+/// As [`fails_on`], with `snapshot` as a retrain override in an allowed directory.
+async fn fails_on_override(snapshot: &Path, expected: &str) {
+    let dir = snapshot.parent().unwrap().to_owned();
+    let app = serving(|s| s.snapshot.allowed_dirs = Some(vec![dir]));
+    let job = retrain(&app, json!({"snapshot": snapshot})).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains(expected), "{error:?} lacks {expected:?}");
+    assert_eq!(version(&app).await, 1);
 }
 
 #[tokio::test]
@@ -113,7 +126,7 @@ async fn a_snapshot_that_grows_while_read_fails_the_job() {
             }
         })
     };
-    fails_on(&path, "changed while it was being read").await;
+    fails_on_override(&path, "changed while it was being read").await;
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
 }
@@ -187,13 +200,12 @@ async fn started(dir: &Path, edit: impl FnOnce(&mut Settings)) -> (Router, Value
         edit(s);
     });
     let state = AppState::new(settings).expect("the store opens");
-    let task = Task::Startup {
-        source: state.configured_source(),
-        training: state.settings.training.clone(),
-    };
-    let job = jobs::start(&state, task).expect("no job is running");
+    let started = state
+        .registry
+        .start(Task::Startup)
+        .expect("no job is running");
     let app = router(state);
-    let job = finished_job(&app, job.id).await;
+    let job = finished_job(&app, started.job.id).await;
     (app, job)
 }
 

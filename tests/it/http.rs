@@ -499,13 +499,9 @@ async fn retrain_swaps_the_model_and_a_second_one_meanwhile_is_409() {
 
 #[tokio::test]
 async fn a_failed_retrain_keeps_the_old_model_serving() {
-    let app = app();
-    let body = r#"{"snapshot": "/nonexistent/ratings.csv"}"#;
-    let r = send(
-        &app,
-        admin(Method::POST, "/admin/retrain", Some(TOKEN), body),
-    )
-    .await;
+    // The configured snapshot has gone missing since the model was trained.
+    let app = app_with(|s| s.snapshot.path = Some("/nonexistent/ratings.csv".into()));
+    let r = send(&app, admin(Method::POST, "/admin/retrain", Some(TOKEN), "")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let done = finished_job(&app, r.json()["id"].as_u64().unwrap()).await;
     assert_eq!(done["state"], "failed");
@@ -781,4 +777,31 @@ async fn every_route_in_the_table_is_routed() {
             r.status == StatusCode::NOT_FOUND && r.json()["type"] == "urn:mixrec:problem:not-found";
         assert!(!not_found_route, "{method} {uri} is not routed");
     }
+}
+
+#[tokio::test]
+async fn the_retrain_body_is_read_like_every_json_body() {
+    let app = app();
+    let post = |content_type: &str, body: &'static str| {
+        Request::post("/admin/retrain")
+            .header(header::AUTHORIZATION, TOKEN)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let kind = |r: &Reply| r.json()["type"].as_str().unwrap().to_owned();
+    let r = send(&app, post("application/jsonx", "{}")).await;
+    r.problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(kind(&r), "urn:mixrec:problem:unsupported-media-type");
+    let r = send(&app, post("application/json", r#"{"k": 3"#)).await;
+    assert_eq!(kind(&r), "urn:mixrec:problem:malformed-json");
+    let r = send(&app, post("application/json", r#"{"k": "3"}"#)).await;
+    assert_eq!(kind(&r), "urn:mixrec:problem:invalid-body");
+    // No body at all, or a blank one, keeps every configured value.
+    let r = send(&app, post("text/plain", " \n")).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", kind(&r));
+    let id = r.json()["id"].as_u64().unwrap();
+    assert_eq!(finished_job(&app, id).await["state"], "succeeded");
+    let r = send(&app, post("application/merge-patch+json", r#"{"seed": 2}"#)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
 }

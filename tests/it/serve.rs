@@ -148,7 +148,7 @@ fn every_metric_of_the_demo_binary_has_a_help_line() {
         v.sort();
         v
     };
-    let mut listed: Vec<String> = mixrec::http::ops::METRICS
+    let mut listed: Vec<String> = mixrec::http::METRICS
         .iter()
         .map(|m| m.1.to_owned())
         .collect();

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use mixrec::data::Source;
 use mixrec::mixture::{Algorithm, Mixture, Model};
 use mixrec::predictor::Predictor;
-use mixrec::store::Store;
-use mixrec::train::Source;
+use mixrec::serving::store::{DirStore, ModelStore};
 use ndarray::{Array1, Array2};
 use serde_json::{Value, json};
 
@@ -131,7 +131,13 @@ async fn sigterm_during_a_retrain_exits_cleanly_without_a_partial_model() {
         .status()
         .unwrap();
     assert!(made.success());
-    let server = Server::start(&models, None, &[]);
+    // The override is a file in a directory the operator allows.
+    let allowed = format!("[{:?}]", dir.path());
+    let server = Server::start(
+        &models,
+        None,
+        &[("MIXREC__SNAPSHOT__ALLOWED_DIRS", &allowed)],
+    );
     server.ready().await;
     assert_eq!(names(&models), ["model-00000001.mixrec"]);
     let (status, job) = server
@@ -145,7 +151,7 @@ async fn sigterm_during_a_retrain_exits_cleanly_without_a_partial_model() {
     assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status}");
     // No model 2, no temporary file: only what was complete before.
     assert_eq!(names(&models), ["model-00000001.mixrec"]);
-    Store::open(&models, 5).unwrap().load(1).unwrap();
+    DirStore::open(&models, 5).unwrap().load(1).unwrap();
 }
 
 /// A model of `n_items` × `k` parameters: big enough that writing its file takes a while.
@@ -174,7 +180,7 @@ fn store_writer_child() {
     let Some(dir) = std::env::var_os(WRITER_DIR) else {
         return;
     };
-    let store = Store::open(Path::new(&dir), 3).unwrap();
+    let store = DirStore::open(Path::new(&dir), 3).unwrap();
     let model = big_model(80_000, 16);
     let info = demo_model().info().clone();
     let training = service_settings(|_| {}).training;
@@ -182,7 +188,7 @@ fn store_writer_child() {
     println!("ready");
     loop {
         let version = store.newest_version().unwrap() + 1;
-        let info = mixrec::service::ModelInfo {
+        let info = mixrec::serving::ModelInfo {
             version,
             ..info.clone()
         };
@@ -245,7 +251,7 @@ async fn kill_9_while_saving_never_leaves_a_torn_model() {
         }
         // What a restart sees: the temporary file cleared, every model file whole, and the
         // last save the writer reported among them.
-        let store = Store::open(&models, 3).unwrap();
+        let store = DirStore::open(&models, 3).unwrap();
         assert!(!names(&models).iter().any(|n| n.ends_with(".tmp")));
         let entries = store.entries().unwrap();
         for e in &entries {
@@ -265,7 +271,10 @@ async fn kill_9_while_saving_never_leaves_a_torn_model() {
     );
     // And the real binary starts on that directory: it skips the models (not trained on the
     // demo), trains, and saves above them; no crash loop.
-    let newest = Store::open(&models, 3).unwrap().newest_version().unwrap();
+    let newest = DirStore::open(&models, 3)
+        .unwrap()
+        .newest_version()
+        .unwrap();
     let server = Server::start(&models, None, &[]);
     assert_eq!(server.ready().await["model_version"], newest + 1);
 }
@@ -294,7 +303,7 @@ async fn kill_9_during_retrains_restarts_on_a_whole_model() {
         x ^= x << 17;
         tokio::time::sleep(Duration::from_millis(x % 400)).await;
         drop(server); // SIGKILL by PID
-        for e in Store::open(&models, 5).unwrap().entries().unwrap() {
+        for e in DirStore::open(&models, 5).unwrap().entries().unwrap() {
             assert!(e.manifest.is_ok(), "round {round}: {:?}", e.manifest);
         }
     }

@@ -65,13 +65,13 @@ pub fn service_settings(
 }
 
 /// The demo model trained once per test binary (k = 3), shared by the in-process tests.
-pub fn demo_model() -> mixrec::service::ServedModel {
-    static MODEL: std::sync::OnceLock<mixrec::service::ServedModel> = std::sync::OnceLock::new();
+pub fn demo_model() -> mixrec::serving::ServedModel {
+    static MODEL: std::sync::OnceLock<mixrec::serving::ServedModel> = std::sync::OnceLock::new();
     MODEL
         .get_or_init(|| {
             let training = service_settings(|_| {}).training;
             let mut go = |_: &mixrec::mixture::Progress| std::ops::ControlFlow::Continue(());
-            mixrec::train::train(&mixrec::train::Source::Embedded, &training, 1, &mut go)
+            mixrec::serving::train(&mixrec::data::Source::Embedded, &training, 1, &mut go)
                 .expect("the demo trains")
         })
         .clone()

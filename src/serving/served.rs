@@ -1,147 +1,19 @@
-//! The model in service: a trained [`Model`] with the catalogue it was trained on, answering
+//! The model in service: a trained [`Predictor`] with the catalogue it was trained on, answering
 //! profile queries by *id* (completion, top-N, a known user's top-N) and refusing bad ones with
 //! a [`QueryError`]. The HTTP layer only converts DTOs to and from these calls.
 //!
-//! No web or async types here.
+//! Must not import: the lifecycle (registry, jobs, store), web or async types.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use crate::mixture::{Prediction, ProfileError};
+use crate::predictor::Predictor;
 
-use serde::{Deserialize, Serialize};
-
-use crate::data::{Format, IdMap, Ratings, Snapshot};
-use crate::mixture::{Algorithm, Prediction, ProfileError};
-use crate::predictor::{ModelKind, Predictor};
+use super::catalogue::Catalogue;
+use super::info::{ModelInfo, TypeSummary};
 
 /// Unknown ids named in an error message, at most.
 const NAMED_IDS: usize = 5;
 /// Characters of an id quoted in an error message, at most (ids come from requests).
 const SHOWN_ID_CHARS: usize = 64;
-
-/// What `GET /v1/model` reports about a trained model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// 1 for the model trained at start-up, +1 for each successful retrain.
-    pub version: u64,
-    /// When training finished (RFC 3339, UTC).
-    pub trained_at: String,
-    /// `mixture` or `gpl` (Gaussian pLSA).
-    pub model: ModelKind,
-    /// EM or k-means (pLSA trains by EM).
-    pub algorithm: Algorithm,
-    /// Whether the mixture models what a user + item baseline leaves.
-    pub baseline: bool,
-    /// Number of types K.
-    pub k: usize,
-    /// How K was chosen.
-    pub k_selection: KSelection,
-    /// RMSE on ratings held out from training: the chosen K's on a 10 % split (`k_auto`), or
-    /// pLSA's validation share; absent when training held nothing out.
-    pub heldout_rmse: Option<f64>,
-    /// Users in the snapshot.
-    pub n_users: usize,
-    /// Items in the snapshot.
-    pub n_items: usize,
-    /// Observed ratings.
-    pub n_ratings: usize,
-    /// EM: log-likelihood at the last E-step.
-    pub log_likelihood: Option<f64>,
-    /// k-means: cost.
-    pub cost: Option<f64>,
-    /// EM: Bayesian information criterion (higher is better).
-    pub bic: Option<f64>,
-    /// Iterations of the best restart.
-    pub iterations: usize,
-    /// Whether the stopping rule fired before the cap.
-    pub converged: bool,
-    /// Wall-clock seconds of fitting (loading excluded).
-    pub training_seconds: f64,
-    /// The snapshot trained on.
-    pub snapshot: SnapshotInfo,
-}
-
-/// How a model's K was chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KSelection {
-    /// `training.k` as configured.
-    Configured,
-    /// The smallest K of `training.k_range` within 0.1 % of the best held-out RMSE.
-    Heldout,
-}
-
-/// Which snapshot a model was trained on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotInfo {
-    /// File path (or `embedded:...`).
-    pub path: String,
-    /// Format it was read as.
-    pub format: Format,
-    /// SHA-256 of the file's bytes, hex.
-    pub sha256: String,
-}
-
-/// One type of the model, for `GET /v1/model/types`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TypeSummary {
-    /// Share of users.
-    pub weight: f64,
-    /// Variance.
-    pub variance: f64,
-    /// Most characteristic items: (item index, the type's mean, lift over the overall mean).
-    pub items: Vec<(u32, f64, f64)>,
-}
-
-/// Users, items, titles and the ratings of the snapshot.
-#[derive(Debug, Clone)]
-pub struct Catalogue {
-    users: IdMap,
-    items: IdMap,
-    ratings: Ratings,
-    titles: HashMap<String, String>,
-    step: Option<f64>,
-}
-
-impl Catalogue {
-    /// The catalogue of `snapshot`, with display titles by item id.
-    pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
-        // Once here, not per request: it reads every rating.
-        let step = snapshot.ratings.step();
-        Self {
-            users: snapshot.users,
-            items: snapshot.items,
-            ratings: snapshot.ratings,
-            titles,
-            step,
-        }
-    }
-
-    /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see [`Ratings::step`].
-    pub fn step(&self) -> Option<f64> {
-        self.step
-    }
-
-    /// Number of items.
-    pub fn n_items(&self) -> usize {
-        self.items.len()
-    }
-
-    /// The id of item index `l`.
-    pub fn item_id(&self, l: u32) -> Cow<'_, str> {
-        self.items.name(l as usize)
-    }
-
-    /// The title of item `id`, if known.
-    pub fn title(&self, id: &str) -> Option<&str> {
-        self.titles.get(id).map(String::as_str)
-    }
-
-    /// Item indices `offset..offset + limit` (clipped to the catalogue).
-    pub fn page(&self, offset: usize, limit: usize) -> std::ops::Range<u32> {
-        let end = offset.saturating_add(limit).min(self.n_items());
-        offset.min(end) as u32..end as u32
-    }
-}
 
 /// A query the model cannot answer as asked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -292,10 +164,9 @@ impl ServedModel {
         let n = check_n(n, max_n)?;
         let c = &self.catalogue;
         let u = c
-            .users
-            .index(user)
+            .user_index(user)
             .ok_or_else(|| QueryError::UnknownUser(shown_id(user)))?;
-        let (items, values) = c.ratings.row(u);
+        let (items, values) = c.user_ratings(u);
         let profile: Vec<(u32, f64)> = items
             .iter()
             .zip(values)
@@ -330,12 +201,11 @@ impl ServedModel {
 
     /// Ids to indices, or the unknown ones.
     fn indices<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Result<Vec<u32>, QueryError> {
-        let items = &self.catalogue.items;
         let mut found = Vec::with_capacity(ids.size_hint().0);
         let (mut unknown, mut count) = (Vec::new(), 0);
         for id in ids {
-            match items.index(id) {
-                Some(l) => found.push(l as u32),
+            match self.catalogue.item_index(id) {
+                Some(l) => found.push(l),
                 None => {
                     count += 1;
                     if unknown.len() < NAMED_IDS {
@@ -383,16 +253,16 @@ fn ranked(post: &[f64]) -> Vec<(usize, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{Source, train};
+    use crate::data::Source;
+    use crate::serving::train::{quick_settings, train};
     use std::ops::ControlFlow;
     use std::sync::OnceLock;
 
     fn demo() -> &'static ServedModel {
         static MODEL: OnceLock<ServedModel> = OnceLock::new();
         MODEL.get_or_init(|| {
-            let t = crate::train::quick_settings();
             let mut go = |_: &_| ControlFlow::Continue(());
-            train(&Source::Embedded, &t, 1, &mut go).unwrap()
+            train(&Source::Embedded, &quick_settings(), 1, &mut go).unwrap()
         })
     }
 

@@ -1,46 +1,26 @@
 //! One interface over both model kinds, for whoever answers profiles (the service, `complete`,
 //! evaluation): a profile goes in, a [`Belief`] about the user comes out, and predictions and
-//! top-N follow from it.
+//! top-N follow from it. Each kind also encodes its own parameters ([`codec`]; `mixture.rs`,
+//! `gpl.rs`), so a model store needs to know nothing of what they mean.
 //!
-//! No web or async types here.
+//! A new model kind is a variant here, its [`Codec`] in a file of its own, and its training in
+//! the fit policy (`src/serving/fit.rs`).
+//!
+//! Must not import: the service, the store, configuration, web or async types.
+
+pub mod codec;
+mod gpl;
+mod kind;
+mod mixture;
 
 use std::ops::Deref;
+
+pub use codec::{Arrays, Codec, DecodeError, Encoded, Layout};
+pub use kind::ModelKind;
 
 use crate::data::RatingScale;
 use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted, top_n};
 use crate::plsa::{Folded, Plsa};
-
-/// The model kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    /// One user type per user, drawn from a K-type Gaussian mixture.
-    #[default]
-    Mixture,
-    /// Gaussian pLSA: user-specific type weights, a Gaussian per item and type.
-    Gpl,
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "mixture" => Ok(Self::Mixture),
-            "gpl" => Ok(Self::Gpl),
-            _ => Err(format!("unknown model kind {s:?} (mixture or gpl)")),
-        }
-    }
-}
-
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Mixture => "mixture",
-            Self::Gpl => "gpl",
-        })
-    }
-}
 
 /// A trained model of either kind.
 #[derive(Debug, Clone)]
@@ -128,6 +108,33 @@ impl Predictor {
             Self::Mixture(m) => m.type_mean(l, j),
             Self::Gpl(g) => g.global.0 + g.global.1.sqrt() * g.means[[l, j]],
         }
+    }
+
+    /// The parameters as named arrays (see [`codec`]).
+    pub fn encode(&self) -> Encoded {
+        match self {
+            Self::Mixture(m) => m.encode(),
+            Self::Gpl(g) => g.encode(),
+        }
+    }
+
+    /// The model `layout` describes, from its arrays (each with its name from the layout);
+    /// every name and length is checked, and every value must be finite.
+    pub fn decode(layout: &Layout, arrays: Vec<(String, Vec<f64>)>) -> Result<Self, DecodeError> {
+        let (k, n_items) = (layout.k, layout.n_items);
+        if k == 0 || n_items == 0 {
+            return Err(DecodeError::Shape { k, n_items });
+        }
+        let mut arrays = Arrays::new(arrays);
+        let model = match layout.kind {
+            ModelKind::Mixture => Self::Mixture(Codec::decode(layout, &mut arrays)?),
+            ModelKind::Gpl => Self::Gpl(Codec::decode(layout, &mut arrays)?),
+        };
+        arrays.finish()?;
+        if !model.is_finite() {
+            return Err(DecodeError::NotFinite);
+        }
+        Ok(model)
     }
 
     /// Whether every parameter is a finite number.

@@ -1,0 +1,135 @@
+//! Validation of the settings: every value the type system does not check, each refusal
+//! naming its key. Run once at start-up, and on a retrain's overrides.
+//!
+//! Must not import: anything but the settings.
+
+use super::{ConfigError, MAX_N_INIT, Secret, ServerSettings, Settings, TrainingSettings};
+
+impl Settings {
+    /// Checks every value the type system does not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.training.validate()?;
+        let m = &self.models;
+        positive("models.keep", m.keep as u64)?;
+        if !(m.quality_gate.is_finite() && m.quality_gate >= 0.0) {
+            return Err(invalid(
+                "models.quality_gate",
+                "must be a finite number ≥ 0",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    let reason = reason.into();
+    ConfigError::Invalid { key, reason }
+}
+
+impl ServerSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_origins()?;
+        positive("server.body_limit_bytes", self.body_limit_bytes as u64)?;
+        positive("server.request_timeout_ms", self.request_timeout_ms)?;
+        positive("server.header_read_timeout_ms", self.header_read_timeout_ms)?;
+        positive(
+            "server.max_concurrent_requests",
+            self.max_concurrent_requests.into(),
+        )?;
+        positive("server.drain_timeout_ms", self.drain_timeout_ms)?;
+        if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
+            let why = "must differ from server.listen (unset it to serve admin routes there)";
+            return Err(invalid("server.admin_listen", why));
+        }
+        positive("server.max_n", self.max_n as u64)?;
+        positive(
+            "server.max_profile_ratings",
+            self.max_profile_ratings as u64,
+        )?;
+        positive("server.items_page", self.items_page as u64)?;
+        if self.items_page_max < self.items_page {
+            let why = "must be at least server.items_page";
+            return Err(invalid("server.items_page_max", why));
+        }
+        if let Some(Secret(token)) = &self.admin_token
+            && (token.is_empty() || token.contains(char::is_whitespace))
+        {
+            let why = "must be non-empty without spaces (unset it to disable admin routes)";
+            return Err(invalid("server.admin_token", why));
+        }
+        Ok(())
+    }
+}
+
+impl ServerSettings {
+    /// Each CORS origin is `scheme://host[:port]`.
+    fn validate_origins(&self) -> Result<(), ConfigError> {
+        for origin in &self.cors_origins {
+            let ok = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && origin.is_ascii()
+                && !origin.contains(char::is_whitespace);
+            if !ok {
+                let why = format!("{origin:?} is not an origin like https://shop.example");
+                return Err(invalid("server.cors_origins", why));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be at least 1"));
+    }
+    Ok(())
+}
+
+impl TrainingSettings {
+    /// Checks the training values (also used for retrain overrides).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_k()?;
+        positive("training.n_init", self.n_init as u64)?;
+        if self.n_init > MAX_N_INIT {
+            let why = format!("must be at most {MAX_N_INIT}");
+            return Err(invalid("training.n_init", why));
+        }
+        positive("training.max_iter", self.max_iter as u64)?;
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(invalid("training.tol", "must be a finite number ≥ 0"));
+        }
+        if !(self.min_variance.is_finite() && self.min_variance > 0.0) {
+            return Err(invalid(
+                "training.min_variance",
+                "must be a finite number > 0",
+            ));
+        }
+        if !(0.0..0.5).contains(&self.holdout) || (self.k_auto && self.holdout == 0.0) {
+            return Err(invalid(
+                "training.holdout",
+                "must be in [0, 0.5), and above 0 with k_auto",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `k` and `k_range` inside `1..=max_k`.
+    fn validate_k(&self) -> Result<(), ConfigError> {
+        positive("training.max_k", self.max_k as u64)?;
+        positive("training.k", self.k as u64)?;
+        if self.k > self.max_k {
+            let why = format!("must be at most training.max_k ({})", self.max_k);
+            return Err(invalid("training.k", why));
+        }
+        let [lo, hi] = self.k_range;
+        if lo == 0 || lo > hi || hi > self.max_k {
+            let why = format!(
+                "must be [min, max] with 1 ≤ min ≤ max ≤ training.max_k ({})",
+                self.max_k
+            );
+            return Err(invalid("training.k_range", why));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! A snapshot file on the local disk, in any format `data::load` reads, with an optional titles
+//! file. Its fingerprint is the SHA-256 of its bytes. A file that changes while it is read (it
+//! grows, or is replaced) is an error, not a model of half the data.
+//!
+//! Must not import: the other sources, anything above `src/data`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha256};
+
+use super::error::SourceError;
+use super::fingerprint::Fingerprint;
+use super::titles::read_titles;
+use crate::data::{DataError, Format, LoadOptions, Snapshot};
+
+/// Reads the snapshot at `path` as `format`, the titles at `titles`, and the file's SHA-256.
+pub(super) fn load(
+    path: &Path,
+    format: Format,
+    titles: Option<&Path>,
+) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
+    let options = LoadOptions {
+        format,
+        scale: None,
+    };
+    let before = Stamp::of(path)?;
+    // A file still being written often ends in half a line: say it changed rather than report
+    // that line.
+    let read = crate::data::load(path, options)
+        .map_err(SourceError::from)
+        .and_then(|s| Ok((s, sha256(path)?)));
+    if let Some(what) = before.change(&Stamp::of(path)?) {
+        return Err(SourceError::Changed {
+            path: path.display().to_string(),
+            what,
+        });
+    }
+    let (snapshot, fingerprint) = read?;
+    let titles = match titles {
+        Some(t) => read_titles(t)?,
+        None => HashMap::new(),
+    };
+    Ok((snapshot, titles, fingerprint))
+}
+
+/// What tells one version of a file from the next: size, modification time, and (on Unix)
+/// the inode, which a replace-by-rename changes.
+#[derive(Debug, PartialEq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Result<Self, DataError> {
+        let meta = std::fs::metadata(path).map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
+
+    /// What changed between `self` and `later`, if anything.
+    fn change(&self, later: &Self) -> Option<String> {
+        if self.inode != later.inode {
+            Some("it was replaced".into())
+        } else if self.len != later.len {
+            Some(format!("{} bytes, then {}", self.len, later.len))
+        } else if self.modified != later.modified {
+            Some("it was written to".into())
+        } else {
+            None
+        }
+    }
+}
+
+/// The SHA-256 of the file's bytes, read in 1 MiB pieces.
+fn sha256(path: &Path) -> Result<Fingerprint, DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok(Fingerprint::from(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
+}

@@ -1,0 +1,105 @@
+//! The one way a JSON body enters: the same content-type rule (`application/json` or
+//! `application/<anything>+json`, else 415) and the same problem types for a body that is not
+//! JSON (`malformed-json`) or not the request's shape (`invalid-body`) on every route, `/v1`
+//! and `/admin` alike. [`OptionalJson`] reads a body that may be left out (`/admin/retrain`);
+//! profile bodies have their own bounded reader on top of these pieces (`profile.rs`).
+//!
+//! Must not import: the routes, the handlers.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use super::state::AppState;
+
+/// A JSON body that may be empty (or blank): then `T::default()`. A body that is there must be
+/// JSON as every other body is.
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let json = is_json(req.headers());
+        let body = Bytes::from_request(req, state).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if !json {
+            return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        serde_json::from_slice(&body)
+            .map(Self)
+            .map_err(|e| json_error(&e))
+    }
+}
+
+/// The whole body of a request that must carry JSON: 415 unless its content type says so.
+pub(super) async fn json_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    if !is_json(req.headers()) {
+        return Err(ApiError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+    }
+    Ok(Bytes::from_request(req, state).await?)
+}
+
+/// `application/json` or `application/<anything>+json`, parameters allowed (as axum's `Json`).
+pub(super) fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The problem of a body serde_json could not read.
+pub(super) fn json_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ApiError::bad_request(
+            "invalid-body",
+            format!("the body does not fit the request schema: {e}"),
+        ),
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, v.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/json"));
+        assert!(!with("application/jsonx"));
+        assert!(!is_json(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn syntax_and_shape_faults_are_two_problem_types() {
+        let fault = |body: &str| {
+            let e = serde_json::from_str::<Vec<u8>>(body).unwrap_err();
+            json_error(&e).kind
+        };
+        assert_eq!(fault("[1,"), "malformed-json");
+        assert_eq!(fault("[1] x"), "malformed-json");
+        assert_eq!(fault(r#"["x"]"#), "invalid-body");
+    }
+}

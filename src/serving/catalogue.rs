@@ -1,0 +1,76 @@
+//! The catalogue a model serves with: the ids, titles and ratings of the snapshot it was
+//! trained on (item and user ids to indices and back).
+//!
+//! Must not import: the rest of `src/serving`, web or async types.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use crate::data::{IdMap, Ratings, Snapshot};
+
+/// Users, items, titles and the ratings of the snapshot.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    users: IdMap,
+    items: IdMap,
+    ratings: Ratings,
+    titles: HashMap<String, String>,
+    step: Option<f64>,
+}
+
+impl Catalogue {
+    /// The catalogue of `snapshot`, with display titles by item id.
+    pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
+        // Once here, not per request: it reads every rating.
+        let step = snapshot.ratings.step();
+        Self {
+            users: snapshot.users,
+            items: snapshot.items,
+            ratings: snapshot.ratings,
+            titles,
+            step,
+        }
+    }
+
+    /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see
+    /// [`crate::data::Ratings::step`].
+    pub fn step(&self) -> Option<f64> {
+        self.step
+    }
+
+    /// Number of items.
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    /// The id of item index `l`.
+    pub fn item_id(&self, l: u32) -> Cow<'_, str> {
+        self.items.name(l as usize)
+    }
+
+    /// The title of item `id`, if known.
+    pub fn title(&self, id: &str) -> Option<&str> {
+        self.titles.get(id).map(String::as_str)
+    }
+
+    /// The index of item `id`.
+    pub fn item_index(&self, id: &str) -> Option<u32> {
+        self.items.index(id).map(|l| l as u32)
+    }
+
+    /// The index of snapshot user `id`.
+    pub fn user_index(&self, id: &str) -> Option<usize> {
+        self.users.index(id)
+    }
+
+    /// Snapshot user `u`'s ratings: (item indices, values).
+    pub fn user_ratings(&self, u: usize) -> (&[u32], &[f32]) {
+        self.ratings.row(u)
+    }
+
+    /// Item indices `offset..offset + limit` (clipped to the catalogue).
+    pub fn page(&self, offset: usize, limit: usize) -> std::ops::Range<u32> {
+        let end = offset.saturating_add(limit).min(self.n_items());
+        offset.min(end) as u32..end as u32
+    }
+}

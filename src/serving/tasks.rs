@@ -1,0 +1,224 @@
+//! What each job does, on a training thread: the start-up (serve a saved model that matches
+//! the configured snapshot and settings, else train), a retrain (train, gate, persist) and a
+//! rollback (back to the newest earlier model). A new model is checked, gated and saved
+//! before the lifecycle installs it: whatever serves can be found again after a crash.
+//!
+//! Must not import: web or async types.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use crate::config::TrainingSettings;
+use crate::data::{Loaded, Source};
+use crate::mixture::{FitError, Progress};
+use crate::predictor::Predictor;
+
+use super::error::{JobError, TrainError, Unusable};
+use super::registry::Registry;
+use super::served::ServedModel;
+use super::store::{Manifest, ModelStore};
+use super::train::{fits, restore, train, train_loaded};
+
+/// What a job asks for.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Serve a saved model matching the configured snapshot and training if there is one,
+    /// else train on them.
+    Startup,
+    /// Train a new model.
+    Retrain(Retrain),
+    /// Go back to the newest earlier model.
+    Rollback,
+}
+
+/// A retrain: what to train on, how, and whether to skip the quality gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retrain {
+    /// The snapshot.
+    pub source: Source,
+    /// The training settings.
+    pub training: TrainingSettings,
+    /// Skip the quality gate.
+    pub force: bool,
+}
+
+/// A finished task: the model to install and a sentence about it (none for a trained model),
+/// or why not.
+pub(super) type Outcome = Result<(Arc<ServedModel>, Option<String>), JobError>;
+
+/// Sees every training iteration; breaks to cancel.
+pub(super) type Report<'a> = dyn FnMut(&Progress) -> ControlFlow<()> + 'a;
+
+/// The start-up: a saved model if one fits, else a training on the configured snapshot.
+pub(super) fn startup(reg: &Registry, report: &mut Report<'_>) -> Outcome {
+    let policy = reg.policy();
+    let loaded = reg.configured_source().load().map_err(TrainError::from)?;
+    let store = reg.store().filter(|_| policy.models.load_on_start);
+    if let Some(store) = store
+        && let Some((version, manifest, model)) = saved(&*store, &loaded, &policy.training)?
+    {
+        let served = restore(loaded, manifest.info, model);
+        let message = format!("served version {version} from the model store");
+        tracing::info!(version, store = %store.location(), "{message}");
+        return Ok((Arc::new(served), Some(message)));
+    }
+    let version = reg.next_version()?;
+    let source = loaded.source.clone();
+    let served = train_loaded(loaded, &policy.training, version, report).map_err(cancelled)?;
+    persist(reg, &source, &policy.training, &served)?;
+    Ok((Arc::new(served), None))
+}
+
+/// The newest saved model that may serve with `loaded` and `training`; each file is read
+/// once, newest first, and each one skipped is logged with its reason.
+fn saved(
+    store: &dyn ModelStore,
+    loaded: &Loaded,
+    training: &TrainingSettings,
+) -> Result<Option<(u64, Manifest, Predictor)>, JobError> {
+    for version in store.candidates()? {
+        match usable(store, version, loaded, training) {
+            Ok((manifest, model)) => return Ok(Some((version, manifest, model))),
+            Err(why) => {
+                tracing::warn!(version, store = %store.location(), reason = %why, "skipped a saved model");
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Saved version `version`, if it was trained on `loaded` with `training` and passes the
+/// checks.
+fn usable(
+    store: &dyn ModelStore,
+    version: u64,
+    loaded: &Loaded,
+    training: &TrainingSettings,
+) -> Result<(Manifest, Predictor), Unusable> {
+    let (manifest, model) = store.load(version).map_err(|e| e.fault)?;
+    let trained_on = &manifest.info.snapshot.sha256;
+    if *trained_on != loaded.fingerprint {
+        return Err(Unusable::OtherSnapshot(trained_on.clone()));
+    }
+    if !manifest.training.same_model(training) {
+        return Err(Unusable::OtherSettings);
+    }
+    fits(loaded, &manifest.info, &model)?;
+    Ok((manifest, model))
+}
+
+/// A retrain: train, gate (unless forced), save.
+pub(super) fn retrain(reg: &Registry, task: &Retrain, report: &mut Report<'_>) -> Outcome {
+    let version = reg.next_version()?;
+    let served = train(&task.source, &task.training, version, report).map_err(cancelled)?;
+    if !task.force {
+        gate(reg, &served)?;
+    }
+    persist(reg, &task.source, &task.training, &served)?;
+    Ok((Arc::new(served), None))
+}
+
+/// A cancelled fit is a cancelled job, not a failed one.
+fn cancelled(e: TrainError) -> JobError {
+    match e {
+        TrainError::Fit(FitError::Cancelled) => JobError::Cancelled,
+        e => JobError::Train(e),
+    }
+}
+
+/// The quality gate: a new model whose held-out RMSE is clearly worse than the serving model's
+/// does not replace it.
+fn gate(reg: &Registry, new: &ServedModel) -> Result<(), JobError> {
+    let Some(current) = reg.current() else {
+        return Ok(());
+    };
+    let (Some(old), Some(new)) = (current.info().heldout_rmse, new.info().heldout_rmse) else {
+        return Ok(());
+    };
+    let allowed = reg.policy().models.quality_gate;
+    if new > old * (1.0 + allowed) {
+        let version = current.info().version;
+        return Err(JobError::Gate {
+            new,
+            old,
+            allowed,
+            version,
+        });
+    }
+    Ok(())
+}
+
+/// Saves a new model (when a store is configured) and prunes old ones; a model that cannot be
+/// saved does not serve.
+fn persist(
+    reg: &Registry,
+    source: &Source,
+    training: &TrainingSettings,
+    served: &ServedModel,
+) -> Result<(), JobError> {
+    let Some(store) = reg.store() else {
+        return Ok(());
+    };
+    let info = served.info();
+    let saved = store.save(source, training, info, served.predictor());
+    let file = saved.map_err(JobError::Save)?;
+    tracing::info!(version = info.version, %file, "model saved");
+    let serving = reg.current().map_or(0, |m| m.info().version);
+    match store.prune(&[serving, info.version]) {
+        Ok(removed) => {
+            for file in removed {
+                tracing::info!(%file, "deleted an old model file");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot delete old model files"),
+    }
+    Ok(())
+}
+
+/// Back to the newest earlier model: the one replaced last if it is still in memory, else the
+/// newest valid saved one whose snapshot is unchanged. The model rolled back from is marked in
+/// the store and never loaded again.
+pub(super) fn rollback(reg: &Registry) -> Outcome {
+    let current = reg.current().ok_or(JobError::NotServing)?;
+    let serving = current.info().version;
+    let previous = reg.previous().filter(|p| p.info().version < serving);
+    let mut skipped = Vec::new();
+    let mut target = None;
+    if let Some(store) = reg.store() {
+        for version in store.candidates()?.into_iter().filter(|&v| v < serving) {
+            if let Some(p) = previous.as_ref().filter(|p| p.info().version >= version) {
+                target = Some(p.clone());
+                break;
+            }
+            match restore_saved(&*store, version) {
+                Ok(served) => {
+                    target = Some(Arc::new(served));
+                    break;
+                }
+                Err(why) => skipped.push((version, why)),
+            }
+        }
+    }
+    let target = target
+        .or(previous)
+        .ok_or(JobError::NoEarlierModel { serving, skipped })?;
+    if let Some(store) = reg.store()
+        && store.holds(serving)
+    {
+        store.mark_rolled_back(serving)?;
+    }
+    let message = format!(
+        "rolled back from version {serving} to version {}",
+        target.info().version
+    );
+    tracing::info!("{message}");
+    Ok((target, Some(message)))
+}
+
+/// A saved model with the snapshot its manifest names, if that snapshot is unchanged.
+fn restore_saved(store: &dyn ModelStore, version: u64) -> Result<ServedModel, Unusable> {
+    let (manifest, model) = store.load(version).map_err(|e| e.fault)?;
+    let loaded = manifest.source.load()?;
+    fits(&loaded, &manifest.info, &model)?;
+    Ok(restore(loaded, manifest.info, model))
+}
