@@ -13,15 +13,19 @@
 //! - [`cli`]: the command-line front that `main.rs` calls.
 
 pub mod cli;
-mod cli_eval;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod http;
+pub mod linalg;
+pub mod mfa;
 pub mod mixture;
 pub mod plsa;
 pub mod predictor;
+pub mod score;
+pub mod select;
 pub mod service;
+mod simd;
 pub mod store;
 pub mod synth;
 pub mod train;

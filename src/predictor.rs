@@ -7,6 +7,7 @@
 use std::ops::Deref;
 
 use crate::data::RatingScale;
+use crate::mfa::{Latent, Mfa};
 use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted, top_n};
 use crate::plsa::{Folded, Plsa};
 
@@ -19,6 +20,8 @@ pub enum ModelKind {
     Mixture,
     /// Gaussian pLSA: user-specific type weights, a Gaussian per item and type.
     Gpl,
+    /// A mixture of low-rank types: each type a mean profile plus r directions of variation.
+    Mfa,
 }
 
 impl std::str::FromStr for ModelKind {
@@ -28,7 +31,8 @@ impl std::str::FromStr for ModelKind {
         match s {
             "mixture" => Ok(Self::Mixture),
             "gpl" => Ok(Self::Gpl),
-            _ => Err(format!("unknown model kind {s:?} (mixture or gpl)")),
+            "mfa" => Ok(Self::Mfa),
+            _ => Err(format!("unknown model kind {s:?} (mixture, gpl or mfa)")),
         }
     }
 }
@@ -38,6 +42,7 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             Self::Mixture => "mixture",
             Self::Gpl => "gpl",
+            Self::Mfa => "mfa",
         })
     }
 }
@@ -49,6 +54,8 @@ pub enum Predictor {
     Mixture(Model),
     /// Gaussian pLSA.
     Gpl(Plsa),
+    /// A mixture of low-rank types.
+    Mfa(Mfa),
 }
 
 /// What a model concludes about one profile.
@@ -58,6 +65,8 @@ pub enum Belief {
     Mixture(Posterior),
     /// pLSA's folded-in type weights and the profile's normalisation.
     Gpl(Folded),
+    /// The low-rank mixture's posterior: type weights and each type's taste.
+    Mfa(Latent),
 }
 
 impl Deref for Belief {
@@ -68,6 +77,7 @@ impl Deref for Belief {
         match self {
             Self::Mixture(p) => &p.weights,
             Self::Gpl(f) => &f.weights,
+            Self::Mfa(l) => &l.weights,
         }
     }
 }
@@ -78,6 +88,7 @@ impl Predictor {
         match self {
             Self::Mixture(_) => ModelKind::Mixture,
             Self::Gpl(_) => ModelKind::Gpl,
+            Self::Mfa(_) => ModelKind::Mfa,
         }
     }
 
@@ -86,6 +97,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.k(),
             Self::Gpl(g) => g.k(),
+            Self::Mfa(m) => m.k,
         }
     }
 
@@ -94,6 +106,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.n_items(),
             Self::Gpl(g) => g.n_items(),
+            Self::Mfa(m) => m.n_items(),
         }
     }
 
@@ -102,6 +115,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.scale,
             Self::Gpl(g) => g.scale,
+            Self::Mfa(m) => m.scale,
         }
     }
 
@@ -110,6 +124,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.mixture.weights[j],
             Self::Gpl(g) => g.type_weights[j],
+            Self::Mfa(m) => m.weights[j],
         }
     }
 
@@ -119,6 +134,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.mixture.variances[j],
             Self::Gpl(g) => g.global.1 * g.variances.column(j).mean().unwrap_or(0.0),
+            Self::Mfa(m) => m.type_variance(j),
         }
     }
 
@@ -127,6 +143,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.type_mean(l, j),
             Self::Gpl(g) => g.global.0 + g.global.1.sqrt() * g.means[[l, j]],
+            Self::Mfa(m) => m.type_mean(l, j),
         }
     }
 
@@ -147,6 +164,7 @@ impl Predictor {
                 .chain(&g.variances)
                 .chain(&g.type_weights)
                 .all(|v| v.is_finite()),
+            Self::Mfa(m) => m.is_finite(),
         }
     }
 
@@ -165,6 +183,7 @@ impl Predictor {
                 }
                 Ok(Belief::Gpl(g.fold_in(profile)))
             }
+            Self::Mfa(m) => m.posterior(profile).map(Belief::Mfa),
         }
     }
 
@@ -173,6 +192,7 @@ impl Predictor {
         match (self, belief) {
             (Self::Mixture(m), Belief::Mixture(p)) => m.predict(p, l),
             (Self::Gpl(g), Belief::Gpl(f)) => g.predict(f, l),
+            (Self::Mfa(m), Belief::Mfa(z)) => m.predict(z, l),
             _ => panic!("a belief of one model kind given to the other"),
         }
     }
@@ -188,8 +208,10 @@ impl Predictor {
 
     /// The `n` best items outside `skip`, best first (ties: lower index first).
     pub fn recommend(&self, belief: &Belief, n: usize, skip: &[u32]) -> Vec<Prediction> {
-        if let (Self::Mixture(m), Belief::Mixture(p)) = (self, belief) {
-            return m.recommend(p, n, skip);
+        match (self, belief) {
+            (Self::Mixture(m), Belief::Mixture(p)) => return m.recommend(p, n, skip),
+            (Self::Mfa(m), Belief::Mfa(z)) => return m.recommend(z, n, skip),
+            _ => {}
         }
         let mut all = self.complete(belief, skip);
         top_n(&mut all, n, |a, b| {

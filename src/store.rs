@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainingSettings;
 use crate::data::RatingScale;
+use crate::mfa::Mfa;
 use crate::mixture::{Algorithm, Baseline, Mixture, Model};
 use crate::plsa::Plsa;
 use crate::predictor::{ModelKind, Predictor};
@@ -395,6 +396,8 @@ fn parameters(model: &Predictor) -> (Layout, Vec<Vec<f64>>) {
             if let Some(b) = &m.baseline {
                 arrays.push(("baseline_global", vec![b.global]));
                 arrays.push(("baseline_item", b.item.clone()));
+                arrays.push(("baseline_lambda_user", vec![b.lambda_user]));
+                arrays.push(("baseline_centre", b.centre.clone()));
             }
             (ModelKind::Mixture, m.algorithm, m.clip)
         }
@@ -406,6 +409,19 @@ fn parameters(model: &Predictor) -> (Layout, Vec<Vec<f64>>) {
             arrays.push(("means", g.means.iter().copied().collect()));
             arrays.push(("variances", g.variances.iter().copied().collect()));
             (ModelKind::Gpl, Algorithm::Em, true)
+        }
+        Predictor::Mfa(m) => {
+            arrays.push(("scale", vec![m.scale.min, m.scale.max]));
+            arrays.push(("weights", m.weights.clone()));
+            arrays.push(("noise", m.noise.clone()));
+            arrays.push(("rank", vec![m.rank as f64]));
+            arrays.push(("theta", m.theta.clone()));
+            let b = &m.baseline;
+            arrays.push(("baseline_global", vec![b.global]));
+            arrays.push(("baseline_item", b.item.clone()));
+            arrays.push(("baseline_lambda_user", vec![b.lambda_user]));
+            arrays.push(("baseline_centre", b.centre.clone()));
+            (ModelKind::Mfa, Algorithm::Em, true)
         }
     };
     let layout = Layout {
@@ -457,7 +473,22 @@ fn rebuild(layout: &Layout, arrays: Vec<(&str, Vec<f64>)>) -> Result<Predictor, 
             let baseline = if has_baseline {
                 let global = take("baseline_global", 1)?[0];
                 let item = take("baseline_item", d)?;
-                Some(Baseline { global, item })
+                // Files from before the ridge was tuned used λ_user = 15.
+                let tuned = layout.arrays.iter().any(|a| a.0 == "baseline_lambda_user");
+                let (lambda_user, centre) = if tuned {
+                    (
+                        take("baseline_lambda_user", 1)?[0],
+                        take("baseline_centre", d)?,
+                    )
+                } else {
+                    (15.0, vec![0.0; d])
+                };
+                Some(Baseline {
+                    global,
+                    item,
+                    lambda_user,
+                    centre,
+                })
             } else {
                 None
             };
@@ -487,6 +518,38 @@ fn rebuild(layout: &Layout, arrays: Vec<(&str, Vec<f64>)>) -> Result<Predictor, 
                 scale,
                 type_weights,
             ))
+        }
+        ModelKind::Mfa => {
+            let weights = take("weights", k)?;
+            let noise = take("noise", k)?;
+            let rank = take("rank", 1)?[0];
+            if !(rank >= 0.0 && rank <= 256.0 && rank.fract() == 0.0) {
+                return Err(format!("a rank of {rank}"));
+            }
+            let rank = rank as usize;
+            let theta = take("theta", d * k * (rank + 1))?;
+            let global = take("baseline_global", 1)?[0];
+            let item = take("baseline_item", d)?;
+            let lambda_user = take("baseline_lambda_user", 1)?[0];
+            let centre = take("baseline_centre", d)?;
+            let baseline = Baseline {
+                global,
+                item,
+                lambda_user,
+                centre,
+            };
+            if noise.iter().any(|v| !(*v > 0.0)) {
+                return Err("a noise variance that is not positive".into());
+            }
+            Predictor::Mfa(Mfa {
+                k,
+                rank,
+                theta,
+                noise,
+                weights,
+                baseline,
+                scale,
+            })
         }
     };
     if let Some((name, _)) = arrays.next() {

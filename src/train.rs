@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 
 use crate::config::TrainingSettings;
 use crate::data::{self, DataError, Format, LoadOptions, Snapshot};
-use crate::eval;
 use crate::mixture::{self, Algorithm, FitError, FitParams, ParamsError, Progress, top_n};
-use crate::plsa::{self, PlsaParams};
-use crate::predictor::{ModelKind, Predictor};
+use crate::plsa::PlsaParams;
+#[cfg(test)]
+use crate::predictor::ModelKind;
+use crate::predictor::Predictor;
+use crate::select;
 use crate::service::{Catalogue, KSelection, ModelInfo, ServedModel, SnapshotInfo, TypeSummary};
 
 /// The embedded demo snapshot (made by `mixrec synth`, see README-service.md).
@@ -95,6 +97,9 @@ pub enum TrainError {
         /// What changed.
         what: String,
     },
+    /// Every K tried left a type empty.
+    #[error(transparent)]
+    Select(select::SelectError),
     /// A saved model does not fit the snapshot it names.
     #[error("{0}")]
     Mismatch(String),
@@ -230,106 +235,45 @@ pub fn source_name(source: &Source) -> String {
     }
 }
 
-/// Trains the model kind `settings` ask for; for mixtures with `k_auto`, K is chosen first on a
-/// held-out 10 % of the snapshot (the smallest K within 0.1 % of the best held-out RMSE).
+/// What the service's `[training]` settings ask [`select::train`] for: the one settings →
+/// parameters conversion.
+pub fn spec(settings: &TrainingSettings) -> select::Spec {
+    let mut spec = select::Spec::new(settings.model);
+    spec.mixture = params(settings);
+    spec.plsa = PlsaParams {
+        seed: settings.seed,
+        max_iter: settings.max_iter,
+        ..PlsaParams::new(1)
+    };
+    spec.k = (!settings.k_auto).then_some(settings.k);
+    spec.k_range = (settings.k_range[0], settings.k_range[1]);
+    spec.holdout = settings.holdout;
+    spec.split_seed = settings.seed;
+    spec
+}
+
+/// Trains what `settings` ask for through [`select::train`], the path every CLI command takes.
 fn fit(
     snapshot: &Snapshot,
     settings: &TrainingSettings,
     log: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<(Predictor, FitSummary), TrainError> {
-    let (r, scale) = (&snapshot.ratings, snapshot.scale);
-    if settings.model == ModelKind::Gpl {
-        let mut p = PlsaParams::new(settings.k);
-        (p.seed, p.max_iter) = (settings.seed, settings.max_iter);
-        let fit = plsa::fit_with(r, scale, &p, log)?;
-        let summary = FitSummary {
-            log_likelihood: None,
-            cost: None,
-            iterations: fit.iterations,
-            converged: fit.iterations < p.max_iter,
-            k_selection: KSelection::Configured,
-            heldout_rmse: Some(fit.validation_rmse[fit.best_iteration - 1]),
-        };
-        return Ok((Predictor::Gpl(fit.model), summary));
-    }
-    let (k, k_selection, heldout_rmse) = if settings.k_auto {
-        let split = data::holdout(r, settings.holdout, settings.seed);
-        let ks: Vec<usize> = (settings.k_range[0]..=settings.k_range[1]).collect();
-        let n = split.train.n_users();
-        let curve = eval::k_curve(&split, scale, &ks, |k| {
-            params(&TrainingSettings {
-                k,
-                ..settings.clone()
-            })
-            .check(n)
-        })
-        .map_err(|e| match e {
-            eval::SelectError::Params(p) => TrainError::Params(p),
-            eval::SelectError::Fit(f) => TrainError::Fit(f),
-        })?;
-        let picked = eval::pick(&curve, eval::Criterion::Heldout).expect("a non-empty range");
-        // A K whose fit on all the ratings leaves a type empty has a type too many: take the
-        // next smaller K of the curve instead (an empty type is refused, see `check`).
-        let mut ks: Vec<usize> = curve.iter().map(|p| p.k).filter(|&k| k <= picked).collect();
-        ks.sort_unstable_by(|a, b| b.cmp(a));
-        let mut last = None;
-        for k in ks {
-            let valid = params(&TrainingSettings {
-                k,
-                ..settings.clone()
-            })
-            .check(r.n_users())?;
-            let (fit, model) = mixture::train(r, scale, &valid, log)?;
-            let model = Predictor::Mixture(model);
-            match check(&model, r.n_users()) {
-                Err(e @ TrainError::EmptyType { .. }) => {
-                    tracing::info!(k, reason = %e, "k_auto: trying a smaller K");
-                    last = Some(e);
-                }
-                _ => {
-                    let rmse = curve.iter().find(|p| p.k == k).map(|p| p.heldout_rmse);
-                    let summary = FitSummary::of(&fit, KSelection::Heldout, rmse);
-                    return Ok((model, summary));
-                }
-            }
-        }
-        return Err(last.expect("at least the picked K was tried"));
-    } else if settings.holdout > 0.0 {
-        // Measure first: the same settings on all but the held-out share.
-        let split = data::holdout(r, settings.holdout, settings.seed);
-        let valid = params(settings).check(split.train.n_users())?;
-        let (_, measured) = mixture::train(&split.train, scale, &valid, log)?;
-        let rmse = eval::score_model(&split, &Predictor::Mixture(measured)).rmse;
-        (settings.k, KSelection::Configured, Some(rmse))
-    } else {
-        (settings.k, KSelection::Configured, None)
+    let trained = select::train(&snapshot.ratings, snapshot.scale, &spec(settings), log)?;
+    let f = &trained.figures;
+    let summary = FitSummary {
+        log_likelihood: f.log_likelihood,
+        cost: f.cost,
+        iterations: f.iterations,
+        converged: f.converged,
+        k_selection: if trained.chosen.k_chosen {
+            KSelection::Heldout
+        } else {
+            KSelection::Configured
+        },
+        heldout_rmse: trained.chosen.heldout_rmse,
     };
-    // A fit that leaves a type empty found a poor local optimum for K types: more restarts
-    // (the same ones plus new ones) usually find a better one; past MAX_RESTARTS the model is
-    // refused by `check` and K is too large for the snapshot.
-    let mut n_init = settings.n_init;
-    loop {
-        let valid = params(&TrainingSettings {
-            k,
-            n_init,
-            ..settings.clone()
-        })
-        .check(r.n_users())?;
-        let (fit, model) = mixture::train(r, scale, &valid, log)?;
-        let model = Predictor::Mixture(model);
-        if let Err(e @ TrainError::EmptyType { .. }) = check(&model, r.n_users())
-            && n_init < MAX_RESTARTS
-        {
-            n_init = (n_init * 2).min(MAX_RESTARTS);
-            tracing::info!(n_init, reason = %e, "retrying with more restarts");
-            continue;
-        }
-        return Ok((model, FitSummary::of(&fit, k_selection, heldout_rmse)));
-    }
+    Ok((trained.predictor, summary))
 }
-
-/// Restarts a mixture fit may grow to when its best restart leaves a type empty.
-const MAX_RESTARTS: usize = 16;
 
 /// What `GET /v1/model` reports about `fit` of `model` on `snapshot`.
 fn model_info(
@@ -350,7 +294,7 @@ fn model_info(
         model: model.kind(),
         algorithm: match model {
             Predictor::Mixture(m) => m.algorithm,
-            Predictor::Gpl(_) => Algorithm::Em,
+            Predictor::Gpl(_) | Predictor::Mfa(_) => Algorithm::Em,
         },
         baseline: matches!(model, Predictor::Mixture(m) if m.baseline.is_some()),
         k: model.k(),
@@ -396,19 +340,6 @@ struct FitSummary {
     converged: bool,
     k_selection: KSelection,
     heldout_rmse: Option<f64>,
-}
-
-impl FitSummary {
-    fn of(fit: &mixture::Fit, k_selection: KSelection, heldout_rmse: Option<f64>) -> Self {
-        Self {
-            log_likelihood: fit.log_likelihood,
-            cost: fit.cost,
-            iterations: fit.iterations,
-            converged: fit.converged,
-            k_selection,
-            heldout_rmse,
-        }
-    }
 }
 
 /// Reads `source`: the snapshot, its titles and the SHA-256 of its bytes. A file that changes
@@ -753,5 +684,15 @@ mod tests {
         assert_eq!(t["m1"], "The Harbor, Part 2");
         assert_eq!(t.len(), 2);
         assert!(parse_titles("m1 no comma\n", "t").is_err());
+    }
+}
+
+impl From<select::SelectError> for TrainError {
+    fn from(e: select::SelectError) -> Self {
+        match e {
+            select::SelectError::Params(p) => Self::Params(p),
+            select::SelectError::Fit(f) => Self::Fit(f),
+            other => Self::Select(other),
+        }
     }
 }
