@@ -92,8 +92,9 @@ pub struct SnapshotSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSettings {
-    /// Number of types K.
-    pub k: usize,
+    /// Number of types K, or `"auto"`: chosen over `k_range` on held-out ratings.
+    #[serde(default)]
+    pub k: Auto<usize>,
     /// EM or k-means.
     pub algorithm: Algorithm,
     /// Seed.
@@ -108,19 +109,72 @@ pub struct TrainingSettings {
     pub min_variance: f64,
     /// Training threads; 0 = one per core.
     pub threads: usize,
-    /// `mixture` or `gpl` (Gaussian pLSA).
+    /// `mixture`, `mfa` (the low-rank mixture) or `gpl` (Gaussian pLSA).
     #[serde(default)]
     pub model: ModelKind,
-    /// Choose K on a held-out 10 % split over `k_range` instead of using `k` (mixtures).
-    #[serde(default)]
-    pub k_auto: bool,
-    /// The K range `k_auto` tries, `[min, max]`.
+    /// The Ks an automatic K is chosen from, `[min, max]`.
     #[serde(default = "default_k_range")]
     pub k_range: [usize; 2],
-    /// Share of the ratings held out to measure a model's RMSE before it trains on all of
-    /// them (and `k_auto`'s split); 0 measures nothing.
+    /// Share of the ratings held out to choose what is `"auto"` and to measure the model's
+    /// RMSE before it trains on all of them; 0 chooses and measures nothing.
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// Pull λ of each type mean toward the baseline (pLSA: α); `"auto"` chooses it.
+    #[serde(default)]
+    pub prior_strength: Auto<f64>,
+    /// The baseline's ridge strengths `[item, user]`; `"auto"` chooses them.
+    #[serde(default)]
+    pub ridge: Auto<[f64; 2]>,
+    /// Rank r of each type's variation (model `mfa`); `"auto"` chooses it.
+    #[serde(default)]
+    pub rank: Auto<usize>,
+}
+
+/// A setting that is a value, or `"auto"`: chosen on held-out ratings inside training.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Auto<T> {
+    /// Chosen inside training.
+    #[default]
+    Auto,
+    /// This value.
+    Is(T),
+}
+
+impl<T: Copy> Auto<T> {
+    /// The value, or `None` for `"auto"`.
+    pub fn value(&self) -> Option<T> {
+        match self {
+            Self::Auto => None,
+            Self::Is(v) => Some(*v),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Auto<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Is(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Auto<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr<T> {
+            Word(String),
+            Value(T),
+        }
+        match Repr::<T>::deserialize(d)? {
+            Repr::Value(v) => Ok(Self::Is(v)),
+            Repr::Word(w) if w == "auto" => Ok(Self::Auto),
+            Repr::Word(w) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a value, got {w:?}"
+            ))),
+        }
+    }
 }
 
 fn default_holdout() -> f64 {
@@ -322,7 +376,9 @@ fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
 impl TrainingSettings {
     /// Checks the training values (also used for retrain overrides).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        positive("training.k", self.k as u64)?;
+        if let Some(k) = self.k.value() {
+            positive("training.k", k as u64)?;
+        }
         let [lo, hi] = self.k_range;
         if lo == 0 || lo > hi {
             return Err(invalid(
@@ -341,11 +397,18 @@ impl TrainingSettings {
                 "must be a finite number > 0",
             ));
         }
-        if !(0.0..0.5).contains(&self.holdout) || (self.k_auto && self.holdout == 0.0) {
-            return Err(invalid(
-                "training.holdout",
-                "must be in [0, 0.5), and above 0 with k_auto",
-            ));
+        if !(0.0..0.5).contains(&self.holdout) {
+            return Err(invalid("training.holdout", "must be in [0, 0.5)"));
+        }
+        if let Some(l) = self.prior_strength.value()
+            && !(l.is_finite() && l >= 0.0)
+        {
+            return Err(invalid("training.prior_strength", "must be \"auto\" or a finite number ≥ 0"));
+        }
+        if let Some(r) = self.ridge.value()
+            && !r.iter().all(|x| x.is_finite() && *x >= 0.0)
+        {
+            return Err(invalid("training.ridge", "must be \"auto\" or [item, user], two finite numbers ≥ 0"));
         }
         Ok(())
     }
@@ -392,7 +455,7 @@ mod tests {
                 ..ServeArgs::default()
             };
             let s = Settings::load(&args).map_err(|e| e.to_string())?;
-            assert_eq!((s.training.k, s.training.seed), (5, 9));
+            assert_eq!((s.training.k, s.training.seed), (Auto::Is(5), 9));
             assert_eq!(s.server.listen.port(), 9999);
             assert_eq!(s.server.cors_origins, vec!["https://a.example".to_string()]);
             assert_eq!(s.server.admin_token, Some(Secret("s3cret".into())));

@@ -13,6 +13,8 @@ use std::time::{Instant, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::config::TrainingSettings;
+#[cfg(test)]
+use crate::config::Auto;
 use crate::data::{self, DataError, Format, LoadOptions, Snapshot};
 use crate::mixture::{self, Algorithm, FitError, FitParams, ParamsError, Progress, top_n};
 use crate::plsa::PlsaParams;
@@ -120,7 +122,7 @@ pub struct Loaded {
 
 /// The engine parameters these settings ask for.
 pub fn params(t: &TrainingSettings) -> FitParams {
-    FitParams::new(t.k)
+    FitParams::new(t.k.value().unwrap_or(1))
         .algorithm(t.algorithm)
         .seed(t.seed)
         .n_init(t.n_init)
@@ -153,7 +155,7 @@ pub fn train_loaded(
         sha256,
         ..
     } = loaded;
-    let span = tracing::info_span!("training", version, k = settings.k);
+    let span = tracing::info_span!("training", version, k = ?settings.k.value());
     let _enter = span.enter();
     let mut log = |p: &Progress| {
         tracing::debug!(
@@ -245,10 +247,13 @@ pub fn spec(settings: &TrainingSettings) -> select::Spec {
         max_iter: settings.max_iter,
         ..PlsaParams::new(1)
     };
-    spec.k = (!settings.k_auto).then_some(settings.k);
+    spec.k = settings.k.value();
     spec.k_range = (settings.k_range[0], settings.k_range[1]);
     spec.holdout = settings.holdout;
     spec.split_seed = settings.seed;
+    spec.prior_strength = settings.prior_strength.value();
+    spec.ridge = settings.ridge.value().map(|[item, user]| mixture::Ridge { item, user });
+    spec.rank = settings.rank.value();
     spec
 }
 
@@ -271,6 +276,13 @@ fn fit(
             KSelection::Configured
         },
         heldout_rmse: trained.chosen.heldout_rmse,
+        selection: crate::service::Selection {
+            prior_strength: trained.chosen.prior_strength,
+            ridge: trained.chosen.ridge,
+            rank: (settings.model == crate::predictor::ModelKind::Mfa).then_some(trained.chosen.rank),
+            baseline_rmse: trained.chosen.baseline_rmse,
+            trials: trained.chosen.trials.len(),
+        },
     };
     Ok((trained.predictor, summary))
 }
@@ -296,10 +308,15 @@ fn model_info(
             Predictor::Mixture(m) => m.algorithm,
             Predictor::Gpl(_) | Predictor::Mfa(_) => Algorithm::Em,
         },
-        baseline: matches!(model, Predictor::Mixture(m) if m.baseline.is_some()),
+        baseline: match model {
+            Predictor::Mixture(m) => m.baseline.is_some(),
+            Predictor::Mfa(_) => true,
+            Predictor::Gpl(_) => false,
+        },
         k: model.k(),
         k_selection: fit.k_selection,
         heldout_rmse: fit.heldout_rmse,
+        selection: Some(fit.selection.clone()),
         n_users: r.n_users(),
         n_items: r.n_items(),
         n_ratings: r.nnz(),
@@ -340,6 +357,7 @@ struct FitSummary {
     converged: bool,
     k_selection: KSelection,
     heldout_rmse: Option<f64>,
+    selection: crate::service::Selection,
 }
 
 /// Reads `source`: the snapshot, its titles and the SHA-256 of its bytes. A file that changes
@@ -521,7 +539,7 @@ pub fn type_summaries(model: &Predictor) -> Vec<TypeSummary> {
 #[cfg(test)]
 pub(crate) fn quick_settings() -> TrainingSettings {
     TrainingSettings {
-        k: 3,
+        k: Auto::Is(3),
         algorithm: Algorithm::Em,
         seed: 1,
         n_init: 1,
@@ -530,9 +548,11 @@ pub(crate) fn quick_settings() -> TrainingSettings {
         min_variance: 0.25,
         threads: 0,
         model: ModelKind::Mixture,
-        k_auto: false,
         k_range: [1, 16],
         holdout: 0.1,
+        prior_strength: Auto::Auto,
+        ridge: Auto::Auto,
+        rank: Auto::Auto,
     }
 }
 
@@ -568,7 +588,7 @@ mod tests {
         // K = 6 with one restart from seed 0 leaves a type empty on the demo (weight 2e-6);
         // two restarts do too, four find all six planted types.
         let settings = TrainingSettings {
-            k: 6,
+            k: Auto::Is(6),
             n_init: 1,
             seed: 0,
             max_iter: 500,
@@ -597,7 +617,7 @@ mod tests {
     fn k_auto_finds_the_demo_catalogue_planted_types() {
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let settings = TrainingSettings {
-            k_auto: true,
+            k: Auto::Auto,
             k_range: [1, 10],
             max_iter: 200,
             ..quick_settings()
@@ -615,7 +635,7 @@ mod tests {
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
-            k: 4,
+            k: Auto::Is(4),
             ..quick_settings()
         };
         let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
@@ -648,7 +668,7 @@ mod tests {
         };
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
-            k: 4,
+            k: Auto::Is(4),
             ..quick_settings()
         };
         let err = train(&Source::Embedded, &settings, 1, &mut stop_at_3).unwrap_err();

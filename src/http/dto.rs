@@ -58,8 +58,8 @@ pub struct PageQuery {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetrainRequest {
-    /// Number of types.
-    pub k: Option<usize>,
+    /// Number of types, or `"auto"`.
+    pub k: Option<crate::config::Auto<usize>>,
     /// Seed.
     pub seed: Option<u64>,
     /// Restarts.

@@ -72,8 +72,8 @@ pub struct Job {
     pub kind: JobKind,
     /// Where it is.
     pub state: JobState,
-    /// Number of types asked for.
-    pub k: usize,
+    /// Number of types asked for (`None`: chosen in training; `/v1/model` has the result).
+    pub k: Option<usize>,
     /// Algorithm asked for.
     pub algorithm: Algorithm,
     /// Snapshot trained on.
@@ -179,7 +179,7 @@ impl Jobs {
             return Err(*active);
         }
         let described = |kind, source: &Source, ts: &TrainingSettings| {
-            (kind, ts.k, ts.algorithm, train::source_name(source))
+            (kind, ts.k.value(), ts.algorithm, train::source_name(source))
         };
         let (kind, k, algorithm, snapshot) = match task {
             Task::Startup {
@@ -195,11 +195,11 @@ impl Jobs {
             Task::Rollback => match state.current() {
                 Some(m) => {
                     let i = m.info();
-                    (JobKind::Rollback, i.k, i.algorithm, i.snapshot.path.clone())
+                    (JobKind::Rollback, Some(i.k), i.algorithm, i.snapshot.path.clone())
                 }
                 None => {
                     let source = train::source_name(&state.configured_source());
-                    (JobKind::Rollback, 0, Algorithm::Em, source)
+                    (JobKind::Rollback, None, Algorithm::Em, source)
                 }
             },
         };

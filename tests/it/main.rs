@@ -12,6 +12,7 @@ mod hardening;
 mod hostile;
 mod http;
 mod loaders;
+mod oneway;
 mod parity;
 mod process;
 mod properties;

@@ -4,41 +4,30 @@
 
 use std::ops::ControlFlow;
 
+use figment::providers::Format as _;
 use serde_json::{Value, json};
 
 use mixrec::data::{self, Held, LoadOptions, Split};
 use mixrec::predictor::ModelKind;
 
 use crate::process::Server;
-use crate::support::{service_settings, shared_data};
+use crate::support::shared_data;
 
-/// Starts the service on `data` with `env`, trains the same settings in-process, and checks
-/// that `/v1/complete` for a few training users equals [`mixrec::score::predictions`].
-async fn agree(data: &std::path::Path, kind: ModelKind, env: &[(&str, &str)]) {
+/// Starts the service on `data` with `env`, trains the same settings (`edit` says them again
+/// for the in-process side) and checks that `/v1/complete` for a few training users equals
+/// [`mixrec::score::predictions`].
+async fn agree(
+    data: &std::path::Path,
+    kind: ModelKind,
+    env: &[(&str, &str)],
+    edit: impl FnOnce(&mut mixrec::config::TrainingSettings),
+) {
     let path = data.to_str().unwrap();
     let server = Server::start(&["--data", path], env);
     server.wait_ready();
     let base = format!("http://{}", server.addr);
-    // The same settings in-process: the shipped defaults with the same overrides.
-    let settings = service_settings(|s| {
-        let t = &mut s.training;
-        *t = mixrec::config::Settings::from_figment(
-            figment::Figment::from(figment::providers::Toml::string(
-                mixrec::config::DEFAULT_TOML,
-            ))
-            .merge(figment::providers::Serialized::defaults(
-                env.iter()
-                    .filter_map(|(k, v)| {
-                        let key = k.strip_prefix("MIXREC__TRAINING__")?.to_ascii_lowercase();
-                        Some((format!("training.{key}"), v.to_string()))
-                    })
-                    .collect::<std::collections::BTreeMap<_, _>>(),
-            )),
-            &Default::default(),
-        )
-        .unwrap()
-        .training;
-    });
+    let mut settings = shipped_settings();
+    edit(&mut settings.training);
     assert_eq!(settings.training.model, kind);
     let snap = data::load(data, LoadOptions::default()).unwrap();
     let spec = mixrec::train::spec(&settings.training);
@@ -104,12 +93,20 @@ async fn agree(data: &std::path::Path, kind: ModelKind, env: &[(&str, &str)]) {
     assert!(status.success());
 }
 
+/// The shipped defaults, as the binary reads them with no configuration.
+fn shipped_settings() -> mixrec::config::Settings {
+    let figment = figment::Figment::from(figment::providers::Toml::string(
+        mixrec::config::DEFAULT_TOML,
+    ));
+    mixrec::config::Settings::from_figment(figment, &Default::default()).unwrap()
+}
+
 #[tokio::test]
 async fn the_service_answers_a_training_user_as_eval_scores_them_mixture() {
     let Some(dir) = shared_data() else { return };
     agree(&dir.join("netflix_longtail.csv"), ModelKind::Mixture, &[
         ("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0"),
-    ])
+    ], |_| {})
     .await;
 }
 
@@ -120,7 +117,10 @@ async fn the_service_answers_a_training_user_as_eval_scores_them_gpl() {
         ("MIXREC__SERVER__SHUTDOWN_DELAY_MS", "0"),
         ("MIXREC__TRAINING__MODEL", "gpl"),
         ("MIXREC__TRAINING__K", "4"),
-    ])
+    ], |t| {
+        t.model = ModelKind::Gpl;
+        t.k = mixrec::config::Auto::Is(4);
+    })
     .await;
 }
 
@@ -132,6 +132,10 @@ async fn the_service_answers_a_training_user_as_eval_scores_them_mfa() {
         ("MIXREC__TRAINING__MODEL", "mfa"),
         ("MIXREC__TRAINING__K", "2"),
         ("MIXREC__TRAINING__RANK", "3"),
-    ])
+    ], |t| {
+        t.model = ModelKind::Mfa;
+        t.k = mixrec::config::Auto::Is(2);
+        t.rank = mixrec::config::Auto::Is(3);
+    })
     .await;
 }
