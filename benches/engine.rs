@@ -91,3 +91,52 @@ fn recommend_20_ratings_netflix_k12(bencher: divan::Bencher) {
         divan::black_box(model.recommend(&post, 10, &rated))
     });
 }
+
+/// The low-rank mixture at K = 12, rank 5 (a few EM iterations: enough parameters to time),
+/// shared by the two benchmarks below.
+static MFA_K12: LazyLock<Option<mixrec::predictor::Predictor>> = LazyLock::new(|| {
+    let snap = NETFLIX.as_ref()?;
+    let p = mixrec::mfa::MfaParams {
+        max_iter: 3,
+        n_init: 1,
+        ..mixrec::mfa::MfaParams::new(12, 5)
+    };
+    let go = &mut |_: &mixture::Progress| ControlFlow::Continue(());
+    let fit = mixrec::mfa::fit(&snap.ratings, snap.scale, &p, go).unwrap();
+    Some(mixrec::predictor::Predictor::Mfa(fit.model))
+});
+
+fn profile_of(snap: &Snapshot, user: usize, n: usize) -> Vec<(u32, f64)> {
+    let (items, values) = snap.ratings.row(user);
+    items
+        .iter()
+        .zip(values)
+        .take(n)
+        .map(|(&l, &x)| (l, f64::from(x)))
+        .collect()
+}
+
+/// Folding a posted 20-rating profile into the low-rank mixture (K = 12, rank 5): the exact
+/// E-step, 12 systems of 5 × 5.
+#[divan::bench(sample_count = 1000)]
+fn mfa_fold_in_20_ratings_netflix_k12(bencher: divan::Bencher) {
+    let (Some(snap), Some(model)) = (NETFLIX.as_ref(), MFA_K12.as_ref()) else {
+        return;
+    };
+    let profile = profile_of(snap, 7, 20);
+    bencher.bench_local(|| divan::black_box(model.posterior(&profile).unwrap()));
+}
+
+/// The same fold-in, then the top 10 of the other 1180 items.
+#[divan::bench(sample_count = 1000)]
+fn mfa_recommend_20_ratings_netflix_k12(bencher: divan::Bencher) {
+    let (Some(snap), Some(model)) = (NETFLIX.as_ref(), MFA_K12.as_ref()) else {
+        return;
+    };
+    let profile = profile_of(snap, 7, 20);
+    let rated: Vec<u32> = profile.iter().map(|p| p.0).collect();
+    bencher.bench_local(|| {
+        let belief = model.posterior(&profile).unwrap();
+        divan::black_box(model.recommend(&belief, 10, &rated))
+    });
+}

@@ -34,7 +34,7 @@ fn settings() -> Settings {
         &Default::default(),
     )
     .expect("defaults load");
-    s.training.k = 12;
+    s.training.k = mixrec::config::Auto::Is(12);
     s.models.dir = None;
     s
 }

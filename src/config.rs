@@ -12,9 +12,10 @@ use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Format, Source};
-use crate::mixture::{Algorithm, FitParams};
+use crate::mixture::{Algorithm, FitParams, Ridge};
 use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
+use crate::select::Spec;
 
 mod validate;
 
@@ -129,8 +130,9 @@ impl SnapshotSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingSettings {
-    /// Number of types K.
-    pub k: usize,
+    /// Number of types K, or `"auto"`: chosen over `k_range` on held-out ratings.
+    #[serde(default)]
+    pub k: Auto<usize>,
     /// EM or k-means.
     pub algorithm: Algorithm,
     /// Seed.
@@ -149,19 +151,72 @@ pub struct TrainingSettings {
     /// with a model: it bounds requests, it does not shape the model.
     #[serde(default = "default_max_k", skip_serializing)]
     pub max_k: usize,
-    /// `mixture` or `gpl` (Gaussian pLSA).
+    /// `mixture`, `mfa` (the low-rank mixture) or `gpl` (Gaussian pLSA).
     #[serde(default)]
     pub model: ModelKind,
-    /// Choose K on a held-out 10 % split over `k_range` instead of using `k` (mixtures).
-    #[serde(default)]
-    pub k_auto: bool,
-    /// The K range `k_auto` tries, `[min, max]`.
+    /// The Ks an automatic K is chosen from, `[min, max]`.
     #[serde(default = "default_k_range")]
     pub k_range: [usize; 2],
-    /// Share of the ratings held out to measure a model's RMSE before it trains on all of
-    /// them (and `k_auto`'s split); 0 measures nothing.
+    /// Share of the ratings held out to choose what is `"auto"` and to measure the model's
+    /// RMSE before it trains on all of them; 0 chooses and measures nothing.
     #[serde(default = "default_holdout")]
     pub holdout: f64,
+    /// Pull λ of each type mean toward the baseline (pLSA: α); `"auto"` chooses it.
+    #[serde(default)]
+    pub prior_strength: Auto<f64>,
+    /// The baseline's ridge strengths `[item, user]`; `"auto"` chooses them.
+    #[serde(default)]
+    pub ridge: Auto<[f64; 2]>,
+    /// Rank r of each type's variation (model `mfa`); `"auto"` chooses it.
+    #[serde(default)]
+    pub rank: Auto<usize>,
+}
+
+/// A setting that is a value, or `"auto"`: chosen on held-out ratings inside training.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Auto<T> {
+    /// Chosen inside training.
+    #[default]
+    Auto,
+    /// This value.
+    Is(T),
+}
+
+impl<T: Copy> Auto<T> {
+    /// The value, or `None` for `"auto"`.
+    pub fn value(&self) -> Option<T> {
+        match self {
+            Self::Auto => None,
+            Self::Is(v) => Some(*v),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Auto<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Is(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Auto<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Repr<T> {
+            Word(String),
+            Value(T),
+        }
+        match Repr::<T>::deserialize(d)? {
+            Repr::Value(v) => Ok(Self::Is(v)),
+            Repr::Word(w) if w == "auto" => Ok(Self::Auto),
+            Repr::Word(w) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a value, got {w:?}"
+            ))),
+        }
+    }
 }
 
 fn default_holdout() -> f64 {
@@ -188,10 +243,27 @@ impl TrainingSettings {
             }
     }
 
-    /// The mixture parameters these settings ask for: the one conversion from settings to
-    /// engine parameters (checked by the engine against the snapshot).
+    /// What these settings ask [`crate::select::train`] for: the one conversion from settings
+    /// to engine parameters (checked by the engine against the snapshot). `"auto"` leaves a
+    /// setting to the choice; K, λ, the ridge and the rank of the parameters below are the
+    /// choice's.
+    pub fn spec(&self) -> Spec {
+        let mut spec = Spec::new(self.model);
+        spec.mixture = self.fit_params();
+        spec.plsa = self.plsa_params();
+        spec.k = self.k.value();
+        spec.k_range = (self.k_range[0], self.k_range[1]);
+        spec.prior_strength = self.prior_strength.value();
+        spec.ridge = self.ridge.value().map(|[item, user]| Ridge { item, user });
+        spec.rank = self.rank.value();
+        spec.holdout = self.holdout;
+        spec.split_seed = self.seed;
+        spec
+    }
+
+    /// The mixture parameters these settings ask for (K: as configured, else 1 until chosen).
     pub fn fit_params(&self) -> FitParams {
-        FitParams::new(self.k)
+        FitParams::new(self.k.value().unwrap_or(1))
             .algorithm(self.algorithm)
             .seed(self.seed)
             .n_init(self.n_init)
@@ -200,9 +272,9 @@ impl TrainingSettings {
             .min_variance(self.min_variance)
     }
 
-    /// The Gaussian pLSA parameters these settings ask for (`k`, `seed`, `max_iter` apply).
-    pub fn plsa_params(&self) -> PlsaParams {
-        let mut p = PlsaParams::new(self.k);
+    /// The Gaussian pLSA parameters these settings ask for (`seed`, `max_iter` apply).
+    fn plsa_params(&self) -> PlsaParams {
+        let mut p = PlsaParams::new(self.k.value().unwrap_or(1));
         (p.seed, p.max_iter) = (self.seed, self.max_iter);
         p
     }
@@ -361,7 +433,7 @@ mod tests {
                 ..ServeArgs::default()
             };
             let s = Settings::load(&args).map_err(|e| e.to_string())?;
-            assert_eq!((s.training.k, s.training.seed), (5, 9));
+            assert_eq!((s.training.k, s.training.seed), (Auto::Is(5), 9));
             assert_eq!(s.server.listen.port(), 9999);
             assert_eq!(s.server.cors_origins, vec!["https://a.example".to_string()]);
             assert_eq!(s.server.admin_token, Some(Secret("s3cret".into())));
@@ -429,7 +501,7 @@ mod tests {
     fn k_and_n_init_are_bounded_in_the_configuration_too() {
         let t = defaults().training;
         let k = TrainingSettings {
-            k: 257,
+            k: Auto::Is(257),
             ..t.clone()
         }
         .validate()
@@ -455,7 +527,7 @@ mod tests {
         assert!(n.to_string().contains("at most 64"), "{n}");
         let small = TrainingSettings {
             max_k: 4,
-            k: 4,
+            k: Auto::Is(4),
             k_range: [1, 4],
             ..t
         };

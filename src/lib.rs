@@ -18,13 +18,17 @@
 //! Must not import: the binary (`main.rs`); each layer below imports only from the layers under it.
 
 pub mod cli;
-mod cli_eval;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod http;
+pub mod linalg;
+pub mod mfa;
 pub mod mixture;
 pub mod plsa;
 pub mod predictor;
+pub mod score;
+pub mod select;
 pub mod serving;
+mod simd;
 pub mod synth;

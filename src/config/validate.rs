@@ -105,11 +105,20 @@ impl TrainingSettings {
                 "must be a finite number > 0",
             ));
         }
-        if !(0.0..0.5).contains(&self.holdout) || (self.k_auto && self.holdout == 0.0) {
-            return Err(invalid(
-                "training.holdout",
-                "must be in [0, 0.5), and above 0 with k_auto",
-            ));
+        if !(0.0..0.5).contains(&self.holdout) {
+            return Err(invalid("training.holdout", "must be in [0, 0.5)"));
+        }
+        if let Some(l) = self.prior_strength.value()
+            && !(l.is_finite() && l >= 0.0)
+        {
+            let why = "must be \"auto\" or a finite number ≥ 0";
+            return Err(invalid("training.prior_strength", why));
+        }
+        if let Some(r) = self.ridge.value()
+            && !r.iter().all(|x| x.is_finite() && *x >= 0.0)
+        {
+            let why = "must be \"auto\" or [item, user], two finite numbers ≥ 0";
+            return Err(invalid("training.ridge", why));
         }
         Ok(())
     }
@@ -117,10 +126,12 @@ impl TrainingSettings {
     /// `k` and `k_range` inside `1..=max_k`.
     fn validate_k(&self) -> Result<(), ConfigError> {
         positive("training.max_k", self.max_k as u64)?;
-        positive("training.k", self.k as u64)?;
-        if self.k > self.max_k {
-            let why = format!("must be at most training.max_k ({})", self.max_k);
-            return Err(invalid("training.k", why));
+        if let Some(k) = self.k.value() {
+            positive("training.k", k as u64)?;
+            if k > self.max_k {
+                let why = format!("must be at most training.max_k ({})", self.max_k);
+                return Err(invalid("training.k", why));
+            }
         }
         let [lo, hi] = self.k_range;
         if lo == 0 || lo > hi || hi > self.max_k {

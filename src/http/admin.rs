@@ -73,7 +73,7 @@ pub async fn retrain(
     OptionalJson(overrides): OptionalJson<Overrides>,
 ) -> Result<Response, ApiError> {
     let retrain = overrides.retrain(state.registry.policy())?;
-    start(&state, Task::Retrain(retrain))
+    start(&state, Task::Retrain(Box::new(retrain)))
 }
 
 /// `POST /admin/rollback`: 202 with the job that puts the newest earlier model back.

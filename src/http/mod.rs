@@ -25,7 +25,7 @@ mod serve;
 pub mod state;
 
 pub use error::ApiError;
+pub use recorder::{METRICS, MetricKind};
 pub use router::{ROUTES, admin_router, router};
 pub use serve::{healthcheck, run, serve};
-pub use recorder::{METRICS, MetricKind};
 pub use state::AppState;

@@ -95,7 +95,7 @@ pub fn fit(
             users,
         });
     }
-    let prior = init::item_means(ratings);
+    let prior = shrink_target(ratings, params);
     let mut best: Option<Fit> = None;
     for restart in 0..params.n_init() {
         let start = initial(ratings, params, restart, &prior)?;
@@ -105,6 +105,16 @@ pub fn fit(
         }
     }
     Ok(best.expect("n_init ≥ 1"))
+}
+
+/// What each item's type means shrink toward: over a baseline's centred residuals, zero (what
+/// the baseline predicts); over raw ratings, the item's observed mean. (n_items,)
+fn shrink_target(ratings: &Ratings, params: &ValidParams) -> Vec<f64> {
+    if params.baseline() {
+        vec![0.0; ratings.n_items()]
+    } else {
+        init::item_means(ratings)
+    }
 }
 
 /// Higher log-likelihood, or lower cost for k-means.
@@ -154,7 +164,7 @@ pub struct Stepper<'r> {
 impl<'r> Stepper<'r> {
     /// Starts from `mixture` on `ratings`.
     pub fn new(ratings: &'r Ratings, params: &ValidParams, mixture: Mixture) -> Self {
-        Self::with_prior(ratings, params, mixture, init::item_means(ratings))
+        Self::with_prior(ratings, params, mixture, shrink_target(ratings, params))
     }
 
     fn with_prior(

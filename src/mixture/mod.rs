@@ -21,13 +21,14 @@ mod pass;
 mod select;
 mod train;
 
-pub use bias::Biases;
+pub use bias::{Biases, RIDGE_GRID, Ridge};
 pub use em::{FitError, Progress, Stepper, fit};
 pub use init::{item_means, plus_plus, rows_as_stored};
 pub use model::{Baseline, ItemScore, Model, Posterior, Prediction, ProfileError};
 pub(crate) use model::{sorted, top_n};
 pub use numpy::legacy_choice_without_replacement;
 pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};
+pub(crate) use pass::log_sum_exp;
 pub use pass::{Estep, estep};
 pub use select::{bic, free_parameters};
 pub use train::train;

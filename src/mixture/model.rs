@@ -9,7 +9,6 @@
 
 use std::ops::Deref;
 
-use super::bias::LAMBDA_USER;
 use super::pass::{Terms, argmin, log_sum_exp};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
@@ -21,6 +20,47 @@ pub struct Baseline {
     pub global: f64,
     /// b_l. (n_items,)
     pub item: Vec<f64>,
+    /// λ_user, the ridge strength a profile's own offset is worked out with.
+    pub lambda_user: f64,
+    /// Each item's mean residual in training, taken off a profile's residuals before the
+    /// posterior (as training did), never added to a prediction (see `Biases::residuals`).
+    /// (n_items,)
+    pub centre: Vec<f64>,
+}
+
+impl Baseline {
+    /// Fits the baseline to `ratings` with `ridge`; returns it with the centred residuals a
+    /// model over it trains on.
+    pub fn fit(
+        ratings: &crate::data::Ratings,
+        ridge: super::Ridge,
+    ) -> (Self, crate::data::Ratings) {
+        let biases = super::Biases::fit(ratings, ridge);
+        let residuals = biases.residuals(ratings);
+        let centre = biases.residual_means(ratings);
+        let baseline = Self {
+            global: biases.global,
+            item: biases.item,
+            lambda_user: biases.ridge.user,
+            centre,
+        };
+        (baseline, residuals)
+    }
+
+    /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update.
+    pub fn offset(&self, profile: &[(u32, f64)]) -> f64 {
+        let sum: f64 = profile
+            .iter()
+            .map(|&(l, x)| x - self.global - self.item[l as usize])
+            .sum();
+        self.global + sum / (self.lambda_user + profile.len() as f64)
+    }
+
+    /// The residual the types model: `x − offset − b_l − centre_l`.
+    #[inline]
+    pub fn residual(&self, offset: f64, l: u32, x: f64) -> f64 {
+        x - offset - self.item[l as usize] - self.centre[l as usize]
+    }
 }
 
 /// What a profile tells the model: a posterior over types and the profile's own offset.
@@ -102,21 +142,17 @@ impl Model {
                 return Err(ProfileError::NotFinite(l));
             }
         }
-        let offset = self.baseline.as_ref().map_or(0.0, |b| {
-            // b_u = Σ (x − μ − b_l) / (λ_user + n), the training update for one user
-            let sum: f64 = profile
-                .iter()
-                .map(|&(l, x)| x - b.global - b.item[l as usize])
-                .sum();
-            b.global + sum / (LAMBDA_USER + profile.len() as f64)
-        });
+        let offset = self.baseline.as_ref().map_or(0.0, |b| b.offset(profile));
         let (k, means) = (
             self.k(),
             self.mixture.means.as_slice().expect("standard layout"),
         );
         let mut a = vec![0.0; k];
         for &(l, x) in profile {
-            let r = x - offset - self.item_offset(l as usize);
+            let r = match &self.baseline {
+                Some(b) => b.residual(offset, l, x),
+                None => x,
+            };
             for (s, &m) in a.iter_mut().zip(&means[l as usize * k..][..k]) {
                 *s += (r - m) * (r - m);
             }
@@ -306,6 +342,8 @@ mod tests {
         m.baseline = Some(Baseline {
             global: 0.5,
             item: (0..9).map(|l| l as f64 / 10.0 - 0.4).collect(),
+            lambda_user: 15.0,
+            centre: vec![0.0; 9],
         });
         let post = m.posterior(&[(0, 4.0), (5, 2.0)]).unwrap();
         let batch = m.raw_scores(&post);

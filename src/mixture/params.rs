@@ -18,6 +18,8 @@
 //! initial means, `min_mean_weight` = 1, λ = 0, no baseline, no restarts, no iteration cap to
 //! speak of.
 
+use super::bias::Ridge;
+
 /// EM (soft assignments) or k-means (hard assignments).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,6 +77,7 @@ pub struct FitParams {
     prior_strength: f64,
     min_mean_weight: f64,
     baseline: bool,
+    ridge: Ridge,
 }
 
 /// Parameters that passed [`FitParams::check`].
@@ -128,6 +131,7 @@ impl FitParams {
             prior_strength: 20.0,
             min_mean_weight: 0.0,
             baseline: true,
+            ridge: Ridge::default(),
         }
     }
 
@@ -144,6 +148,11 @@ impl FitParams {
         }
     }
 
+    /// Number of types.
+    pub fn k(mut self, k: usize) -> Self {
+        self.k = k;
+        self
+    }
     /// EM or k-means.
     pub fn algorithm(mut self, a: Algorithm) -> Self {
         self.algorithm = a;
@@ -189,6 +198,11 @@ impl FitParams {
         self.baseline = on;
         self
     }
+    /// Ridge strengths of the baseline's offsets.
+    pub fn ridge(mut self, ridge: Ridge) -> Self {
+        self.ridge = ridge;
+        self
+    }
     /// A mean is updated only where its posterior weight reaches this (the seed uses 1).
     pub fn min_mean_weight(mut self, w: f64) -> Self {
         self.min_mean_weight = w;
@@ -210,6 +224,8 @@ impl FitParams {
             ("tol", self.tol.unwrap_or(0.0)),
             ("prior_strength", self.prior_strength),
             ("min_mean_weight", self.min_mean_weight),
+            ("lambda_item", self.ridge.item),
+            ("lambda_user", self.ridge.user),
         ];
         for (name, value) in non_negative {
             if !(value.is_finite() && value >= 0.0) {
@@ -267,6 +283,15 @@ impl ValidParams {
             Init::Rows(_) | Init::NumpyRows => 1,
         }
     }
+    /// The same parameters with `n` restarts (at least 1).
+    pub fn with_n_init(mut self, n: usize) -> Self {
+        self.0.n_init = n.max(1);
+        self
+    }
+    /// Whether more restarts would try other starts (seeded k-means++; given rows are one).
+    pub fn restartable(&self) -> bool {
+        self.0.init == Init::PlusPlus
+    }
     /// Variance floor.
     pub fn min_variance(&self) -> f64 {
         self.0.min_variance
@@ -293,6 +318,10 @@ impl ValidParams {
     /// Whether the mixture models residuals of a baseline.
     pub fn baseline(&self) -> bool {
         self.0.baseline
+    }
+    /// Ridge strengths of the baseline.
+    pub fn ridge(&self) -> Ridge {
+        self.0.ridge
     }
     /// Whether predictions are clipped to the rating scale (not in the seed's configuration,
     /// whose published completion figures are unclipped).

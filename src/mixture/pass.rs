@@ -33,6 +33,7 @@ use rayon::prelude::*;
 use super::Mixture;
 use super::kernels::{LANES, column_sums, squared_distances};
 use crate::data::Ratings;
+use crate::simd::with_avx2;
 
 /// Ratings per chunk the cut aims at; more chunks than threads keeps both cores busy.
 const CHUNK_RATINGS: usize = 1 << 16;
@@ -316,31 +317,6 @@ fn pad_means(mixture: &Mixture, out: &mut [f64]) {
     }
 }
 
-/// Defines `$name`, which runs `$generic` compiled for AVX2 when the CPU has it (28 % off an
-/// EM iteration here) and as built otherwise. Both compile the same IEEE operations in the same
-/// order (Rust never fuses or reorders float arithmetic), so the bits do not depend on the CPU;
-/// a unit test checks it.
-macro_rules! with_avx2 {
-    ($(#[$m:meta])* fn $name:ident, $avx:ident => $generic:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)?) => {
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        fn $avx($($arg: $ty),*) $(-> $ret)? {
-            $generic($($arg),*)
-        }
-
-        $(#[$m])*
-        #[allow(unsafe_code)]
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above: all that `$avx` requires.
-                return unsafe { $avx($($arg),*) };
-            }
-            $generic($($arg),*)
-        }
-    };
-}
-
 with_avx2! {
     /// The E-step of one chunk of users; `posts` are their padded posterior rows.
     fn estep_chunk, estep_chunk_avx2 => estep_chunk_generic(
@@ -446,7 +422,9 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
     fn avx2_and_baseline_kernels_agree_bit_for_bit() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
             return;
         }
         let rows: Vec<Vec<f64>> = (0..300)
@@ -470,7 +448,7 @@ mod tests {
         let terms = Terms::new(&m);
         let (mut p1, mut p2) = (vec![0.0; 300 * stride], vec![0.0; 300 * stride]);
         let a = estep_chunk_generic(&r, 0..300, &means, &terms, Assign::Soft, &mut p1);
-        // SAFETY: AVX2 is present, checked above.
+        // SAFETY: AVX2 and FMA are present, checked above.
         let b = unsafe { estep_chunk_avx2(&r, 0..300, &means, &terms, Assign::Soft, &mut p2) };
         assert_eq!((a, &p1), (b, &p2));
         let by_item = r.transposed();

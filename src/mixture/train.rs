@@ -3,7 +3,6 @@
 
 use std::ops::ControlFlow;
 
-use super::bias::Biases;
 use super::model::Baseline;
 use super::{Fit, FitError, Model, Progress, ValidParams, fit};
 use crate::data::{RatingScale, Ratings};
@@ -16,15 +15,8 @@ pub fn train(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<(Fit, Model), FitError> {
     let (fit, baseline) = if params.baseline() {
-        let biases = Biases::fit(ratings);
-        let fit = fit(&biases.residuals(ratings), params, on_iter)?;
-        (
-            fit,
-            Some(Baseline {
-                global: biases.global,
-                item: biases.item,
-            }),
-        )
+        let (baseline, residuals) = Baseline::fit(ratings, params.ridge());
+        (fit(&residuals, params, on_iter)?, Some(baseline))
     } else {
         (fit(ratings, params, on_iter)?, None)
     };

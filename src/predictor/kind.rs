@@ -1,4 +1,4 @@
-//! The model kinds, by name (`mixture`, `gpl`): what settings, model files and the API call
+//! The model kinds, by name (`mixture`, `gpl`, `mfa`): what settings, model files and the API call
 //! them.
 //!
 //! Must not import: anything (every layer above names the kinds).
@@ -12,6 +12,8 @@ pub enum ModelKind {
     Mixture,
     /// Gaussian pLSA: user-specific type weights, a Gaussian per item and type.
     Gpl,
+    /// A mixture of low-rank types: each type a mean profile plus r directions of variation.
+    Mfa,
 }
 
 impl std::str::FromStr for ModelKind {
@@ -21,7 +23,8 @@ impl std::str::FromStr for ModelKind {
         match s {
             "mixture" => Ok(Self::Mixture),
             "gpl" => Ok(Self::Gpl),
-            _ => Err(format!("unknown model kind {s:?} (mixture or gpl)")),
+            "mfa" => Ok(Self::Mfa),
+            _ => Err(format!("unknown model kind {s:?} (mixture, gpl or mfa)")),
         }
     }
 }
@@ -31,6 +34,7 @@ impl std::fmt::Display for ModelKind {
         f.write_str(match self {
             Self::Mixture => "mixture",
             Self::Gpl => "gpl",
+            Self::Mfa => "mfa",
         })
     }
 }

@@ -1,16 +1,17 @@
-//! One interface over both model kinds, for whoever answers profiles (the service, `complete`,
+//! One interface over the three model kinds, for whoever answers profiles (the service, `complete`,
 //! evaluation): a profile goes in, a [`Belief`] about the user comes out, and predictions and
 //! top-N follow from it. Each kind also encodes its own parameters ([`codec`]; `mixture.rs`,
-//! `gpl.rs`), so a model store needs to know nothing of what they mean.
+//! `gpl.rs`, `mfa.rs`), so a model store needs to know nothing of what they mean.
 //!
 //! A new model kind is a variant here, its [`Codec`] in a file of its own, and its training in
-//! the fit policy (`src/serving/fit.rs`).
+//! the one selection path (`src/select.rs`, `fit_one`).
 //!
 //! Must not import: the service, the store, configuration, web or async types.
 
 pub mod codec;
 mod gpl;
 mod kind;
+mod mfa;
 mod mixture;
 
 use std::ops::Deref;
@@ -19,6 +20,7 @@ pub use codec::{Arrays, Codec, DecodeError, Encoded, Layout};
 pub use kind::ModelKind;
 
 use crate::data::RatingScale;
+use crate::mfa::{Latent, Mfa};
 use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted, top_n};
 use crate::plsa::{Folded, Plsa};
 
@@ -29,6 +31,8 @@ pub enum Predictor {
     Mixture(Model),
     /// Gaussian pLSA.
     Gpl(Plsa),
+    /// A mixture of low-rank types.
+    Mfa(Mfa),
 }
 
 /// What a model concludes about one profile.
@@ -38,6 +42,8 @@ pub enum Belief {
     Mixture(Posterior),
     /// pLSA's folded-in type weights and the profile's normalisation.
     Gpl(Folded),
+    /// The low-rank mixture's posterior: type weights and each type's taste.
+    Mfa(Latent),
 }
 
 impl Deref for Belief {
@@ -48,6 +54,7 @@ impl Deref for Belief {
         match self {
             Self::Mixture(p) => &p.weights,
             Self::Gpl(f) => &f.weights,
+            Self::Mfa(l) => &l.weights,
         }
     }
 }
@@ -58,6 +65,7 @@ impl Predictor {
         match self {
             Self::Mixture(_) => ModelKind::Mixture,
             Self::Gpl(_) => ModelKind::Gpl,
+            Self::Mfa(_) => ModelKind::Mfa,
         }
     }
 
@@ -66,6 +74,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.k(),
             Self::Gpl(g) => g.k(),
+            Self::Mfa(m) => m.k,
         }
     }
 
@@ -74,6 +83,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.n_items(),
             Self::Gpl(g) => g.n_items(),
+            Self::Mfa(m) => m.n_items(),
         }
     }
 
@@ -82,6 +92,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.scale,
             Self::Gpl(g) => g.scale,
+            Self::Mfa(m) => m.scale,
         }
     }
 
@@ -90,6 +101,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.mixture.weights[j],
             Self::Gpl(g) => g.type_weights[j],
+            Self::Mfa(m) => m.weights[j],
         }
     }
 
@@ -99,6 +111,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.mixture.variances[j],
             Self::Gpl(g) => g.global.1 * g.variances.column(j).mean().unwrap_or(0.0),
+            Self::Mfa(m) => m.type_variance(j),
         }
     }
 
@@ -107,6 +120,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.type_mean(l, j),
             Self::Gpl(g) => g.global.0 + g.global.1.sqrt() * g.means[[l, j]],
+            Self::Mfa(m) => m.type_mean(l, j),
         }
     }
 
@@ -115,6 +129,7 @@ impl Predictor {
         match self {
             Self::Mixture(m) => m.encode(),
             Self::Gpl(g) => g.encode(),
+            Self::Mfa(m) => m.encode(),
         }
     }
 
@@ -129,6 +144,7 @@ impl Predictor {
         let model = match layout.kind {
             ModelKind::Mixture => Self::Mixture(Codec::decode(layout, &mut arrays)?),
             ModelKind::Gpl => Self::Gpl(Codec::decode(layout, &mut arrays)?),
+            ModelKind::Mfa => Self::Mfa(Codec::decode(layout, &mut arrays)?),
         };
         arrays.finish()?;
         if !model.is_finite() {
@@ -154,6 +170,7 @@ impl Predictor {
                 .chain(&g.variances)
                 .chain(&g.type_weights)
                 .all(|v| v.is_finite()),
+            Self::Mfa(m) => m.is_finite(),
         }
     }
 
@@ -172,6 +189,7 @@ impl Predictor {
                 }
                 Ok(Belief::Gpl(g.fold_in(profile)))
             }
+            Self::Mfa(m) => m.posterior(profile).map(Belief::Mfa),
         }
     }
 
@@ -180,6 +198,7 @@ impl Predictor {
         match (self, belief) {
             (Self::Mixture(m), Belief::Mixture(p)) => m.predict(p, l),
             (Self::Gpl(g), Belief::Gpl(f)) => g.predict(f, l),
+            (Self::Mfa(m), Belief::Mfa(z)) => m.predict(z, l),
             _ => panic!("a belief of one model kind given to the other"),
         }
     }
@@ -195,8 +214,10 @@ impl Predictor {
 
     /// The `n` best items outside `skip`, best first (ties: lower index first).
     pub fn recommend(&self, belief: &Belief, n: usize, skip: &[u32]) -> Vec<Prediction> {
-        if let (Self::Mixture(m), Belief::Mixture(p)) = (self, belief) {
-            return m.recommend(p, n, skip);
+        match (self, belief) {
+            (Self::Mixture(m), Belief::Mixture(p)) => return m.recommend(p, n, skip),
+            (Self::Mfa(m), Belief::Mfa(z)) => return m.recommend(z, n, skip),
+            _ => {}
         }
         let mut all = self.complete(belief, skip);
         top_n(&mut all, n, |a, b| {

@@ -17,19 +17,22 @@ pub struct ModelInfo {
     pub version: u64,
     /// When training finished (RFC 3339, UTC).
     pub trained_at: String,
-    /// `mixture` or `gpl` (Gaussian pLSA).
+    /// `mixture`, `mfa` (the low-rank mixture) or `gpl` (Gaussian pLSA).
     pub model: ModelKind,
-    /// EM or k-means (pLSA trains by EM).
+    /// EM or k-means (pLSA and the low-rank mixture train by EM).
     pub algorithm: Algorithm,
-    /// Whether the mixture models what a user + item baseline leaves.
+    /// Whether the model measures what a user + item baseline leaves.
     pub baseline: bool,
     /// Number of types K.
     pub k: usize,
     /// How K was chosen.
     pub k_selection: KSelection,
-    /// RMSE on ratings held out from training: the chosen K's on a 10 % split (`k_auto`), or
-    /// pLSA's validation share; absent when training held nothing out.
+    /// RMSE on ratings held out from training (`training.holdout`) of the chosen
+    /// configuration, or pLSA's validation share; absent when training held nothing out.
     pub heldout_rmse: Option<f64>,
+    /// What training chose on held-out ratings (absent from model files older than the choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
     /// Users in the snapshot.
     pub n_users: usize,
     /// Items in the snapshot.
@@ -50,6 +53,21 @@ pub struct ModelInfo {
     pub training_seconds: f64,
     /// The snapshot trained on.
     pub snapshot: SnapshotInfo,
+}
+
+/// What training chose on held-out ratings, for `GET /v1/model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Selection {
+    /// λ, the pull of each type's mean toward the baseline (pLSA: α).
+    pub prior_strength: f64,
+    /// The baseline's ridge strengths, when the model has a baseline.
+    pub ridge: Option<crate::mixture::Ridge>,
+    /// The low-rank mixture's rank.
+    pub rank: Option<usize>,
+    /// The baseline's RMSE on the same held-out ratings: what the model must beat.
+    pub baseline_rmse: Option<f64>,
+    /// Configurations tried.
+    pub trials: usize,
 }
 
 /// How a model's K was chosen.

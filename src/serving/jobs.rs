@@ -78,8 +78,8 @@ pub struct Job {
     pub kind: JobKind,
     /// Where it is.
     pub state: JobState,
-    /// Number of types asked for.
-    pub k: usize,
+    /// Number of types asked for (`None`: chosen in training; `/v1/model` has the result).
+    pub k: Option<usize>,
     /// Algorithm asked for.
     pub algorithm: Algorithm,
     /// Snapshot trained on.
@@ -121,8 +121,8 @@ fn as_message<S: Serializer>(error: &Option<Arc<JobError>>, s: S) -> Result<S::O
 pub struct Described {
     /// What it does.
     pub kind: JobKind,
-    /// Number of types asked for.
-    pub k: usize,
+    /// Number of types asked for (`None`: chosen in training).
+    pub k: Option<usize>,
     /// Algorithm asked for.
     pub algorithm: Algorithm,
     /// The snapshot, by name.

@@ -42,7 +42,7 @@ impl Registry {
     fn describe(&self, task: &Task) -> Described {
         let training = |kind, source: &crate::data::Source, t: &crate::config::TrainingSettings| {
             let snapshot = source.name();
-            (kind, t.k, t.algorithm, snapshot)
+            (kind, t.k.value(), t.algorithm, snapshot)
         };
         let (kind, k, algorithm, snapshot) = match task {
             Task::Startup => training(
@@ -54,11 +54,16 @@ impl Registry {
             Task::Rollback => match self.current() {
                 Some(m) => {
                     let i = m.info();
-                    (JobKind::Rollback, i.k, i.algorithm, i.snapshot.path.clone())
+                    (
+                        JobKind::Rollback,
+                        Some(i.k),
+                        i.algorithm,
+                        i.snapshot.path.clone(),
+                    )
                 }
                 None => {
                     let snapshot = self.configured_source().name();
-                    (JobKind::Rollback, 0, Algorithm::Em, snapshot)
+                    (JobKind::Rollback, None, Algorithm::Em, snapshot)
                 }
             },
         };
@@ -188,11 +193,11 @@ mod tests {
     }
 
     fn retrain() -> Task {
-        Task::Retrain(Retrain {
+        Task::Retrain(Box::new(Retrain {
             source: Source::Embedded,
             training: quick_settings(),
             force: false,
-        })
+        }))
     }
 
     #[tokio::test]

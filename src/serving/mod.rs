@@ -27,7 +27,7 @@ mod train;
 pub use catalogue::Catalogue;
 pub use check::check;
 pub use error::{JobError, TrainError, Unusable};
-pub use info::{KSelection, ModelInfo, SnapshotInfo, TypeSummary};
+pub use info::{KSelection, ModelInfo, Selection, SnapshotInfo, TypeSummary};
 pub use jobs::{Busy, CancelError, Ending, Job, JobKind, JobState, KEPT_JOBS, UnknownJob};
 pub use lifecycle::Started;
 pub use overrides::{OverrideError, Overrides, SnapshotRefusal};

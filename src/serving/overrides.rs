@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::registry::Policy;
 use super::tasks::Retrain;
-use crate::config::{ConfigError, MAX_N_INIT, TrainingSettings};
+use crate::config::{Auto, ConfigError, MAX_N_INIT, TrainingSettings};
 use crate::data::{Format, Source};
 use crate::mixture::Algorithm;
 use crate::predictor::ModelKind;
@@ -19,15 +19,15 @@ use crate::predictor::ModelKind;
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    /// Number of types (at most `training.max_k`).
-    pub k: Option<usize>,
+    /// Number of types (at most `training.max_k`), or `"auto"`.
+    pub k: Option<Auto<usize>>,
     /// Seed.
     pub seed: Option<u64>,
     /// Restarts (at most [`MAX_N_INIT`]).
     pub n_init: Option<usize>,
     /// `em` or `kmeans`.
     pub algorithm: Option<Algorithm>,
-    /// `mixture` or `gpl`.
+    /// `mixture`, `mfa` or `gpl`.
     pub model: Option<ModelKind>,
     /// Snapshot file to train on instead of the configured one (inside
     /// `snapshot.allowed_dirs`).
@@ -129,11 +129,10 @@ impl Overrides {
             model: self.model.unwrap_or(base.model),
             ..base.clone()
         };
-        if t.k > t.max_k {
-            return Err(OverrideError::K {
-                k: t.k,
-                max: t.max_k,
-            });
+        if let Some(k) = t.k.value()
+            && k > t.max_k
+        {
+            return Err(OverrideError::K { k, max: t.max_k });
         }
         if t.n_init > MAX_N_INIT {
             let (n_init, max) = (t.n_init, MAX_N_INIT);
@@ -197,12 +196,12 @@ mod tests {
     fn each_bound_holds_at_its_limit_and_refuses_past_it() {
         let p = policy(None);
         let at = |k, n_init| Overrides {
-            k: Some(k),
+            k: Some(Auto::Is(k)),
             n_init: Some(n_init),
             ..Overrides::default()
         };
         let ok = at(256, MAX_N_INIT).retrain(&p).unwrap();
-        assert_eq!((ok.training.k, ok.training.n_init), (256, 64));
+        assert_eq!((ok.training.k, ok.training.n_init), (Auto::Is(256), 64));
         assert_eq!(ok.source, Source::Embedded);
         let k = at(257, 1).retrain(&p).unwrap_err();
         assert!(matches!(k, OverrideError::K { k: 257, max: 256 }), "{k}");

@@ -26,7 +26,7 @@ pub enum Task {
     /// else train on them.
     Startup,
     /// Train a new model.
-    Retrain(Retrain),
+    Retrain(Box<Retrain>),
     /// Go back to the newest earlier model.
     Rollback,
 }

@@ -47,7 +47,7 @@ pub fn train_loaded(
         fingerprint,
         ..
     } = loaded;
-    let span = tracing::info_span!("training", version, k = settings.k);
+    let span = tracing::info_span!("training", version, k = ?settings.k.value());
     let _enter = span.enter();
     let mut log = |p: &Progress| {
         tracing::debug!(
@@ -120,12 +120,17 @@ fn model_info(
         model: model.kind(),
         algorithm: match model {
             Predictor::Mixture(m) => m.algorithm,
-            Predictor::Gpl(_) => Algorithm::Em,
+            Predictor::Gpl(_) | Predictor::Mfa(_) => Algorithm::Em,
         },
-        baseline: matches!(model, Predictor::Mixture(m) if m.baseline.is_some()),
+        baseline: match model {
+            Predictor::Mixture(m) => m.baseline.is_some(),
+            Predictor::Mfa(_) => true,
+            Predictor::Gpl(_) => false,
+        },
         k: model.k(),
         k_selection: fit.k_selection,
         heldout_rmse: fit.heldout_rmse,
+        selection: Some(fit.selection.clone()),
         n_users: r.n_users(),
         n_items: r.n_items(),
         n_ratings: r.nnz(),
@@ -194,9 +199,10 @@ pub fn type_summaries(model: &Predictor) -> Vec<TypeSummary> {
 /// Small, fast training settings for tests: K = 3, one restart, at most 50 iterations.
 #[cfg(test)]
 pub(crate) fn quick_settings() -> TrainingSettings {
+    use crate::config::Auto;
     use crate::predictor::ModelKind;
     TrainingSettings {
-        k: 3,
+        k: Auto::Is(3),
         algorithm: Algorithm::Em,
         seed: 1,
         n_init: 1,
@@ -206,9 +212,11 @@ pub(crate) fn quick_settings() -> TrainingSettings {
         threads: 0,
         max_k: 256,
         model: ModelKind::Mixture,
-        k_auto: false,
         k_range: [1, 16],
         holdout: 0.1,
+        prior_strength: Auto::Auto,
+        ridge: Auto::Auto,
+        rank: Auto::Auto,
     }
 }
 
@@ -248,7 +256,7 @@ mod tests {
         // K = 6 with one restart from seed 0 leaves a type empty on the demo (weight 2e-6);
         // two restarts do too, four find all six planted types.
         let settings = TrainingSettings {
-            k: 6,
+            k: crate::config::Auto::Is(6),
             n_init: 1,
             seed: 0,
             max_iter: 500,
@@ -277,7 +285,7 @@ mod tests {
     fn k_auto_finds_the_demo_catalogue_planted_types() {
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let settings = TrainingSettings {
-            k_auto: true,
+            k: crate::config::Auto::Auto,
             k_range: [1, 10],
             max_iter: 200,
             ..quick_settings()
@@ -295,7 +303,7 @@ mod tests {
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
-            k: 4,
+            k: crate::config::Auto::Is(4),
             ..quick_settings()
         };
         let served = train(&Source::Embedded, &settings, 1, &mut go).unwrap();
@@ -328,7 +336,7 @@ mod tests {
         };
         let settings = TrainingSettings {
             model: ModelKind::Gpl,
-            k: 4,
+            k: crate::config::Auto::Is(4),
             ..quick_settings()
         };
         let err = train(&Source::Embedded, &settings, 1, &mut stop_at_3).unwrap_err();

@@ -205,8 +205,9 @@ fn k_auto_draws_the_curve_and_bic_picks_three_toy_clusters() {
         "seed",
     ];
     let v = fit_json(&args);
-    assert_eq!(v["k"].as_u64(), Some(3), "{}", v["k_selection"]);
-    let curve = v["k_selection"]["curve"].as_array().unwrap();
+    assert_eq!(v["k"].as_u64(), Some(3), "{}", v["chosen"]);
+    assert_eq!(v["chosen"]["k_chosen"], true);
+    let curve = v["chosen"]["trials"].as_array().unwrap();
     assert_eq!(
         curve
             .iter()
@@ -231,6 +232,7 @@ fn eval_scores_every_method_on_the_same_split() {
         netflix.to_str().unwrap(),
         "--k",
         "8",
+        "--no-als",
         "--json",
     ]);
     assert!(
@@ -246,7 +248,7 @@ fn eval_scores_every_method_on_the_same_split() {
             .as_f64()
             .unwrap()
     };
-    assert!(rmse("mixture") < rmse("user+item bias"));
+    assert!(rmse("mixture (K = 8)") < rmse("user+item bias"));
     assert!(rmse("user+item bias") < rmse("item mean") && rmse("item mean") < rmse("global mean"));
     let bad = mixrec(&[
         "eval",
@@ -328,4 +330,142 @@ fn convert_to_binary_and_back_keeps_every_rating() {
             .clone()
     };
     assert_eq!(fit(&bin), fit(&netflix));
+}
+
+/// Writes `text` to a file in `dir` and returns its path as a string.
+fn file_in(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn recommend_writes_every_users_top_items_best_first_and_unrated() {
+    let Some(dir) = shared_data() else { return };
+    let data = dir.join("netflix_longtail.csv");
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("recs.csv");
+    let run = mixrec(&[
+        "recommend",
+        "--data",
+        data.to_str().unwrap(),
+        "--n",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let snap = mixrec::data::load(&data, mixrec::data::LoadOptions::default()).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("user,item,rank,rating,spread"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5 * snap.ratings.n_users());
+    for user in rows.chunks(5) {
+        let u = snap.users.index(user[0][0]).expect("a snapshot user");
+        let rated = snap.ratings.row(u).0;
+        let mut last = f64::INFINITY;
+        for (rank, row) in user.iter().enumerate() {
+            assert_eq!(row[0], user[0][0]);
+            assert_eq!(row[2], (rank + 1).to_string());
+            let l = snap.items.index(row[1]).unwrap() as u32;
+            assert!(
+                !rated.contains(&l),
+                "user {} already rated {}",
+                row[0],
+                row[1]
+            );
+            let rating: f64 = row[3].parse().unwrap();
+            assert!(rating <= last && (1.0..=5.0).contains(&rating), "{row:?}");
+            last = rating;
+            assert!(row[4].parse::<f64>().unwrap() > 0.0);
+        }
+    }
+}
+
+#[test]
+fn complete_predicts_given_pairs_and_names_the_line_of_an_unknown_item() {
+    let Some(dir) = shared_data() else { return };
+    let data = dir.join("netflix_longtail.csv");
+    let work = tempfile::tempdir().unwrap();
+    let pairs = file_in(&work, "pairs.csv", "user,item\nu7,m1\nu7,m2\nnewcomer,m1\n");
+    let out = work.path().join("p.csv");
+    let args = |pairs: &str| {
+        mixrec(&[
+            "complete",
+            "--data",
+            data.to_str().unwrap(),
+            "--k",
+            "2",
+            "--pairs",
+            pairs,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let run = args(&pairs);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(text.lines().next(), Some("user,item,rating,spread"));
+    assert_eq!(
+        rows.iter().map(|r| (r[0], r[1])).collect::<Vec<_>>(),
+        vec![("u7", "m1"), ("u7", "m2"), ("newcomer", "m1")]
+    );
+    // A newcomer is answered from no ratings: the prior, not user u7's answer.
+    assert_ne!(rows[0][2], rows[2][2]);
+    assert!(
+        rows.iter()
+            .all(|r| (1.0..=5.0).contains(&r[2].parse::<f64>().unwrap()))
+    );
+    let bad = file_in(&work, "bad.csv", "u7,m1\nu7,no-such-item\n");
+    let run = args(&bad);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains(&format!("{bad}:2: item \"no-such-item\"")),
+        "{err}"
+    );
+}
+
+#[test]
+fn complete_needs_no_k_and_eval_shows_the_matrix_factorisation_row() {
+    let Some(dir) = shared_data() else { return };
+    let data = dir.join("test_incomplete.txt");
+    let written = complete(&data, &[]);
+    assert_eq!(written.lines().count(), 20);
+    let longtail = dir.join("netflix_longtail.csv");
+    let out = mixrec(&["eval", "--data", longtail.to_str().unwrap(), "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let methods = v["methods"].as_array().unwrap();
+    let als = methods
+        .iter()
+        .find(|m| m["method"] == "ALS MF")
+        .expect("an ALS row");
+    assert!(
+        als["details"][0].as_str().unwrap().starts_with("rank "),
+        "{als}"
+    );
+    let chosen = &v["chosen"][0];
+    assert!(
+        chosen["ridge"]["item"].as_f64().is_some() && chosen["k_chosen"] == true,
+        "{chosen}"
+    );
 }

@@ -617,7 +617,7 @@ proptest! {
 fn an_absurd_k_fails_the_training_not_the_process() {
     for model in [ModelKind::Mixture, ModelKind::Gpl] {
         let mut t = service_settings(|_| {}).training;
-        (t.model, t.k) = (model, 1 << 40);
+        (t.model, t.k) = (model, mixrec::config::Auto::Is(1 << 40));
         let mut go = |_: &Progress| ControlFlow::Continue(());
         let err = train(&Source::Embedded, &t, 2, &mut go).unwrap_err();
         assert!(

@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 mod layers;
 mod loaders;
+mod oneway;
 mod overrides;
 mod parity;
 mod process;

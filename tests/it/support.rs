@@ -55,7 +55,7 @@ pub fn service_settings(
     let mut s = mixrec::config::Settings::from_figment(figment, &Default::default())
         .expect("shipped defaults load");
     // Quick trainings: tests check plumbing, not model quality.
-    s.training.k = 3;
+    s.training.k = mixrec::config::Auto::Is(3);
     s.training.n_init = 1;
     s.training.max_iter = 50;
     // No model files from in-process tests unless a test asks for a store.

@@ -278,7 +278,7 @@ mod tests {
         let store = DirStore::open(dir.path(), 5).unwrap();
         let gpl = TrainingSettings {
             model: ModelKind::Gpl,
-            k: 4,
+            k: crate::config::Auto::Is(4),
             ..quick_settings()
         };
         for (served, version) in [(trained(&quick_settings(), 1), 1), (trained(&gpl, 2), 2)] {
