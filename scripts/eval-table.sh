@@ -48,10 +48,13 @@ file_of() {
 }
 
 # One JSON line per (set, seed, run): {"set", "seed", "label", "eval": <mixrec eval --json>}.
-runs="$work/runs.jsonl"
-for set in $sets; do
-  file="$(file_of "$set")"
-  for seed in $seeds; do
+# Seed 0 over every set first, so a run cut short still has the seed-0 table. RUNS=path keeps the
+# lines (and a rerun with the same path only prints the table from them: SKIP_RUNS=1).
+runs="${RUNS:-$work/runs.jsonl}"
+for seed in $seeds; do
+  [ -n "${SKIP_RUNS:-}" ] && break
+  for set in $sets; do
+    file="$(file_of "$set")"
     run() {  # label, then eval flags
       local label="$1"; shift
       "$bin" eval --data "$file" --split-seed "$seed" --json "$@" |
@@ -82,7 +85,7 @@ for line in open(sys.argv[1]):
         if key not in rows:
             rows[key] = {}
             order.append(key)
-        rows[key][r["seed"]] = (m["rmse"], m["mae"], m["seconds"], m.get("detail", ""))
+        rows[key][r["seed"]] = (m["rmse"], m["mae"], m["seconds"], "; ".join(m.get("details", [])))
 print("| data | method | RMSE (seed 0) | MAE (seed 0) | RMSE (mean of seeds) | train s (seed 0) | chosen (seed 0) |")
 print("|---|---|---|---|---|---|---|")
 for key in order:
