@@ -5,7 +5,7 @@
 #   docker build -t mixrec .
 #   docker run --rm -p 8080:8080 -e MIXREC_ADMIN_TOKEN=change-me mixrec
 #   docker run --rm -p 8080:8080 -v /srv/ratings:/data:ro \
-#     -e MIXREC__SNAPSHOT__PATH=/data/ratings.csv -e MIXREC__TRAINING__K=12 mixrec
+#     -e MIXREC__SNAPSHOT__PATH=/data/ratings.csv mixrec
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -15,7 +15,8 @@ COPY benches benches
 COPY src src
 COPY config config
 COPY data data
-COPY openapi.yaml ./
+COPY web web
+COPY build.rs openapi.yaml ./
 RUN cargo build --release --locked --bin mixrec \
  && cp target/release/mixrec /usr/local/bin/mixrec
 

@@ -43,10 +43,11 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Address to listen on.
+    /// Address to listen on (`host:port`; a name such as `localhost` is resolved).
+    #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     /// A second address that alone serves the `/admin/*` routes; `None` serves them on `listen`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "de_opt_addr")]
     pub admin_listen: Option<SocketAddr>,
     /// Origins allowed by CORS (`scheme://host[:port]`).
     pub cors_origins: Vec<String>,
@@ -331,8 +332,8 @@ pub struct ServeArgs {
     /// Snapshot format: auto, matrix or triples.
     #[arg(long)]
     pub format: Option<Format>,
-    /// Address to listen on, e.g. 127.0.0.1:8080.
-    #[arg(long)]
+    /// Address to listen on, e.g. 127.0.0.1:8080 or localhost:8080.
+    #[arg(long, value_parser = resolve_addr)]
     pub listen: Option<SocketAddr>,
 }
 
@@ -473,6 +474,35 @@ mod tests {
     }
 
     #[test]
+    fn listen_addresses_may_name_localhost() {
+        Jail::expect_with(|jail| {
+            jail.set_env("MIXREC__SERVER__LISTEN", "localhost:8181");
+            jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "localhost:8282");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.server.listen, "127.0.0.1:8181".parse().unwrap());
+            assert_eq!(
+                s.server.admin_listen,
+                Some("127.0.0.1:8282".parse().unwrap())
+            );
+            let flags = ServeArgs {
+                listen: Some(resolve_addr("localhost:8383")?),
+                ..ServeArgs::default()
+            };
+            let s = Settings::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.server.listen, "127.0.0.1:8383".parse().unwrap());
+            jail.set_env("MIXREC__SERVER__LISTEN", "localhost:http-alt");
+            let err = Settings::load(&ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.to_lowercase().contains("server.listen"), "{err}");
+            assert!(err.contains("localhost:http-alt"), "{err}");
+            Ok(())
+        });
+        assert_eq!(resolve_addr("[::1]:80"), Ok("[::1]:80".parse().unwrap()));
+        assert!(resolve_addr("localhost").is_err());
+    }
+
+    #[test]
     fn unknown_keys_and_missing_files_are_errors() {
         Jail::expect_with(|jail| {
             jail.set_env("MIXREC__SERVER__LISTN", "127.0.0.1:1");
@@ -539,4 +569,34 @@ mod tests {
         let s = format!("{:?}", Secret("hunter2".into()));
         assert!(!s.contains("hunter2"));
     }
+}
+
+/// Parses `host:port` into an address: an IP address as it is, a name (`localhost`) resolved
+/// through the system's resolver to its first IPv4 address, else its first address.
+pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` is not HOST:PORT with a host that resolves ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+fn de_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_addr(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| resolve_addr(&text).map_err(serde::de::Error::custom))
+        .transpose()
 }

@@ -8,7 +8,7 @@ fn main() -> ExitCode {
     match mixrec::cli::run(std::env::args_os()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mixrec: {e:#}");
+            eprintln!("mixrec: {}", mixrec::cli::describe(&e));
             ExitCode::FAILURE
         }
     }

@@ -56,7 +56,7 @@ pub enum Command {
     /// Exit 0 when the service at --addr answers `GET /healthz` with 200 (for containers).
     Healthcheck {
         /// Address of the service.
-        #[arg(long, default_value = "127.0.0.1:8080")]
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = crate::config::resolve_addr)]
         addr: std::net::SocketAddr,
     },
     /// Train a model on a snapshot and print it.
@@ -245,4 +245,22 @@ fn convert(args: &DataArgs, out: &std::path::Path, to: Format) -> anyhow::Result
         Format::Auto => bail!("--to needs a format: binary, triples or matrix"),
     };
     written.with_context(|| format!("cannot write {}", out.display()))
+}
+
+/// The message `mixrec: …` prints for `error`: its chain of causes, each cause left out when
+/// the message before it already ends with it (an I/O error's text is often both the
+/// outer error's message and its source: `x.csv: No such file or directory (os error 2)`).
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }

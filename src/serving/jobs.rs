@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 
 use super::error::JobError;
 use crate::mixture::{Algorithm, Progress};
+use crate::predictor::ModelKind;
 
 /// Finished jobs kept for polling; older ones are forgotten.
 pub const KEPT_JOBS: usize = 100;
@@ -80,7 +81,9 @@ pub struct Job {
     pub state: JobState,
     /// Number of types asked for (`None`: chosen in training; `/v1/model` has the result).
     pub k: Option<usize>,
-    /// Algorithm asked for.
+    /// The model kind it trains.
+    pub model: ModelKind,
+    /// How it fits: `kmeans` only for a mixture asked to; every other kind fits by EM.
     pub algorithm: Algorithm,
     /// Snapshot trained on.
     pub snapshot: String,
@@ -123,7 +126,9 @@ pub struct Described {
     pub kind: JobKind,
     /// Number of types asked for (`None`: chosen in training).
     pub k: Option<usize>,
-    /// Algorithm asked for.
+    /// The model kind it trains.
+    pub model: ModelKind,
+    /// How it fits.
     pub algorithm: Algorithm,
     /// The snapshot, by name.
     pub snapshot: String,
@@ -273,6 +278,7 @@ fn queued(id: u64, d: Described) -> Job {
         kind: d.kind,
         state: JobState::Queued,
         k: d.k,
+        model: d.model,
         algorithm: d.algorithm,
         snapshot: d.snapshot,
         restart: 0,

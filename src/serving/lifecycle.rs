@@ -17,6 +17,7 @@ use super::jobs::{Busy, Described, Ending, Job, JobKind};
 use super::registry::Registry;
 use super::tasks::{Outcome, Task, retrain, rollback, startup};
 use crate::mixture::{Algorithm, Progress};
+use crate::predictor::ModelKind;
 
 /// A job that was accepted: as it is now, and its ending once it has one.
 #[derive(Debug)]
@@ -42,9 +43,14 @@ impl Registry {
     fn describe(&self, task: &Task) -> Described {
         let training = |kind, source: &crate::data::Source, t: &crate::config::TrainingSettings| {
             let snapshot = source.name();
-            (kind, t.k.value(), t.algorithm, snapshot)
+            // pLSA and the low-rank mixture fit by EM whatever `algorithm` says.
+            let algorithm = match t.model {
+                ModelKind::Mixture => t.algorithm,
+                ModelKind::Gpl | ModelKind::Mfa => Algorithm::Em,
+            };
+            (kind, t.k.value(), t.model, algorithm, snapshot)
         };
-        let (kind, k, algorithm, snapshot) = match task {
+        let (kind, k, model, algorithm, snapshot) = match task {
             Task::Startup => training(
                 JobKind::Startup,
                 &self.configured_source(),
@@ -57,19 +63,27 @@ impl Registry {
                     (
                         JobKind::Rollback,
                         Some(i.k),
+                        i.model,
                         i.algorithm,
                         i.snapshot.path.clone(),
                     )
                 }
                 None => {
                     let snapshot = self.configured_source().name();
-                    (JobKind::Rollback, None, Algorithm::Em, snapshot)
+                    (
+                        JobKind::Rollback,
+                        None,
+                        ModelKind::Mixture,
+                        Algorithm::Em,
+                        snapshot,
+                    )
                 }
             },
         };
         Described {
             kind,
             k,
+            model,
             algorithm,
             snapshot,
         }

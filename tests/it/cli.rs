@@ -48,6 +48,7 @@ fn the_command_line_is_consistent() {
     mixrec::cli::Cli::command().debug_assert();
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn fit_json_has_the_documented_fields() {
     let Some(dir) = shared_data() else { return };
@@ -115,6 +116,7 @@ fn fit_json_has_the_documented_fields() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn tol_zero_runs_exactly_max_iter() {
     let Some(dir) = shared_data() else { return };
@@ -136,6 +138,7 @@ fn tol_zero_runs_exactly_max_iter() {
     assert_eq!(v["history"].as_array().unwrap().len(), 7);
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn complete_writes_the_seed_completion() {
     let Some(dir) = shared_data() else { return };
@@ -171,6 +174,19 @@ fn bad_input_fails_with_file_and_line() {
 }
 
 #[test]
+fn a_missing_file_is_named_once_and_usage_errors_exit_2() {
+    let out = mixrec(&["fit", "--data", "/nonexistent/ratings.csv"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/ratings.csv"), "{err}");
+    let usage = mixrec(&["fit", "--data"]);
+    assert_eq!(usage.status.code(), Some(2));
+    let unknown = mixrec(&["fit", "--no-such-flag"]);
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
 fn complete_refuses_triples() {
     let mut f = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut f, b"a,x,1\nb,y,2\n").unwrap();
@@ -188,6 +204,7 @@ fn complete_refuses_triples() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a matrix snapshot"));
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn k_auto_draws_the_curve_and_bic_picks_three_toy_clusters() {
     let Some(dir) = shared_data() else { return };
@@ -222,6 +239,7 @@ fn k_auto_draws_the_curve_and_bic_picks_three_toy_clusters() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn eval_scores_every_method_on_the_same_split() {
     let Some(dir) = shared_data() else { return };
@@ -262,6 +280,7 @@ fn eval_scores_every_method_on_the_same_split() {
     assert_eq!(bad.status.code(), Some(1));
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn complete_with_gaussian_plsa_keeps_observed_entries() {
     let Some(dir) = shared_data() else { return };
@@ -283,6 +302,7 @@ fn complete_with_gaussian_plsa_keeps_observed_entries() {
     }
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn convert_to_binary_and_back_keeps_every_rating() {
     let Some(dir) = shared_data() else { return };
@@ -339,6 +359,7 @@ fn file_in(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     p.to_str().unwrap().to_owned()
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn recommend_writes_every_users_top_items_best_first_and_unrated() {
     let Some(dir) = shared_data() else { return };
@@ -387,6 +408,7 @@ fn recommend_writes_every_users_top_items_best_first_and_unrated() {
     }
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn complete_predicts_given_pairs_and_names_the_line_of_an_unknown_item() {
     let Some(dir) = shared_data() else { return };
@@ -440,6 +462,7 @@ fn complete_predicts_given_pairs_and_names_the_line_of_an_unknown_item() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn complete_needs_no_k_and_eval_shows_the_matrix_factorisation_row() {
     let Some(dir) = shared_data() else { return };

@@ -1,7 +1,8 @@
 //! The integration tests: one binary, one module per area.
 //!
 //! Tests that need the seed's data sets read them from `../shared/data` (or
-//! `MIXREC_SHARED_DATA`). Without them a plain `cargo test` skips those tests with a message;
+//! `MIXREC_SHARED_DATA`). Without them a plain `cargo test` reports those tests as ignored
+//! (`needs ../shared/data`: `build.rs` sets `cfg(mixrec_shared_data)` when they are there);
 //! `.ci/run` sets `MIXREC_REQUIRE_SHARED_DATA=1`, which turns a missing folder into a failure.
 //! The browser test (`browser`) skips the same way without Chromium and ChromeDriver;
 //! `MIXREC_REQUIRE_BROWSER=1` makes that a failure too.
@@ -10,6 +11,7 @@ mod support;
 
 mod browser;
 mod cli;
+mod docker;
 mod faults;
 mod hardening;
 mod hostile;

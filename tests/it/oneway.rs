@@ -106,6 +106,7 @@ fn shipped_settings() -> mixrec::config::Settings {
     mixrec::config::Settings::from_figment(figment, &Default::default()).unwrap()
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[tokio::test]
 async fn the_service_answers_a_training_user_as_eval_scores_them_mixture() {
     let Some(dir) = shared_data() else { return };
@@ -118,6 +119,7 @@ async fn the_service_answers_a_training_user_as_eval_scores_them_mixture() {
     .await;
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[tokio::test]
 async fn the_service_answers_a_training_user_as_eval_scores_them_gpl() {
     let Some(dir) = shared_data() else { return };
@@ -137,6 +139,7 @@ async fn the_service_answers_a_training_user_as_eval_scores_them_gpl() {
     .await;
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[tokio::test]
 async fn the_service_answers_a_training_user_as_eval_scores_them_mfa() {
     let Some(dir) = shared_data() else { return };

@@ -46,6 +46,7 @@ fn cases<'a>(figures: &'a Value, data: &'a str) -> impl Iterator<Item = &'a Valu
         .filter(move |c| c["data"] == data)
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn numpy_row_choice_reproduces_every_init_rows() {
     let Some(dir) = shared_data() else { return };
@@ -75,6 +76,7 @@ fn numpy_row_choice_reproduces_every_init_rows() {
     assert_eq!(checked, 31);
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn toy_data_kmeans_costs_and_em_log_likelihoods() {
     let Some(dir) = shared_data() else { return };
@@ -108,6 +110,7 @@ fn toy_data_kmeans_costs_and_em_log_likelihoods() {
     }
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn bic_picks_three_types_on_toy_data() {
     let Some(dir) = shared_data() else { return };
@@ -133,6 +136,7 @@ fn bic_picks_three_types_on_toy_data() {
     assert_rel("best BIC", curve[2], -1169.2589347355095, 1e-6);
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn netflix_subset_log_likelihoods_and_iterations() {
     let Some(dir) = shared_data() else { return };
@@ -192,6 +196,7 @@ fn seed_model(fit: &Fit, snapshot: &Snapshot) -> Predictor {
     })
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn netflix_completion_matches_the_seed_rmse() {
     let Some(dir) = shared_data() else { return };
@@ -265,6 +270,7 @@ fn assert_printed(what: &str, got: &[f64], printed: &[f64]) {
     }
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn worked_example_step_by_step() {
     let Some(dir) = shared_data() else { return };

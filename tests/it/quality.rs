@@ -52,6 +52,7 @@ fn the_default_beats_the_bias_baseline_by_a_tenth_on_a_synthetic_long_tail() {
     assert!(default < 0.90, "default {default}");
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn the_default_beats_the_bias_baseline_on_netflix_ratings_thinned_to_a_long_tail() {
     let Some(dir) = shared_data() else { return };
@@ -62,6 +63,7 @@ fn the_default_beats_the_bias_baseline_on_netflix_ratings_thinned_to_a_long_tail
     assert!(default < 0.99 * bias, "default {default} vs bias {bias}");
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn the_default_beats_the_baselines_and_the_seed_on_held_out_netflix_ratings() {
     let Some(dir) = shared_data() else { return };
@@ -87,6 +89,7 @@ fn the_default_beats_the_baselines_and_the_seed_on_held_out_netflix_ratings() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn the_low_rank_mixture_reaches_matrix_factorisation_on_netflix() {
     let Some(dir) = shared_data() else { return };
@@ -110,6 +113,7 @@ fn the_low_rank_mixture_reaches_matrix_factorisation_on_netflix() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn the_low_rank_mixture_beats_als_on_the_netflix_long_tail() {
     let Some(dir) = shared_data() else { return };
@@ -167,6 +171,7 @@ fn one_type_over_centred_residuals_is_the_baseline() {
     }
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn the_choice_is_reproducible_for_a_seed() {
     let Some(dir) = shared_data() else { return };
@@ -193,6 +198,7 @@ fn the_choice_is_reproducible_for_a_seed() {
     assert!(a.heldout_rmse.unwrap() <= a.baseline_rmse.unwrap(), "{a:?}");
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn a_profile_with_high_ratings_gets_a_positive_offset() {
     let Some(dir) = shared_data() else { return };
@@ -227,6 +233,7 @@ fn a_profile_with_high_ratings_gets_a_positive_offset() {
     );
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[test]
 fn gaussian_plsa_beats_080_on_held_out_netflix_ratings() {
     let Some(dir) = shared_data() else { return };

@@ -40,6 +40,7 @@ async fn poll_until(what: &str, mut f: impl AsyncFnMut() -> Option<Value>) -> Va
     panic!("{what} did not happen within {PATIENCE:?}");
 }
 
+#[cfg_attr(not(mixrec_shared_data), ignore = "needs ../shared/data")]
 #[tokio::test]
 async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
     let Some(dir) = shared_data() else { return };
@@ -59,6 +60,16 @@ async fn the_binary_serves_retrains_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(check.success(), "mixrec healthcheck: {check}");
+    // … also by name, as the README writes it.
+    let port = addr.rsplit(':').next().unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(["healthcheck", "--addr", &format!("localhost:{port}")])
+        .status()
+        .unwrap();
+    assert!(
+        check.success(),
+        "mixrec healthcheck --addr localhost: {check}"
+    );
 
     let profile = json!({"ratings": {"0": 5, "1": 3, "7": 1}, "items": ["2", "3"]});
     let r = http
