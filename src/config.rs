@@ -390,6 +390,36 @@ impl Settings {
     }
 }
 
+/// Parses `host:port` into an address: an IP address as it is, a name (`localhost`) resolved
+/// through the system's resolver to its first IPv4 address, else its first address.
+pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}` is not HOST:PORT with a host that resolves ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{text}` resolves to no address"))
+}
+
+fn de_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    resolve_addr(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| resolve_addr(&text).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     // figment's `Jail` closures must return its (large) error type: not ours to shrink.
@@ -569,34 +599,4 @@ mod tests {
         let s = format!("{:?}", Secret("hunter2".into()));
         assert!(!s.contains("hunter2"));
     }
-}
-
-/// Parses `host:port` into an address: an IP address as it is, a name (`localhost`) resolved
-/// through the system's resolver to its first IPv4 address, else its first address.
-pub fn resolve_addr(text: &str) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    if let Ok(addr) = text.parse() {
-        return Ok(addr);
-    }
-    let addrs: Vec<SocketAddr> = text
-        .to_socket_addrs()
-        .map_err(|e| format!("`{text}` is not HOST:PORT with a host that resolves ({e})"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("`{text}` resolves to no address"))
-}
-
-fn de_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    resolve_addr(&text).map_err(serde::de::Error::custom)
-}
-
-fn de_opt_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
-    Option::<String>::deserialize(d)?
-        .map(|text| resolve_addr(&text).map_err(serde::de::Error::custom))
-        .transpose()
 }

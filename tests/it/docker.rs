@@ -44,7 +44,10 @@ fn included_roots(dir: &Path, root: &Path, out: &mut Vec<String>) {
 fn the_docker_build_copies_every_file_the_build_reads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
-    let build_stage = dockerfile.split("\nFROM ").next().expect("a build stage");
+    let build_stage = dockerfile
+        .split("\nFROM ")
+        .nth(1)
+        .expect("a build stage after the header");
     let copied: Vec<&str> = build_stage
         .lines()
         .filter_map(|l| l.strip_prefix("COPY "))
