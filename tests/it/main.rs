@@ -16,6 +16,7 @@ mod hostile;
 mod http;
 mod layers;
 mod loaders;
+mod onboarding;
 mod oneway;
 mod overrides;
 mod parity;
