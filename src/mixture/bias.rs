@@ -361,7 +361,10 @@ mod tests {
             })
             .collect();
         let split = crate::data::holdout(&Ratings::from_dense_rows(&rows), 0.1, 1);
-        let scale = RatingScale { min: -10.0, max: 10.0 };
+        let scale = RatingScale {
+            min: -10.0,
+            max: 10.0,
+        };
         let fitted = Biases::fit(&split.train, Ridge::default());
         let lambda = fitted.fold_in_user(&split, scale);
         assert!((2.0..=4.0).contains(&lambda), "{lambda}");

@@ -427,7 +427,7 @@ async fn onboarding(c: &Client, http: &reqwest::Client, base: &str) {
 
     // "Don't know" the first question: it goes, and the rest are the API's without it.
     let unknown = vec![asked[0].clone()];
-    let button = format!("#questions [data-question="{}"] .unknown", asked[0]);
+    let button = format!("#questions [data-question=\"{}\"] .unknown", asked[0]);
     c.find(Locator::Css(&button))
         .await
         .unwrap()
@@ -447,7 +447,7 @@ async fn onboarding(c: &Client, http: &reqwest::Client, base: &str) {
     for answers in 1..=10 {
         let q = ids(&s["questions"])[0].clone();
         let star = expected_star(http, base, &Value::Object(ratings.clone()), &q).await;
-        let label = format!("#questions [data-question="{q}"] .stars label:nth-of-type({star})");
+        let label = format!("#questions [data-question=\"{q}\"] .stars label:nth-of-type({star})");
         c.find(Locator::Css(&label))
             .await
             .unwrap()

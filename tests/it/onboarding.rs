@@ -125,7 +125,7 @@ async fn every_model_kind_asks() {
         let mut go = |_: &mixrec::mixture::Progress| std::ops::ControlFlow::Continue(());
         let model = tokio::task::spawn_blocking(move || {
             let t = &settings.training;
-            mixrec::train::train(&mixrec::train::Source::Embedded, t, 1, &mut go).unwrap()
+            mixrec::serving::train(&mixrec::data::Source::Embedded, t, 1, &mut go).unwrap()
         })
         .await
         .unwrap();
