@@ -92,6 +92,26 @@ fn recommend_20_ratings_netflix_k12(bencher: divan::Bencher) {
     });
 }
 
+/// What `POST /v1/onboarding` costs the engine beside it: the same posterior, then the 5 items
+/// of highest expected information gain × rating share.
+#[divan::bench(sample_count = 1000)]
+fn onboarding_20_ratings_netflix_k12(bencher: divan::Bencher) {
+    let Some(snap) = NETFLIX.as_ref() else { return };
+    let params = FitParams::new(12).check(snap.ratings.n_users()).unwrap();
+    let go = &mut |_: &mixture::Progress| ControlFlow::Continue(());
+    let (_, model) = mixture::train(&snap.ratings, snap.scale, &params, go).unwrap();
+    let model = mixrec::predictor::Predictor::Mixture(model);
+    let askable = mixrec::onboard::Askable::new(&snap.ratings, snap.scale);
+    let profile = profile_of(snap, 7, 20);
+    let rated: Vec<u32> = profile.iter().map(|p| p.0).collect();
+    bencher.bench_local(|| {
+        let belief = model.posterior(&profile).unwrap();
+        divan::black_box(mixrec::onboard::ask(
+            &model, &belief, &profile, &askable, 5, &rated,
+        ))
+    });
+}
+
 /// The low-rank mixture at K = 12, rank 5 (a few EM iterations: enough parameters to time),
 /// shared by the two benchmarks below.
 static MFA_K12: LazyLock<Option<mixrec::predictor::Predictor>> = LazyLock::new(|| {

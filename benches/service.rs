@@ -1,7 +1,8 @@
 //! Benchmarks of the request path on the seed's Netflix subset (`../shared/data`, or
 //! `MIXREC_SHARED_DATA`), K = 12: the service call alone, and the whole router in-process
-//! (`oneshot`, no socket) for `POST /v1/recommend` with a 20-rating profile and for
-//! `GET /healthz` (the middleware's fixed cost).
+//! (`oneshot`, no socket) for `POST /v1/recommend` and `POST /v1/onboarding` with a 20-rating
+//! profile, onboarding with an empty one (a new user), and `GET /healthz` (the middleware's
+//! fixed cost).
 //!
 //! `cargo bench --bench service`. Without the data set the benchmarks are skipped.
 
@@ -75,6 +76,13 @@ fn profile_json() -> String {
     serde_json::json!({"ratings": ratings, "n": 10}).to_string()
 }
 
+/// The same profile asking for the default 5 questions.
+fn onboarding_json() -> String {
+    let ratings: serde_json::Map<String, serde_json::Value> =
+        profile().into_iter().map(|(k, v)| (k, v.into())).collect();
+    serde_json::json!({"ratings": ratings}).to_string()
+}
+
 #[divan::bench]
 fn recommend_service_call(bencher: divan::Bencher) {
     let (m, p) = (model().unwrap(), profile());
@@ -94,6 +102,38 @@ fn recommend_through_the_router(bencher: divan::Bencher) {
         .unwrap();
     bencher.bench(|| {
         let req = Request::post("/v1/recommend")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        rt.block_on(app.clone().oneshot(req)).unwrap()
+    });
+}
+
+#[divan::bench]
+fn onboarding_service_call(bencher: divan::Bencher) {
+    let (m, p) = (model().unwrap(), profile());
+    bencher.bench(|| m.onboarding(divan::black_box(&p), 5, 100, &[]).unwrap());
+}
+
+#[divan::bench]
+fn onboarding_new_user_service_call(bencher: divan::Bencher) {
+    let m = model().unwrap();
+    bencher.bench(|| m.onboarding(divan::black_box(&[]), 5, 100, &[]).unwrap());
+}
+
+#[divan::bench(args = ["20 ratings", "new user"])]
+fn onboarding_through_the_router(bencher: divan::Bencher, profile: &str) {
+    let app = app();
+    let body = match profile {
+        "new user" => "{}".to_owned(),
+        _ => onboarding_json(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    bencher.bench(|| {
+        let req = Request::post("/v1/onboarding")
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.clone()))
             .unwrap();

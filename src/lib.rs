@@ -11,6 +11,7 @@
 //! - [`config`]: layered, validated service settings.
 //! - [`eval`]: held-out scores of a mixture and of simple baselines.
 //! - [`predictor`]: one interface over both model kinds; each kind encodes its parameters.
+//! - [`onboard`]: which items to ask a new user, by expected information about their type.
 //! - [`mixture`], [`plsa`]: the numeric engines.
 //! - [`data`]: ratings in memory, ids, splits, snapshot formats and the ratings sources.
 //! - [`synth`]: synthetic snapshots with planted user types.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod linalg;
 pub mod mfa;
 pub mod mixture;
+pub mod onboard;
 pub mod plsa;
 pub mod predictor;
 pub mod score;

@@ -1,5 +1,7 @@
 // The mixrec demo page: the catalogue, star ratings, recommendations with their spread, the
-// posterior over user types and the model's figures, all from the service's own API.
+// posterior over user types and the model's figures, all from the service's own API. A new
+// visitor is first asked the items that tell the types apart best (`POST /v1/onboarding`),
+// until the posterior is sure enough of one type; then the page is the recommendations alone.
 // Plain DOM, no dependencies; text enters the page only as text nodes (titles come from data).
 'use strict';
 
@@ -16,6 +18,10 @@
   const MINOR = 0.01;
   /** Milliseconds between the last rating change and the request. */
   const DEBOUNCE = 150;
+  /** Onboarding questions shown at a time. */
+  const QUESTIONS = 5;
+  /** The posterior of the likeliest type at which the page stops asking. */
+  const SURE = 0.9;
 
   const $ = (id) => document.getElementById(id);
 
@@ -26,6 +32,15 @@
     ratings: new Map(),
     titles: new Map(),
     starter: [],
+    // Onboarding: whether the page is asking, the questions, the items the visitor does not
+    // know (never asked again), and the likeliest type's probability.
+    asking: true,
+    questions: [],
+    unknown: new Set(),
+    sureness: 0,
+    posterior: [],
+    // `false` once the service turned out to have no onboarding route.
+    onboarding: null,
     catalogue: [],
     total: 0,
     loading: true,
@@ -236,11 +251,67 @@
 
   function clearAll() {
     state.ratings = new Map();
+    state.unknown = new Set();
+    state.questions = [];
+    state.asking = state.onboarding !== false;
     renderAll();
     update();
   }
 
+  /** The visitor does not know item `id`: it is not asked again. */
+  function dontKnow(id) {
+    state.unknown.add(id);
+    state.questions = state.questions.filter((q) => q.item !== id);
+    renderStart();
+    update();
+  }
+
+  function askMore() {
+    state.asking = true;
+    renderStart();
+    update();
+  }
+
   function renderStart() {
+    if (state.onboarding === false) {
+      renderStarter();
+      return;
+    }
+    const body = $('start-body');
+    const buttons = el('div', { class: 'buttons' },
+      state.ratings.size || state.unknown.size
+        ? el('button', { type: 'button', id: 'clear', text: 'Start from no ratings', onclick: clearAll })
+        : null);
+    if (!state.asking) {
+      const top = state.posterior && state.posterior[0];
+      buttons.append(el('button', { type: 'button', id: 'ask-more', text: 'Ask me more', onclick: askMore }));
+      body.replaceChildren(el('p', { id: 'sure' },
+        `Your ratings point to type ${top ? top.type : '?'} (${percent(state.sureness)} likely): `
+        + 'the recommendations below are yours. Rate more to refine them.'), buttons);
+      return;
+    }
+    const intro = el('p', {}, 'Rate a few of these to get started: they are the items whose '
+      + 'ratings tell the user types apart best. ',
+      state.ratings.size ? `So far the page is ${percent(state.sureness)} sure of your type.` : '');
+    const rows = state.questions.map((q) => el('li', { 'data-question': q.item },
+      el('span', { class: 'title', text: name(q.item) }),
+      el('span', { class: 'id', text: `${percent(q.known)} of users rated it` }),
+      ratingControl(q.item),
+      el('button', {
+        type: 'button', class: 'quiet unknown', text: 'Don’t know it',
+        'aria-label': `I don't know ${name(q.item)}`, onclick: () => dontKnow(q.item),
+      })));
+    const ul = el('ul', { id: 'questions', class: 'items' }, rows);
+    if (!rows.length) ul.append(el('li', { class: 'empty', text: 'Finding questions…' }));
+    buttons.append(el('button', {
+      type: 'button', id: 'skip', class: 'quiet', text: 'Skip the questions',
+      onclick: () => { state.asking = false; renderStart(); },
+    }));
+    body.replaceChildren(intro, ul, buttons);
+  }
+
+  /** The start without onboarding (a service without the route): the starter profile. */
+  function renderStarter() {
     const loved = state.starter.filter((p) => p[1] === state.ui.top).map((p) => name(p[0]));
     const disliked = state.starter.filter((p) => p[1] !== state.ui.top).map((p) => name(p[0]));
     const body = $('start-body');
@@ -277,20 +348,55 @@
     state.inflight = ctl;
     $('recs').setAttribute('aria-busy', 'true');
     try {
-      const body = { ratings: Object.fromEntries(state.ratings), n: N };
-      const answer = await patiently(() => api('/v1/recommend', body, ctl.signal));
+      const ratings = Object.fromEntries(state.ratings);
+      const body = { ratings, n: N };
+      const asking = state.asking && state.onboarding !== false;
+      if (asking) $('start-body').setAttribute('aria-busy', 'true');
+      const [answer, asked] = await Promise.all([
+        patiently(() => api('/v1/recommend', body, ctl.signal)),
+        asking ? questions(ratings, ctl.signal) : null,
+      ]);
       if (seq !== state.seq) return;
       if (answer.model_version !== state.model.version) await loadModel();
       for (const p of answer.items) learn(p.item, p.title);
       renderRecs(answer.items);
       renderWhy(answer.posterior);
+      state.posterior = answer.posterior;
+      state.sureness = answer.posterior.length ? answer.posterior[0].probability : 0;
+      if (asked) {
+        state.questions = asked.items;
+        // Sure enough of one type after some answers: the recommendations take over.
+        if (state.ratings.size && state.sureness >= SURE) state.asking = false;
+      }
+      renderStart();
       const n = state.ratings.size;
       say(`Recommendations for ${n} rating${n === 1 ? '' : 's'}, model version ${answer.model_version}.`);
     } catch (e) {
       if (e.name === 'AbortError') return;
       say(`Could not update the recommendations: ${e.message}`, true);
     } finally {
-      if (seq === state.seq) $('recs').setAttribute('aria-busy', 'false');
+      if (seq === state.seq) {
+        $('recs').setAttribute('aria-busy', 'false');
+        $('start-body').setAttribute('aria-busy', 'false');
+      }
+    }
+  }
+
+  /**
+   * The onboarding questions for `ratings`, leaving out the items the visitor does not know;
+   * `null` (and the starter profile from then on) when the service has no such route.
+   */
+  async function questions(ratings, signal) {
+    const body = { ratings, n: QUESTIONS, exclude: [...state.unknown] };
+    try {
+      const asked = await patiently(() => api('/v1/onboarding', body, signal));
+      for (const q of asked.items) learn(q.item, q.title);
+      return asked;
+    } catch (e) {
+      if (!(e instanceof Problem) || (e.status !== 404 && e.status !== 405)) throw e;
+      state.onboarding = false;
+      state.asking = false;
+      return null;
     }
   }
 
@@ -477,9 +583,15 @@
       return;
     }
     state.starter = starterProfile();
-    state.ratings = new Map(state.starter);
+    // A new visitor starts from nothing and is asked; the starter profile only stands in when
+    // the service cannot ask (`questions` finds no route, and the page starts over with it).
     renderAll();
     await update();
+    if (state.onboarding === false) {
+      state.ratings = new Map(state.starter);
+      renderAll();
+      await update();
+    }
     loadCatalogue();
   }
 

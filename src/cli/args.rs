@@ -269,4 +269,9 @@ pub struct EvalArgs {
     /// Leave out the ALS matrix-factorisation row (the slowest baseline).
     #[arg(long)]
     pub no_als: bool,
+    /// Simulate new users instead: hold out `--holdout` of the *users*, interview each with
+    /// three strategies (popular, random, informative) for up to N answers and score their
+    /// other ratings after 0, 1, 3, 5 and N answers.
+    #[arg(long, value_name = "N")]
+    pub cold_start: Option<usize>,
 }

@@ -8,6 +8,7 @@
 
 pub mod args;
 mod batch;
+mod coldstart;
 mod eval;
 mod report;
 
@@ -129,7 +130,10 @@ where
             let (snapshot, trained) = load_and_train(&fit)?;
             batch::recommend(&snapshot, &trained.predictor, n, &out)
         }
-        Some(Command::Eval(args)) => eval::run(&args, &load(&args.fit.data)?),
+        Some(Command::Eval(args)) => match args.cold_start {
+            Some(n) => coldstart::run(&args, &load(&args.fit.data)?, n),
+            None => eval::run(&args, &load(&args.fit.data)?),
+        },
         Some(Command::Convert { data, out, to }) => convert(&data, &out, to),
     }
 }

@@ -1,8 +1,10 @@
 //! Held-out evaluation: RMSE and MAE on ratings hidden from training, for the models and for
 //! the baselines on the same split (global, item and user means, the user+item bias with its
 //! ridge tuned, ALS matrix factorisation). Predictions are clipped to the rating scale.
+//! [`coldstart`] simulates new users answering questions.
 
 pub mod als;
+pub mod coldstart;
 
 use std::ops::ControlFlow;
 use std::time::Instant;

@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::mixture::Prediction;
 use crate::serving::store::Entry;
-use crate::serving::{Answer, ModelInfo, ServedModel, TypeSummary};
+use crate::serving::{Answer, ModelInfo, Onboarding, ServedModel, TypeSummary};
 
 /// Default `n` of a recommendation request.
 pub(super) const DEFAULT_N: i64 = 10;
+/// Default `n` of `POST /v1/onboarding`: a handful of questions, few enough to answer at once.
+pub(super) const DEFAULT_QUESTIONS: i64 = 5;
 
 fn default_n() -> i64 {
     DEFAULT_N
@@ -35,6 +37,17 @@ pub struct RecommendRequest {
     /// How many items (1 to the configured maximum; default 10).
     pub n: i64,
     /// Items never to recommend.
+    pub exclude: Vec<String>,
+}
+
+/// `POST /v1/onboarding`, read under the profile cap like [`RecommendRequest`].
+#[derive(Debug)]
+pub struct OnboardingRequest {
+    /// (item id, rating), sorted by id, each id once; may be empty (a new user).
+    pub ratings: Vec<(String, f64)>,
+    /// How many questions (1 to the configured maximum; default 5).
+    pub n: i64,
+    /// Items never to ask about (say, those the user said they do not know).
     pub exclude: Vec<String>,
 }
 
@@ -209,6 +222,64 @@ fn item(model: &ServedModel, p: &Prediction) -> ItemPrediction {
         item: id.into_owned(),
         rating: p.rating,
         spread: p.spread,
+    }
+}
+
+/// One item worth asking a user about.
+#[derive(Debug, Serialize)]
+pub struct QuestionItem {
+    /// Item id.
+    pub item: String,
+    /// Display title, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Expected information gain of an answer about the user's type, in nats.
+    pub gain: f64,
+    /// How likely the user knows the item: its share of the snapshot's users.
+    pub known: f64,
+    /// `gain × known`, the ranking.
+    pub score: f64,
+}
+
+/// Answer of `POST /v1/onboarding`.
+#[derive(Debug, Serialize)]
+pub struct OnboardingResponse {
+    /// The model version that answered.
+    pub model_version: u64,
+    /// Posterior over types, most likely first (as `POST /v1/recommend` reports it).
+    pub posterior: Vec<TypeProbability>,
+    /// The questions, best first.
+    pub items: Vec<QuestionItem>,
+}
+
+impl OnboardingResponse {
+    /// The DTO of `answer` from `model`.
+    pub fn new(model: &ServedModel, answer: Onboarding) -> Self {
+        let c = model.catalogue();
+        let items = answer
+            .questions
+            .iter()
+            .map(|q| {
+                let id = c.item_id(q.item);
+                QuestionItem {
+                    title: c.title(&id).map(str::to_owned),
+                    item: id.into_owned(),
+                    gain: q.gain,
+                    known: q.known,
+                    score: q.score,
+                }
+            })
+            .collect();
+        let posterior = answer
+            .posterior
+            .into_iter()
+            .map(|(kind, probability)| TypeProbability { kind, probability })
+            .collect();
+        Self {
+            model_version: model.info().version,
+            posterior,
+            items,
+        }
     }
 }
 

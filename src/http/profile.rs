@@ -1,4 +1,4 @@
-//! Profile bodies (`POST /v1/complete`, `POST /v1/recommend`) read under
+//! Profile bodies (`POST /v1/complete`, `POST /v1/recommend`, `POST /v1/onboarding`) read under
 //! `server.max_profile_ratings`.
 //!
 //! The cap is checked *while* the JSON is read: the entry past the cap stops the parse, so a
@@ -16,7 +16,9 @@ use axum::extract::{FromRequest, Request};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::body::{json_body, json_error};
-use super::dto::{CompleteRequest, DEFAULT_N, RecommendRequest};
+use super::dto::{
+    CompleteRequest, DEFAULT_N, DEFAULT_QUESTIONS, OnboardingRequest, RecommendRequest,
+};
 use super::error::ApiError;
 use super::state::AppState;
 use crate::serving::shown_id;
@@ -62,6 +64,17 @@ impl ProfileBody for RecommendRequest {
         Self {
             ratings: f.ratings.unwrap_or_default(),
             n: f.n.unwrap_or(DEFAULT_N),
+            exclude: f.exclude.unwrap_or_default(),
+        }
+    }
+}
+
+impl ProfileBody for OnboardingRequest {
+    const FIELDS: &'static [&'static str] = &["ratings", "n", "exclude"];
+    fn from_fields(f: Fields) -> Self {
+        Self {
+            ratings: f.ratings.unwrap_or_default(),
+            n: f.n.unwrap_or(DEFAULT_QUESTIONS),
             exclude: f.exclude.unwrap_or_default(),
         }
     }

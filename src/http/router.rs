@@ -31,6 +31,7 @@ use crate::config::ServerSettings;
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/complete"),
     ("POST", "/v1/recommend"),
+    ("POST", "/v1/onboarding"),
     ("GET", "/v1/users/{user_id}/recommendations"),
     ("GET", "/v1/items"),
     ("GET", "/v1/model"),
@@ -55,6 +56,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
     match (method, path) {
         ("POST", "/v1/complete") => post(routes::complete),
         ("POST", "/v1/recommend") => post(routes::recommend),
+        ("POST", "/v1/onboarding") => post(routes::onboarding),
         ("GET", "/v1/users/{user_id}/recommendations") => get(routes::user_recommendations),
         ("GET", "/v1/items") => get(routes::items),
         ("GET", "/v1/model") => get(routes::model),

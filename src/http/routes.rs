@@ -6,8 +6,8 @@
 use axum::extract::State;
 
 use super::dto::{
-    CompleteRequest, ItemsPage, ModelResponse, NQuery, PageQuery, PredictionResponse,
-    RecommendRequest, TypesResponse,
+    CompleteRequest, ItemsPage, ModelResponse, NQuery, OnboardingRequest, OnboardingResponse,
+    PageQuery, PredictionResponse, RecommendRequest, TypesResponse,
 };
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
@@ -33,6 +33,18 @@ pub async fn recommend(
     let max_n = state.server.max_n;
     let answer = model.recommend(&req.ratings, req.n, max_n, &req.exclude)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
+}
+
+/// `POST /v1/onboarding`: the items worth asking this profile about, with the body, bounds and
+/// errors of `POST /v1/recommend`.
+pub async fn onboarding(
+    State(state): State<AppState>,
+    ProfileJson(req): ProfileJson<OnboardingRequest>,
+) -> Result<Json<OnboardingResponse>, ApiError> {
+    let model = state.ready_model()?;
+    let max_n = state.server.max_n;
+    let answer = model.onboarding(&req.ratings, req.n, max_n, &req.exclude)?;
+    Ok(Json(OnboardingResponse::new(&model, answer)))
 }
 
 /// `GET /v1/users/{user_id}/recommendations?n=`.

@@ -1,5 +1,6 @@
 //! The catalogue a model serves with: the ids, titles and ratings of the snapshot it was
-//! trained on (item and user ids to indices and back).
+//! trained on (item and user ids to indices and back), and what onboarding needs of it (each
+//! item's rating share and the scale's steps, [`Askable`]).
 //!
 //! Must not import: the rest of `src/serving`, web or async types.
 
@@ -7,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::data::{IdMap, Ratings, Snapshot};
+use crate::onboard::Askable;
 
 /// Users, items, titles and the ratings of the snapshot.
 #[derive(Debug, Clone)]
@@ -16,6 +18,9 @@ pub struct Catalogue {
     ratings: Ratings,
     titles: HashMap<String, String>,
     step: Option<f64>,
+    /// Rating shares and the scale's steps, for onboarding (one pass over the ratings, here
+    /// on the training thread rather than in a request).
+    askable: Askable,
 }
 
 impl Catalogue {
@@ -24,6 +29,7 @@ impl Catalogue {
         // Once here, not per request: it reads every rating.
         let step = snapshot.ratings.step();
         Self {
+            askable: Askable::new(&snapshot.ratings, snapshot.scale),
             users: snapshot.users,
             items: snapshot.items,
             ratings: snapshot.ratings,
@@ -36,6 +42,11 @@ impl Catalogue {
     /// [`crate::data::Ratings::step`].
     pub fn step(&self) -> Option<f64> {
         self.step
+    }
+
+    /// Each item's rating share and the scale's steps: what [`crate::onboard::ask`] reads.
+    pub fn askable(&self) -> &Askable {
+        &self.askable
     }
 
     /// Number of items.

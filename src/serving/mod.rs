@@ -32,6 +32,6 @@ pub use jobs::{Busy, CancelError, Ending, Job, JobKind, JobState, KEPT_JOBS, Unk
 pub use lifecycle::Started;
 pub use overrides::{OverrideError, Overrides, SnapshotRefusal};
 pub use registry::{OpenError, Policy, Registry};
-pub use served::{Answer, QueryError, ServedModel, shown_id};
+pub use served::{Answer, Onboarding, QueryError, ServedModel, shown_id};
 pub use tasks::{Retrain, Task};
 pub use train::{restore, train, train_loaded, type_summaries};

@@ -1,10 +1,11 @@
 //! The model in service: a trained [`Predictor`] with the catalogue it was trained on, answering
-//! profile queries by *id* (completion, top-N, a known user's top-N) and refusing bad ones with
-//! a [`QueryError`]. The HTTP layer only converts DTOs to and from these calls.
+//! profile queries by *id* (completion, top-N, a known user's top-N, the onboarding questions)
+//! and refusing bad ones with a [`QueryError`]. The HTTP layer only converts DTOs to and from these calls.
 //!
 //! Must not import: the lifecycle (registry, jobs, store), web or async types.
 
 use crate::mixture::{Prediction, ProfileError};
+use crate::onboard::{self, Question};
 use crate::predictor::Predictor;
 
 use super::catalogue::Catalogue;
@@ -61,6 +62,15 @@ pub struct Answer {
     pub posterior: Vec<(usize, f64)>,
     /// Item predictions (item order for completion, best first for top-N).
     pub items: Vec<Prediction>,
+}
+
+/// The questions for one profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Onboarding {
+    /// (type, probability), most likely first.
+    pub posterior: Vec<(usize, f64)>,
+    /// The items worth asking, best first.
+    pub questions: Vec<Question>,
 }
 
 /// A trained model, its metadata and its catalogue: what the service swaps in whole.
@@ -151,6 +161,27 @@ impl ServedModel {
         Ok(Answer {
             items: self.model.recommend(&post, n, &skip),
             posterior: ranked(&post),
+        })
+    }
+
+    /// The `n` unrated, unexcluded items whose answers are expected to tell the most about the
+    /// user's type, weighed by how likely the user knows them ([`crate::onboard`]).
+    pub fn onboarding(
+        &self,
+        ratings: &[(String, f64)],
+        n: i64,
+        max_n: usize,
+        exclude: &[String],
+    ) -> Result<Onboarding, QueryError> {
+        let n = check_n(n, max_n)?;
+        let profile = self.resolve(ratings)?;
+        let mut skip = self.indices(exclude.iter().map(String::as_str))?;
+        skip.extend(rated(&profile));
+        let belief = self.model.posterior(&profile)?;
+        let askable = self.catalogue.askable();
+        Ok(Onboarding {
+            questions: onboard::ask(&self.model, &belief, &profile, askable, n, &skip),
+            posterior: ranked(&belief),
         })
     }
 

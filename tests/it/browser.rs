@@ -1,9 +1,12 @@
 //! The demo page and the widget in a real browser: Debian's Chromium, driven through its
 //! ChromeDriver (WebDriver, with fantoccini) against the live binary on a free loopback port.
 //!
-//! - the page shows recommendations at once (the starter profile), best first, the same ones
-//!   the API gives for the ratings it shows; rating a recommended item (a click, then a key)
-//!   changes them and excludes it; it fits a phone's width; the browser logs no error;
+//! - a new visitor gets recommendations at once (for no ratings) and the onboarding questions,
+//!   the API's own for what the page holds; "don't know" drops a question, an answer moves
+//!   both lists, and once the posterior is sure of one type the questions give way;
+//! - the recommendations are best first, the same ones the API gives for the ratings the page
+//!   shows; rating a recommended item (a click, then a key) changes them and excludes it; the
+//!   page fits a phone's width; the browser logs no error;
 //! - the widget renders the API's top N on a page of another origin that `server.cors_origins`
 //!   allows, and is refused by the browser's CORS check on one it does not.
 //!
@@ -269,10 +272,14 @@ async fn until(c: &Client, what: &str, script: &str) -> Value {
     }
 }
 
+/// The probability of the likeliest type at which the page stops asking (`SURE` in demo.js).
+const SURE: f64 = 0.9;
+
 /// What the demo page shows, read in one script once no update is in flight.
 const PAGE_STATE: &str = r#"
 const recs = document.getElementById('recs');
 if (recs.getAttribute('aria-busy') !== 'false') return null;
+if (document.getElementById('start-body').getAttribute('aria-busy') === 'true') return null;
 const ratings = {};
 for (const row of document.querySelectorAll('#mine [data-rated]')) {
   ratings[row.dataset.rated] = Number(row.querySelector('input:checked, input[type=range]').value);
@@ -285,6 +292,8 @@ return {
   types: [...document.querySelectorAll('#why [data-type]')].map((e) => Number(e.dataset.type)),
   model: document.getElementById('model').textContent,
   status: document.getElementById('status').textContent,
+  questions: [...document.querySelectorAll('#questions [data-question]')].map((e) => e.dataset.question),
+  sure: document.getElementById('sure') ? document.getElementById('sure').textContent : null,
 };
 "#;
 
@@ -315,6 +324,58 @@ async fn api_top(http: &reqwest::Client, base: &str, ratings: &Value, n: usize) 
         .collect()
 }
 
+/// The API's own onboarding questions for `ratings` (default n), as ids, and its posterior's
+/// top probability.
+async fn api_questions(
+    http: &reqwest::Client,
+    base: &str,
+    ratings: &Value,
+    exclude: &[String],
+) -> (Vec<String>, f64) {
+    let answer: Value = http
+        .post(format!("{base}/v1/onboarding"))
+        .json(&json!({ "ratings": ratings, "exclude": exclude }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["item"].as_str().unwrap().to_owned())
+        .collect();
+    (
+        items,
+        answer["posterior"][0]["probability"].as_f64().unwrap(),
+    )
+}
+
+/// The whole star the model expects for `item` from `ratings`: how the likeliest user answers.
+async fn expected_star(http: &reqwest::Client, base: &str, ratings: &Value, item: &str) -> i64 {
+    let answer: Value = http
+        .post(format!("{base}/v1/complete"))
+        .json(&json!({ "ratings": ratings, "items": [item] }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (answer["items"][0]["rating"].as_f64().unwrap().round() as i64).clamp(1, 5)
+}
+
+/// Waits for the page to settle with `ratings` and `unknown` not among its questions.
+async fn settled(c: &Client, what: &str, ratings: &Value, unknown: &[String]) -> Value {
+    let script = format!(
+        "const s = (() => {{ {PAGE_STATE} }})(); const want = {ratings}; const gone = {unknown};          if (!s || JSON.stringify(Object.keys(s.ratings).sort()) !== JSON.stringify(Object.keys(want).sort())) return null;          if (Object.keys(want).some((k) => s.ratings[k] !== want[k])) return null;          return s.questions.some((q) => gone.includes(q) || q in want) ? null : s;",
+        unknown = json!(unknown),
+    );
+    until(c, what, &script).await
+}
+
 async fn screenshot(c: &Client, name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
     std::fs::create_dir_all(&dir).unwrap();
@@ -342,6 +403,7 @@ async fn the_demo_page_and_the_widget_work_in_a_real_browser() {
     let c = driver.session().await;
     let http = reqwest::Client::new();
 
+    onboarding(&c, &http, &base).await;
     demo_page(&c, &http, &base).await;
     widget(&c, &http, &base, &allowed_origin, &refused_origin).await;
 
@@ -350,15 +412,92 @@ async fn the_demo_page_and_the_widget_work_in_a_real_browser() {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
+/// A new visitor: the questions, "don't know", answers, and the switch to recommendations.
+async fn onboarding(c: &Client, http: &reqwest::Client, base: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    let first = until(c, "questions on load", PAGE_STATE).await;
+    screenshot(c, "demo-questions.png").await;
+    // No ratings: the recommendations and the questions are the API's for an empty profile.
+    let none = json!({});
+    assert!(first["ratings"].as_object().unwrap().is_empty(), "{first}");
+    assert_eq!(ids(&first["recs"]), api_top(http, base, &none, 10).await);
+    let asked = ids(&first["questions"]);
+    assert_eq!(asked.len(), 5, "{first}");
+    assert_eq!(asked, api_questions(http, base, &none, &[]).await.0);
+
+    // "Don't know" the first question: it goes, and the rest are the API's without it.
+    let unknown = vec![asked[0].clone()];
+    let button = format!("#questions [data-question=\"{}\"] .unknown", asked[0]);
+    c.find(Locator::Css(&button))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let s = settled(c, "questions after don't know", &none, &unknown).await;
+    assert_eq!(
+        ids(&s["questions"]),
+        api_questions(http, base, &none, &unknown).await.0
+    );
+
+    // Answer the first question each time as the likeliest user would, by clicking its star,
+    // until the page is sure (at most ten answers): every list is the API's for the answers.
+    let mut ratings = serde_json::Map::new();
+    let mut s = s;
+    for answers in 1..=10 {
+        let q = ids(&s["questions"])[0].clone();
+        let star = expected_star(http, base, &Value::Object(ratings.clone()), &q).await;
+        let label = format!("#questions [data-question=\"{q}\"] .stars label:nth-of-type({star})");
+        c.find(Locator::Css(&label))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        ratings.insert(q, json!(star));
+        let want = Value::Object(ratings.clone());
+        s = settled(
+            c,
+            &format!("the page after {answers} answers"),
+            &want,
+            &unknown,
+        )
+        .await;
+        assert_eq!(ids(&s["recs"]), api_top(http, base, &want, 10).await);
+        let (questions, top) = api_questions(http, base, &want, &unknown).await;
+        if top >= SURE {
+            assert!(s["questions"].as_array().unwrap().is_empty(), "{s}");
+            assert!(s["sure"].as_str().unwrap().contains("likely"), "{s}");
+            break;
+        }
+        assert_eq!(ids(&s["questions"]), questions, "after {answers} answers");
+        assert!(s["sure"].is_null(), "{s}");
+    }
+    assert!(
+        s["sure"].is_string(),
+        "not sure of a type after ten answers: {s}"
+    );
+    screenshot(c, "demo-sure.png").await;
+
+    // Starting over asks again, from nothing.
+    c.find(Locator::Id("clear"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let again = settled(c, "questions after starting over", &none, &[]).await;
+    assert_eq!(ids(&again["questions"]), asked);
+}
+
 async fn demo_page(c: &Client, http: &reqwest::Client, base: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
     let first = until(c, "recommendations on load", PAGE_STATE).await;
     screenshot(c, "demo.png").await;
 
-    // The starter profile is shown, and the page's list is the API's answer for it.
+    // The page's list is the API's answer for the ratings it shows.
     let recs = ids(&first["recs"]);
     let starter = first["ratings"].as_object().unwrap().clone();
-    assert_eq!(starter.len(), 3, "{first}");
     assert_eq!(recs.len(), 10, "{first}");
     assert_eq!(recs, api_top(http, base, &first["ratings"], 10).await);
     assert!(recs.iter().all(|id| !starter.contains_key(id)), "{first}");
@@ -411,7 +550,10 @@ async fn demo_page(c: &Client, http: &reqwest::Client, base: &str) {
     let after = ids(&rated["recs"]);
     assert_ne!(after, recs);
     assert_eq!(after, api_top(http, base, &rated["ratings"], 10).await);
-    assert_eq!(rated["ratings"].as_object().unwrap().len(), 4);
+    assert_eq!(
+        rated["ratings"].as_object().unwrap().len(),
+        starter.len() + 1
+    );
 
     // The keyboard: focus followed the item to "Your ratings"; the right arrow makes it 2.
     let focused = c.active_element().await.unwrap();

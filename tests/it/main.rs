@@ -18,6 +18,7 @@ mod hostile;
 mod http;
 mod layers;
 mod loaders;
+mod onboarding;
 mod oneway;
 mod overrides;
 mod parity;
