@@ -18,6 +18,7 @@ mod gate;
 mod info;
 mod jobs;
 mod lifecycle;
+mod memory;
 mod overrides;
 mod registry;
 mod served;

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod bounded;
 mod browser;
 mod cli;
 mod faults;
