@@ -43,8 +43,10 @@ pub async fn linger(State(limit): State<usize>, req: Request, next: Next) -> Res
     let too_large = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     if req.headers().contains_key(header::EXPECT) || declared > LINGER_BYTES {
         let mut res = too_large.into_response();
-        res.headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
         return res;
     }
     let mut body = req.into_body();
@@ -59,8 +61,10 @@ pub async fn linger(State(limit): State<usize>, req: Request, next: Next) -> Res
     metrics::counter!("mixrec_http_lingered_total").increment(1);
     let mut res = too_large.into_response();
     if drained.is_err() {
-        res.headers_mut()
-            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
     }
     res
 }
