@@ -222,6 +222,9 @@ fn two_million(path: &Path) {
     );
 }
 
+/// Whether a job, as polled, has reached a phase.
+type Reached = fn(&serde_json::Value) -> bool;
+
 /// The files of `dir` whose names say they are temporary (a save cut short).
 fn temporary_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)
@@ -240,7 +243,7 @@ fn sigterm_in_each_phase_of_a_2m_rating_retrain_exits_within_the_bound_leaving_n
     let models = dir.path().join("models");
     let body = format!(r#"{{"snapshot": "{}", "force": true}}"#, big.display());
     // Loading: a moment after the job starts; training: once it reports an iteration.
-    let phases: [(&str, fn(&serde_json::Value) -> bool); 2] = [
+    let phases: [(&str, Reached); 2] = [
         ("loading", |j| {
             j["state"] == "running" && j["iteration"] == 0
         }),
