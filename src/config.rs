@@ -134,6 +134,11 @@ pub struct TrainingSettings {
     /// Number of types K, or `"auto"`: chosen over `k_range` on held-out ratings.
     #[serde(default)]
     pub k: Auto<usize>,
+    /// Bytes a training may take, snapshot included, or `"auto"`: three quarters of the
+    /// machine's memory or of the container's limit (cgroups), whichever is smaller. A snapshot
+    /// that would take more is refused before it is read whole.
+    #[serde(default)]
+    pub max_memory: Auto<u64>,
     /// EM or k-means.
     pub algorithm: Algorithm,
     /// Seed.
@@ -240,6 +245,7 @@ impl TrainingSettings {
             == Self {
                 threads: self.threads,
                 max_k: self.max_k,
+                max_memory: self.max_memory,
                 ..other.clone()
             }
     }

@@ -179,6 +179,12 @@ pub struct Chosen {
     pub baseline_rmse: Option<f64>,
     /// Every configuration tried, in the order tried.
     pub trials: Vec<Trial>,
+    /// The chosen configuration's prediction of every held-out rating, in the order of the
+    /// split's `test` (`data::holdout(ratings, holdout, split_seed)`): what lets a quality gate
+    /// score another model on exactly these ratings without training this one again. Empty
+    /// when nothing was held out.
+    #[serde(skip)]
+    pub heldout_predictions: Vec<f64>,
 }
 
 /// The figures of the final fit.
@@ -285,6 +291,7 @@ pub fn choose(
         heldout_rmse: None,
         baseline_rmse: None,
         trials: Vec::new(),
+        heldout_predictions: Vec::new(),
     };
     if spec.holdout <= 0.0 {
         return Ok(chosen);
@@ -308,8 +315,10 @@ pub fn choose(
         on_iter,
         trials: BTreeMap::new(),
         order: Vec::new(),
+        predictions: BTreeMap::new(),
     };
     let best = search.run(Config { ridge, ..start })?;
+    let heldout_predictions = search.predictions.remove(&key(&best)).unwrap_or_default();
     let t = search.trials[&key(&best)].clone();
     chosen = Chosen {
         k: best.k,
@@ -320,6 +329,7 @@ pub fn choose(
         heldout_rmse: Some(t.heldout_rmse),
         baseline_rmse,
         trials: search.order,
+        heldout_predictions,
     };
     Ok(chosen)
 }
@@ -484,6 +494,9 @@ struct Search<'a, 's> {
     on_iter: OnIter<'s>,
     trials: BTreeMap<(usize, u64, usize), Trial>,
     order: Vec<Trial>,
+    /// Each trial's held-out predictions (8 bytes a held-out rating a trial), kept until the
+    /// choice is made; the chosen one's are returned.
+    predictions: BTreeMap<(usize, u64, usize), Vec<f64>>,
 }
 
 impl Search<'_, '_> {
@@ -600,7 +613,14 @@ impl Search<'_, '_> {
         let train = &self.split.train;
         let n_init = self.spec.n_init().min(TRIAL_RESTARTS);
         let f = fit_one(train, self.scale, self.spec, c, n_init, self.on_iter)?;
-        let heldout_rmse = score::score_model(self.split, &f.predictor).rmse;
+        let predicted = score::predictions(self.split, &f.predictor);
+        let mut next = predicted.iter();
+        let heldout_rmse = score::score(&self.split.test, f.predictor.scale(), |_| {
+            next.next().expect("one prediction per rating").rating
+        })
+        .rmse;
+        let kept = predicted.iter().map(|p| p.rating).collect();
+        self.predictions.insert(key(&c), kept);
         let (n, d) = (train.n_users(), train.n_items());
         let ll = f
             .figures

@@ -123,6 +123,29 @@ pub enum DataError {
         /// What is wrong.
         reason: String,
     },
+    /// The read was stopped (a cancelled job, a shutdown) before it ended.
+    #[error("{}: reading stopped: the job was cancelled or the service is shutting down", path.display())]
+    Cancelled {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The snapshot would take more memory than allowed; refused before it was read whole.
+    #[error(
+        "{}: refused before it was read whole: about {ratings} ratings would take about \
+         {estimate} bytes to load and train on, above the limit of {limit} bytes \
+         (training.max_memory)",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Ratings it holds, estimated from what was read and the bytes left.
+        ratings: u64,
+        /// The bytes they would take.
+        estimate: u64,
+        /// The bound.
+        limit: u64,
+    },
     /// The requested operation does not fit the snapshot.
     #[error("{}: {reason}", path.display())]
     Unsupported {

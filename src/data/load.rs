@@ -19,7 +19,7 @@ use std::path::Path;
 use super::format::Format;
 use super::lines::Lines;
 use super::triples::{Reopen, read_triples};
-use super::{DataError, RatingScale, Ratings, Snapshot, matrix};
+use super::{DataError, Guard, RatingScale, Ratings, Snapshot, matrix};
 
 /// How to read a snapshot.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,6 +32,18 @@ pub struct LoadOptions {
 
 /// Loads the snapshot at `path`.
 pub fn load(path: &Path, options: LoadOptions) -> Result<Snapshot, DataError> {
+    load_until(path, options, Guard::NONE)
+}
+
+/// [`load`], stopping with [`DataError::Cancelled`] as soon as the guard's stop says so (it is
+/// asked every few thousand lines): a job's read of a source that never ends can be cancelled.
+/// A snapshot whose ratings would exceed the guard's budget is refused
+/// ([`DataError::TooLarge`]) before it is read whole.
+pub fn load_until(
+    path: &Path,
+    options: LoadOptions,
+    guard: Guard<'_>,
+) -> Result<Snapshot, DataError> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -41,6 +53,10 @@ pub fn load(path: &Path, options: LoadOptions) -> Result<Snapshot, DataError> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let binary = reader.fill_buf().map_err(io)?.starts_with(super::MAGIC);
     if binary || options.format == Format::Binary {
+        if let Some(budget) = guard.budget {
+            // Eight bytes a rating on disk (item and value), the least a binary file holds.
+            budget.check(size / 8, path)?;
+        }
         return binary_with_scale(
             super::binary::read_binary(reader, path, size)?,
             options.scale,
@@ -48,7 +64,7 @@ pub fn load(path: &Path, options: LoadOptions) -> Result<Snapshot, DataError> {
     }
     let reopen =
         || -> Option<Box<dyn BufRead>> { Some(Box::new(BufReader::new(File::open(path).ok()?))) };
-    read(&mut reader, path, options, &reopen, size as usize)
+    read(&mut reader, path, options, &reopen, size as usize, guard)
 }
 
 /// A binary snapshot checked against a scale given when loading (it carries its own).
@@ -92,7 +108,14 @@ pub fn load_bytes(bytes: &[u8], options: LoadOptions) -> Result<Snapshot, DataEr
         return binary_with_scale(snapshot, options.scale);
     }
     let reopen = || -> Option<Box<dyn BufRead + '_>> { Some(Box::new(bytes)) };
-    read(&mut &bytes[..], path, options, &reopen, bytes.len())
+    read(
+        &mut &bytes[..],
+        path,
+        options,
+        &reopen,
+        bytes.len(),
+        Guard::NONE,
+    )
 }
 
 fn read(
@@ -101,8 +124,9 @@ fn read(
     options: LoadOptions,
     reopen: &Reopen<'_>,
     size_hint: usize,
+    guard: Guard<'_>,
 ) -> Result<Snapshot, DataError> {
-    let mut lines = Lines::new(reader, path);
+    let mut lines = Lines::new(reader, path, guard, size_hint as u64);
     let format = match options.format {
         Format::Auto => detect(lines.peek_first()?),
         f => f,

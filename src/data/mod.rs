@@ -23,13 +23,65 @@ pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
 pub use format::Format;
 pub use ids::IdMap;
-pub use load::{LoadOptions, load, load_bytes, load_str};
+pub use load::{LoadOptions, load, load_bytes, load_str, load_until};
+
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{Fingerprint, Loaded, Source, SourceError, parse_titles};
 pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};
 
 use std::path::PathBuf;
+
+/// Asked as a long read goes on (every few thousand lines, every MiB): `true` stops it with
+/// [`DataError::Cancelled`]. A job passes its cancellation flag and the service's shutdown.
+pub type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// A [`Stop`] that never stops.
+pub const NEVER: Stop<'static> = &|| false;
+
+/// A bound on the memory a snapshot may take once loaded and trained on, checked as it is
+/// read (every few thousand lines) from the ratings seen so far and the bytes left to read:
+/// a snapshot over it is refused with [`DataError::TooLarge`] before it is read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The bound, in bytes.
+    pub max_bytes: u64,
+    /// Bytes one rating takes, loaded and trained on (measured; see the README).
+    pub bytes_per_rating: u64,
+}
+
+impl Budget {
+    /// [`DataError::TooLarge`] when `ratings` would take more than the bound.
+    pub fn check(&self, ratings: u64, path: &std::path::Path) -> Result<(), DataError> {
+        let estimate = ratings.saturating_mul(self.bytes_per_rating);
+        if estimate <= self.max_bytes {
+            return Ok(());
+        }
+        Err(DataError::TooLarge {
+            path: path.to_owned(),
+            ratings,
+            estimate,
+            limit: self.max_bytes,
+        })
+    }
+}
+
+/// What a long read checks as it goes: a stop flag and a memory bound.
+#[derive(Clone, Copy)]
+pub struct Guard<'a> {
+    /// Asked every few thousand lines.
+    pub stop: Stop<'a>,
+    /// The memory bound, if any.
+    pub budget: Option<Budget>,
+}
+
+impl Guard<'_> {
+    /// Neither stops nor bounds.
+    pub const NONE: Guard<'static> = Guard {
+        stop: NEVER,
+        budget: None,
+    };
+}
 
 /// The closed interval of valid ratings, e.g. 1..=5 stars.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -3,16 +3,71 @@
 //! JSON (`malformed-json`) or not the request's shape (`invalid-body`) on every route, `/v1`
 //! and `/admin` alike. [`OptionalJson`] reads a body that may be left out (`/admin/retrain`);
 //! profile bodies have their own bounded reader on top of these pieces (`profile.rs`).
+//! [`linger`] answers a body declared larger than the limit with 413 only once it has read
+//! and dropped the rest (up to a bound), as nginx's lingering close does.
 //!
 //! Must not import: the routes, the handlers.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::state::AppState;
+
+/// The most of a refused body [`linger`] reads and drops before answering: past it the answer
+/// goes at once and the connection closes.
+pub const LINGER_BYTES: u64 = 64 << 20;
+/// The longest [`linger`] waits for the rest of a refused body.
+const LINGER_TIME: Duration = Duration::from_secs(5);
+
+/// A body whose `Content-Length` is above `limit` is answered 413 here, but only after the rest
+/// of it has been read and dropped (at most [`LINGER_BYTES`], within five seconds): a client
+/// that writes its whole body before it reads (Python's `http.client`, many SDKs) then reads
+/// the 413 instead of a broken pipe. A client that sent `Expect: 100-continue` is answered at
+/// once (it waits for the answer before sending). Every other request passes through.
+pub async fn linger(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let Some(declared) = declared.filter(|&n| n > limit as u64) else {
+        return next.run(req).await;
+    };
+    let too_large = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE);
+    if req.headers().contains_key(header::EXPECT) || declared > LINGER_BYTES {
+        let mut res = too_large.into_response();
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return res;
+    }
+    let mut body = req.into_body();
+    let drained = tokio::time::timeout(LINGER_TIME, async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    metrics::counter!("mixrec_http_lingered_total").increment(1);
+    let mut res = too_large.into_response();
+    if drained.is_err() {
+        res.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    res
+}
 
 /// A JSON body that may be empty (or blank): then `T::default()`. A body that is there must be
 /// JSON as every other body is.

@@ -23,7 +23,7 @@ use tower_http::trace::{OnResponse, TraceLayer};
 
 use super::error::{self, ApiError, Expected};
 use super::state::AppState;
-use super::{admin, ops, page, routes};
+use super::{admin, body, ops, page, routes};
 use crate::config::ServerSettings;
 
 /// Every route as (method, path): the router is built from this table, and a test checks it
@@ -118,6 +118,8 @@ fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
+        // Outside the limit: it reads the rest of a body the limit refuses by its length.
+        .layer(from_fn_with_state(limit, body::linger))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,

@@ -28,8 +28,16 @@ use super::state::AppState;
 use crate::config::{ServeArgs, ServerSettings, Settings};
 use crate::serving::{Ending, JobError, Task};
 
-/// How long a running training may take to notice shutdown before the runtime gives up on it.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the runtime waits for its threads once serving is over. A job still running then
+/// (a snapshot being read, a training between iterations) has been told to stop; it is not
+/// waited for: whatever it holds is in memory only, and a save under way was waited for
+/// already ([`wait_for_saves`]). So the process ends within `shutdown_delay_ms +
+/// drain_timeout_ms` plus [`SAVE_GRACE`] and this.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+/// How long past the drain a save under way may take to finish: a model file is written whole
+/// or not at all (temporary file, rename), so one cut short leaves only a temporary file the
+/// next start removes, but one that finishes leaves the model it trained.
+const SAVE_GRACE: Duration = Duration::from_millis(700);
 
 /// A second signal came before the drain was over: the process stops without waiting.
 #[derive(Debug, thiserror::Error)]
@@ -91,7 +99,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let graceful = Arc::new(GracefulShutdown::new());
     accept_until_stopped(&state, listeners, &graceful, &mut signals, startup.done).await?;
     let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");
-    drain(&state, graceful, &mut signals).await
+    drain(&state, graceful, &mut signals).await?;
+    wait_for_saves(&state, SAVE_GRACE).await;
+    Ok(())
+}
+
+/// Waits up to `grace` for a save under way; none starts after shutdown has begun.
+async fn wait_for_saves(state: &AppState, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    while state.registry.saving() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                ?grace,
+                "a model save outlived its grace; it is dropped unfinished"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 /// Resolves with the reason when the start-up job ends without a model; never otherwise.

@@ -38,6 +38,11 @@ impl Catalogue {
         }
     }
 
+    /// The snapshot's ratings, (n_users, n_items) sparse.
+    pub fn ratings(&self) -> &Ratings {
+        &self.ratings
+    }
+
     /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see
     /// [`crate::data::Ratings::step`].
     pub fn step(&self) -> Option<f64> {

@@ -7,6 +7,7 @@
 use crate::data::{Fingerprint, SourceError};
 use crate::mixture::{FitError, ParamsError};
 
+use super::gate::GateReport;
 use super::store::{StoreError, StoreFault};
 
 /// Why a training produced no model.
@@ -36,6 +37,14 @@ pub enum TrainError {
         /// Weight × users.
         users: f64,
     },
+}
+
+/// A gain over the baseline as a percentage, or "unmeasured".
+fn gain(g: Option<f64>) -> String {
+    g.map_or_else(
+        || "unmeasured".to_owned(),
+        |g| format!("{:.1} %", g * 100.0),
+    )
 }
 
 /// Why a saved model may not serve.
@@ -90,20 +99,21 @@ pub enum JobError {
     Train(#[from] TrainError),
     /// The quality gate kept the new model out.
     #[error(
-        "quality gate: held-out RMSE {new:.4} is more than {:.1} % above the serving model's \
-         {old:.4} (version {version}); retrain with \"force\": true to serve it anyway",
-        allowed * 100.0
+        "quality gate: on the same {compared} held-out ratings of the new snapshot ({share:.1} % \
+         of them), the new model's RMSE is {new:.4} against the serving model's {old:.4} \
+         (version {version}; at most {allowed:.1} % worse allowed), and it removes {cg} of its \
+         baseline's error against the serving model's {sg} (at least half of it needed); \
+         retrain with \"force\": true to serve it anyway",
+        cg = gain(.0.candidate_gain),
+        sg = gain(.0.serving_gain),
+        compared = .0.compared,
+        share = .0.share * 100.0,
+        new = .0.candidate_rmse,
+        old = .0.serving_rmse,
+        allowed = .0.allowed * 100.0,
+        version = .0.serving_version,
     )]
-    Gate {
-        /// The new model's held-out RMSE.
-        new: f64,
-        /// The serving model's.
-        old: f64,
-        /// The share by which it may be worse (`models.quality_gate`).
-        allowed: f64,
-        /// The serving model's version.
-        version: u64,
-    },
+    Gate(GateReport),
     /// The new model could not be saved, so it does not serve.
     #[error("cannot save the model: {0}")]
     Save(StoreError),

@@ -26,6 +26,7 @@ pub fn fit(
     let trained = select::train(&snapshot.ratings, snapshot.scale, &settings.spec(), log)
         .map_err(TrainError::from)?;
     let (f, c) = (&trained.figures, &trained.chosen);
+    let heldout_predictions = c.heldout_predictions.clone();
     let summary = FitSummary {
         log_likelihood: f.log_likelihood,
         cost: f.cost,
@@ -44,6 +45,7 @@ pub fn fit(
             baseline_rmse: c.baseline_rmse,
             trials: c.trials.len(),
         },
+        heldout_predictions,
     };
     Ok((trained.predictor, summary))
 }
@@ -84,4 +86,7 @@ pub struct FitSummary {
     pub heldout_rmse: Option<f64>,
     /// What was chosen.
     pub selection: Selection,
+    /// The chosen configuration's predictions of the held-out ratings, in split order (see
+    /// [`crate::select::Chosen::heldout_predictions`]); empty when nothing was held out.
+    pub heldout_predictions: Vec<f64>,
 }

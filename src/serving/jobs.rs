@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use serde::{Serialize, Serializer};
 
 use super::error::JobError;
+use super::gate::GateReport;
 use crate::mixture::{Algorithm, Progress};
 use crate::predictor::ModelKind;
 
@@ -103,6 +104,9 @@ pub struct Job {
     pub model_version: Option<u64>,
     /// How it ended, in words (e.g. which saved model it restored).
     pub message: Option<String>,
+    /// What the quality gate compared (a retrain against a serving model, with ratings held
+    /// out), whether it passed or not.
+    pub gate: Option<GateReport>,
     /// Why it failed, as its kind (shown as its message).
     #[serde(serialize_with = "as_message")]
     pub error: Option<Arc<JobError>>,
@@ -226,6 +230,11 @@ impl Jobs {
         self.update(id, |j| j.state = JobState::Running);
     }
 
+    /// Job `id`'s quality gate compared what `report` says.
+    pub fn gated(&self, id: u64, report: &GateReport) {
+        self.update(id, |j| j.gate = Some(report.clone()));
+    }
+
     /// Job `id` reached the iteration `p` describes.
     pub fn progress(&self, id: u64, p: &Progress) {
         self.update(id, |j| {
@@ -289,6 +298,7 @@ fn queued(id: u64, d: Described) -> Job {
         eta_seconds: None,
         model_version: None,
         message: None,
+        gate: None,
         error: None,
         submitted_at: now(),
         finished_at: None,

@@ -162,16 +162,18 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 /// between iterations when cancelled or shutting down.
 fn run(reg: &Registry, id: u64, task: &Task, cancel: &AtomicBool) -> Outcome {
     reg.jobs().running(id);
+    // Asked between iterations and as a snapshot is read.
+    let stop = || cancel.load(Ordering::Relaxed) || reg.is_stopping();
     let mut report = |p: &Progress| {
         reg.jobs().progress(id, p);
-        match cancel.load(Ordering::Relaxed) || reg.is_stopping() {
+        match stop() {
             true => ControlFlow::Break(()),
             false => ControlFlow::Continue(()),
         }
     };
     let outcome = match task {
-        Task::Startup => startup(reg, &mut report),
-        Task::Retrain(r) => retrain(reg, r, &mut report),
+        Task::Startup => startup(reg, &stop, &mut report),
+        Task::Retrain(r) => retrain(reg, id, r, &stop, &mut report),
         Task::Rollback => rollback(reg),
     };
     match outcome {

@@ -6,7 +6,7 @@
 //! Must not import: the lifecycle's tasks, web types.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwapOption;
 
@@ -61,6 +61,17 @@ pub struct Registry {
     pool: rayon::ThreadPool,
     /// Set on shutdown: a running training stops at its next iteration.
     stopping: AtomicBool,
+    /// Saves under way: shutdown waits for them (bounded), and none starts once it has begun.
+    saves: AtomicUsize,
+}
+
+/// A save under way (see [`Registry::begin_save`]); ends when dropped.
+pub(super) struct Saving<'a>(&'a AtomicUsize);
+
+impl Drop for Saving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Registry {
@@ -91,6 +102,7 @@ impl Registry {
             store,
             pool,
             stopping: AtomicBool::new(false),
+            saves: AtomicUsize::new(0),
         })
     }
 
@@ -146,12 +158,28 @@ impl Registry {
 
     /// Shutdown has begun: a running training stops at its next iteration.
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Whether shutdown has begun.
     pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// A save may start: `None` once shutdown has begun, so after [`Registry::stop`] the only
+    /// saves are those already under way, and [`Registry::saving`] falls to false for good once
+    /// they end.
+    pub(super) fn begin_save(&self) -> Option<Saving<'_>> {
+        // Counted first, then checked: with `stop` storing first and `saving` loading after
+        // (all SeqCst), either the save sees the stop or the shutdown sees the save.
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        let saving = Saving(&self.saves);
+        (!self.is_stopping()).then_some(saving)
+    }
+
+    /// Whether a save is under way: shutdown waits for it, within its bound.
+    pub fn saving(&self) -> bool {
+        self.saves.load(Ordering::SeqCst) > 0
     }
 
     /// The next version: above every version served, handed out or found in the store.

@@ -9,15 +9,16 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use crate::config::TrainingSettings;
-use crate::data::{Loaded, Source};
+use crate::data::{DataError, Guard, Loaded, Source, SourceError, Stop};
 use crate::mixture::{FitError, Progress};
 use crate::predictor::Predictor;
 
 use super::error::{JobError, TrainError, Unusable};
+use super::gate::compare;
 use super::registry::Registry;
 use super::served::ServedModel;
 use super::store::{Manifest, ModelStore};
-use super::train::{fits, restore, train, train_loaded};
+use super::train::{fits, restore, train_loaded, train_scored};
 
 /// What a job asks for.
 #[derive(Debug, Clone)]
@@ -50,9 +51,12 @@ pub(super) type Outcome = Result<(Arc<ServedModel>, Option<String>), JobError>;
 pub(super) type Report<'a> = dyn FnMut(&Progress) -> ControlFlow<()> + 'a;
 
 /// The start-up: a saved model if one fits, else a training on the configured snapshot.
-pub(super) fn startup(reg: &Registry, report: &mut Report<'_>) -> Outcome {
+pub(super) fn startup(reg: &Registry, stop: Stop<'_>, report: &mut Report<'_>) -> Outcome {
     let policy = reg.policy();
-    let loaded = reg.configured_source().load().map_err(TrainError::from)?;
+    let loaded = reg
+        .configured_source()
+        .load_until(guard(stop, &policy.training))
+        .map_err(|e| cancelled(e.into()))?;
     let store = reg.store().filter(|_| policy.models.load_on_start);
     if let Some(store) = store
         && let Some((version, manifest, model)) = saved(&*store, &loaded, &policy.training)?
@@ -107,45 +111,78 @@ fn usable(
     Ok((manifest, model))
 }
 
-/// A retrain: train, gate (unless forced), save.
-pub(super) fn retrain(reg: &Registry, task: &Retrain, report: &mut Report<'_>) -> Outcome {
+/// A retrain (job `id`): train, gate (unless forced), save.
+pub(super) fn retrain(
+    reg: &Registry,
+    id: u64,
+    task: &Retrain,
+    stop: Stop<'_>,
+    report: &mut Report<'_>,
+) -> Outcome {
     let version = reg.next_version()?;
-    let served = train(&task.source, &task.training, version, report).map_err(cancelled)?;
+    let loaded = task
+        .source
+        .load_until(guard(stop, &task.training))
+        .map_err(|e| cancelled(e.into()))?;
+    let (served, heldout) =
+        train_scored(loaded, &task.training, version, report).map_err(cancelled)?;
     if !task.force {
-        gate(reg, &served)?;
+        gate(reg, id, &task.training, &served, &heldout)?;
     }
     persist(reg, &task.source, &task.training, &served)?;
     Ok((Arc::new(served), None))
 }
 
-/// A cancelled fit is a cancelled job, not a failed one.
+/// What a job's read of a snapshot checks as it goes: the job's stop flag, and the memory
+/// bound of its training settings.
+fn guard<'a>(stop: Stop<'a>, training: &TrainingSettings) -> Guard<'a> {
+    Guard {
+        stop,
+        budget: Some(super::memory::budget(training)),
+    }
+}
+
+/// A cancelled read or fit is a cancelled job, not a failed one.
 fn cancelled(e: TrainError) -> JobError {
     match e {
-        TrainError::Fit(FitError::Cancelled) => JobError::Cancelled,
+        TrainError::Fit(FitError::Cancelled)
+        | TrainError::Source(SourceError::Data(DataError::Cancelled { .. })) => JobError::Cancelled,
         e => JobError::Train(e),
     }
 }
 
-/// The quality gate: a new model whose held-out RMSE is clearly worse than the serving model's
-/// does not replace it.
-fn gate(reg: &Registry, new: &ServedModel) -> Result<(), JobError> {
+/// The quality gate: a new model clearly worse than the serving model on the same held-out
+/// ratings of the new snapshot does not replace it ([`compare`]); what was compared goes into
+/// job `id` either way.
+fn gate(
+    reg: &Registry,
+    id: u64,
+    training: &TrainingSettings,
+    new: &ServedModel,
+    heldout: &[f64],
+) -> Result<(), JobError> {
     let Some(current) = reg.current() else {
         return Ok(());
     };
-    let (Some(old), Some(new)) = (current.info().heldout_rmse, new.info().heldout_rmse) else {
+    let allowed = reg.policy().models.quality_gate;
+    let split = (training.holdout, training.seed);
+    let Some(report) = compare(new, heldout, split, &current, allowed) else {
         return Ok(());
     };
-    let allowed = reg.policy().models.quality_gate;
-    if new > old * (1.0 + allowed) {
-        let version = current.info().version;
-        return Err(JobError::Gate {
-            new,
-            old,
-            allowed,
-            version,
-        });
+    tracing::info!(
+        candidate_rmse = report.candidate_rmse,
+        serving_rmse = report.serving_rmse,
+        compared = report.compared,
+        share = report.share,
+        unknown_items = report.unknown_items,
+        passed = report.passed,
+        "quality gate"
+    );
+    reg.jobs().gated(id, &report);
+    match report.passed {
+        true => Ok(()),
+        false => Err(JobError::Gate(report)),
     }
-    Ok(())
 }
 
 /// Saves a new model (when a store is configured) and prunes old ones; a model that cannot be
@@ -158,6 +195,11 @@ fn persist(
 ) -> Result<(), JobError> {
     let Some(store) = reg.store() else {
         return Ok(());
+    };
+    // Once shutdown has begun no save starts (the job ends cancelled, nothing half-written);
+    // one under way is waited for (`http::serve`).
+    let Some(_saving) = reg.begin_save() else {
+        return Err(JobError::Cancelled);
     };
     let info = served.info();
     let saved = store.save(source, training, info, served.predictor());

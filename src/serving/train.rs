@@ -41,6 +41,18 @@ pub fn train_loaded(
     version: u64,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<ServedModel, TrainError> {
+    Ok(train_scored(loaded, settings, version, on_iter)?.0)
+}
+
+/// [`train_loaded`], with the chosen configuration's predictions of the held-out ratings (in
+/// the order of `data::holdout(ratings, settings.holdout, settings.seed)`'s `test`; empty when
+/// nothing was held out): what the quality gate compares the serving model against.
+pub fn train_scored(
+    loaded: Loaded,
+    settings: &TrainingSettings,
+    version: u64,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<(ServedModel, Vec<f64>), TrainError> {
     let Loaded {
         snapshot,
         titles,
@@ -62,14 +74,15 @@ pub fn train_loaded(
         on_iter(p)
     };
     let started = Instant::now();
-    let (model, summary) = fit(&snapshot, settings, &mut log)?;
+    let (model, mut summary) = fit(&snapshot, settings, &mut log)?;
+    let heldout = std::mem::take(&mut summary.heldout_predictions);
     let seconds = started.elapsed().as_secs_f64();
     check(&model, snapshot.ratings.n_users())?;
     let info = model_info(&snapshot, &summary, &model, version, seconds, fingerprint);
     log_trained(&info);
     let types = type_summaries(&model);
     let catalogue = Catalogue::new(snapshot, titles);
-    Ok(ServedModel::new(model, info, catalogue, types))
+    Ok((ServedModel::new(model, info, catalogue, types), heldout))
 }
 
 /// Whether a saved model may serve with `loaded`: it must be the snapshot the model was trained
@@ -203,6 +216,7 @@ pub(crate) fn quick_settings() -> TrainingSettings {
     use crate::predictor::ModelKind;
     TrainingSettings {
         k: Auto::Is(3),
+        max_memory: Auto::Auto,
         algorithm: Algorithm::Em,
         seed: 1,
         n_init: 1,

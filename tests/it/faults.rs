@@ -180,8 +180,24 @@ async fn the_quality_gate_keeps_a_clearly_worse_model_out_unless_forced() {
     let job = retrain(&app, json!({"k": 1})).await;
     assert_eq!(job["state"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
-    assert!(error.starts_with("quality gate: held-out RMSE"), "{error}");
-    assert!(error.contains(&format!("{before:.4}")), "{error}");
+    assert!(error.starts_with("quality gate: on the same"), "{error}");
+    // Both scored on the same held-out ratings, every one of them (one snapshot).
+    let gate = &job["gate"];
+    assert_eq!(gate["passed"], false, "{job}");
+    assert_eq!(gate["compared"], gate["heldout"], "{job}");
+    assert_eq!(
+        (gate["share"].as_f64(), gate["unknown_items"].as_u64()),
+        (Some(1.0), Some(0))
+    );
+    let (new, old) = (
+        gate["candidate_rmse"].as_f64().unwrap(),
+        gate["serving_rmse"].as_f64().unwrap(),
+    );
+    assert!(new > old * 1.05, "{job}");
+    assert!(
+        error.contains(&format!("{new:.4}")) && error.contains(&format!("{old:.4}")),
+        "{error}"
+    );
     assert_eq!(version(&app).await, 1);
     let job = retrain(&app, json!({"k": 1, "force": true})).await;
     assert_eq!(job["state"], "succeeded", "{job}");

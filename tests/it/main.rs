@@ -9,6 +9,7 @@
 
 mod support;
 
+mod bounded;
 mod browser;
 mod cli;
 mod docker;

@@ -14,13 +14,16 @@ use sha2::{Digest, Sha256};
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
 use super::titles::read_titles;
-use crate::data::{DataError, Format, LoadOptions, Snapshot};
+use crate::data::{DataError, Format, Guard, LoadOptions, Snapshot, Stop};
 
-/// Reads the snapshot at `path` as `format`, the titles at `titles`, and the file's SHA-256.
+/// Reads the snapshot at `path` as `format`, the titles at `titles`, and the file's SHA-256;
+/// stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a snapshot
+/// over its budget before reading it whole.
 pub(super) fn load(
     path: &Path,
     format: Format,
     titles: Option<&Path>,
+    guard: Guard<'_>,
 ) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
     let options = LoadOptions {
         format,
@@ -29,9 +32,14 @@ pub(super) fn load(
     let before = Stamp::of(path)?;
     // A file still being written often ends in half a line: say it changed rather than report
     // that line.
-    let read = crate::data::load(path, options)
+    let read = crate::data::load_until(path, options, guard)
         .map_err(SourceError::from)
-        .and_then(|s| Ok((s, sha256(path)?)));
+        .and_then(|s| Ok((s, sha256(path, guard.stop)?)));
+    // A read stopped half-way is that, even if the file changed meanwhile (a FIFO always does).
+    let read = match read {
+        Err(e @ SourceError::Data(DataError::Cancelled { .. })) => return Err(e),
+        other => other,
+    };
     if let Some(what) = before.change(&Stamp::of(path)?) {
         return Err(SourceError::Changed {
             path: path.display().to_string(),
@@ -86,8 +94,8 @@ impl Stamp {
     }
 }
 
-/// The SHA-256 of the file's bytes, read in 1 MiB pieces.
-fn sha256(path: &Path) -> Result<Fingerprint, DataError> {
+/// The SHA-256 of the file's bytes, read in 1 MiB pieces, looking at `stop` between them.
+fn sha256(path: &Path, stop: Stop<'_>) -> Result<Fingerprint, DataError> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
@@ -96,6 +104,11 @@ fn sha256(path: &Path) -> Result<Fingerprint, DataError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
+        if stop() {
+            return Err(DataError::Cancelled {
+                path: path.to_owned(),
+            });
+        }
         let n = file.read(&mut buf).map_err(io)?;
         if n == 0 {
             return Ok(Fingerprint::from(hasher));

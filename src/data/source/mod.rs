@@ -25,7 +25,7 @@ pub use error::SourceError;
 pub use fingerprint::Fingerprint;
 pub use titles::parse_titles;
 
-use super::{Format, Snapshot};
+use super::{Format, Guard, Snapshot};
 
 /// Where a snapshot's ratings come from. Saved in every model file (so a rollback can read the
 /// snapshot a model was trained on again): the serde shape is part of that format.
@@ -49,13 +49,21 @@ impl Source {
     /// Reads the snapshot, its titles and its fingerprint. Nothing is half-loaded: any fault is
     /// an error naming where it is.
     pub fn load(&self) -> Result<Loaded, SourceError> {
+        self.load_until(Guard::NONE)
+    }
+
+    /// [`Source::load`], stopping with [`crate::data::DataError::Cancelled`] as soon as the
+    /// guard's stop says so (it is asked as the read goes on): a job's read can be cancelled,
+    /// whatever the source. A snapshot over the guard's budget is refused
+    /// ([`crate::data::DataError::TooLarge`]) before it is read whole.
+    pub fn load_until(&self, guard: Guard<'_>) -> Result<Loaded, SourceError> {
         let (snapshot, titles, fingerprint) = match self {
             Self::Embedded => embedded::load()?,
             Self::File {
                 path,
                 format,
                 titles,
-            } => file::load(path, *format, titles.as_deref())?,
+            } => file::load(path, *format, titles.as_deref(), guard)?,
         };
         Ok(Loaded {
             source: self.clone(),
