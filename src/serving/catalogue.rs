@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::data::{IdMap, Ratings, Snapshot};
+use crate::data::{Format, IdMap, RatingScale, Ratings, Snapshot};
 
 /// Users, items, titles and the ratings of the snapshot.
 #[derive(Debug, Clone)]
@@ -16,6 +16,7 @@ pub struct Catalogue {
     ratings: Ratings,
     titles: HashMap<String, String>,
     step: Option<f64>,
+    scale: RatingScale,
 }
 
 impl Catalogue {
@@ -23,13 +24,33 @@ impl Catalogue {
     pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
         // Once here, not per request: it reads every rating.
         let step = snapshot.ratings.step();
+        let scale = snapshot.scale;
         Self {
             users: snapshot.users,
             items: snapshot.items,
             ratings: snapshot.ratings,
             titles,
             step,
+            scale,
         }
+    }
+
+    /// The snapshot again (a copy), as a binary snapshot would hold it: what a trainer
+    /// publishes for its replicas.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            ratings: self.ratings.clone(),
+            users: self.users.clone(),
+            items: self.items.clone(),
+            scale: self.scale,
+            format: Format::Binary,
+            path: "<catalogue>".into(),
+        }
+    }
+
+    /// Display titles by item id.
+    pub fn titles(&self) -> &HashMap<String, String> {
+        &self.titles
     }
 
     /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see
