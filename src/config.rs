@@ -77,6 +77,35 @@ pub struct ServerSettings {
     /// Bearer token of the admin routes; `None` disables them.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// What this process does with models: trains for itself (`standalone`), trains and
+    /// publishes (`trainer`), or serves what the trainer published (`replica`).
+    #[serde(default)]
+    pub role: Role,
+}
+
+/// `server.role`: who trains, and who serves what the trainer published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Trains at start-up and on `/admin/retrain`, serves its own models (one process).
+    #[default]
+    Standalone,
+    /// As `standalone`, and every model it serves is published to `models.url` for replicas.
+    Trainer,
+    /// Never trains: serves the model the trainer published at `models.url`, checking for a
+    /// newer one every `models.poll_interval_ms`.
+    Replica,
+}
+
+impl Role {
+    /// The name used in settings and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standalone => "standalone",
+            Self::Trainer => "trainer",
+            Self::Replica => "replica",
+        }
+    }
 }
 
 /// `[snapshot]`.
@@ -294,6 +323,13 @@ pub struct ModelsSettings {
     /// Directory of saved models; `None` (or empty) saves nothing.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// An object store for the models instead of `dir`: `s3://bucket/prefix`. Credentials,
+    /// region and endpoint come from the standard `AWS_*` variables.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// How often a replica checks the store for a newer published model, in milliseconds.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
     /// Serve the newest saved model that matches the snapshot and training settings at
     /// start-up instead of training.
     pub load_on_start: bool,
@@ -305,10 +341,22 @@ pub struct ModelsSettings {
 }
 
 impl ModelsSettings {
-    /// The store directory, if saving is on.
+    /// The store directory, if saving is on (and no object store is configured: `url` wins).
     pub fn store_dir(&self) -> Option<&Path> {
+        if self.store_url().is_some() {
+            return None;
+        }
         self.dir.as_deref().filter(|d| !d.as_os_str().is_empty())
     }
+
+    /// The object store URL, if one is configured.
+    pub fn store_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !u.is_empty())
+    }
+}
+
+fn default_poll_interval_ms() -> u64 {
+    10_000
 }
 
 fn default_k_range() -> [usize; 2] {
@@ -341,6 +389,9 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080 or localhost:8080.
     #[arg(long, value_parser = resolve_addr)]
     pub listen: Option<SocketAddr>,
+    /// standalone, trainer or replica (see `server.role`).
+    #[arg(long, value_enum)]
+    pub role: Option<Role>,
 }
 
 /// Settings that could not be read or make no sense.
@@ -390,6 +441,9 @@ impl Settings {
         }
         if let Some(listen) = args.listen {
             s.server.listen = listen;
+        }
+        if let Some(role) = args.role {
+            s.server.role = role;
         }
         s.validate()?;
         Ok(s)

@@ -3,7 +3,7 @@
 //!
 //! Must not import: anything but the settings.
 
-use super::{ConfigError, MAX_N_INIT, Secret, ServerSettings, Settings, TrainingSettings};
+use super::{ConfigError, MAX_N_INIT, Role, Secret, ServerSettings, Settings, TrainingSettings};
 
 impl Settings {
     /// Checks every value the type system does not.
@@ -17,6 +17,31 @@ impl Settings {
                 "models.quality_gate",
                 "must be a finite number ≥ 0",
             ));
+        }
+        self.validate_roles()
+    }
+
+    /// A trainer and a replica share models through an object store; a replica polls it.
+    fn validate_roles(&self) -> Result<(), ConfigError> {
+        let m = &self.models;
+        if let Some(url) = m.store_url() {
+            let bucket = url.strip_prefix("s3://").map(|r| r.split('/').next());
+            if !matches!(bucket, Some(Some(b)) if !b.is_empty()) {
+                let why = format!("{url:?} is not an object store URL like s3://bucket/prefix");
+                return Err(invalid("models.url", why));
+            }
+        }
+        let role = self.server.role;
+        if role != Role::Standalone && m.store_url().is_none() {
+            let why = format!(
+                "server.role = \"{}\" shares models through an object store: set models.url \
+                 (s3://bucket/prefix)",
+                role.name()
+            );
+            return Err(invalid("models.url", why));
+        }
+        if role == Role::Replica {
+            positive("models.poll_interval_ms", m.poll_interval_ms)?;
         }
         Ok(())
     }

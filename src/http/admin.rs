@@ -72,14 +72,38 @@ pub async fn retrain(
     _: Admin,
     OptionalJson(overrides): OptionalJson<Overrides>,
 ) -> Result<Response, ApiError> {
+    refuse_on_replica(&state, "retrain")?;
     let retrain = overrides.retrain(state.registry.policy())?;
     start(&state, Task::Retrain(Box::new(retrain)))
 }
 
 /// `POST /admin/rollback`: 202 with the job that puts the newest earlier model back.
 pub async fn rollback(State(state): State<AppState>, _: Admin) -> Result<Response, ApiError> {
+    refuse_on_replica(&state, "rollback")?;
     state.ready_model()?;
     start(&state, Task::Rollback)
+}
+
+/// 409 on a replica: it never trains and never moves the published model.
+fn refuse_on_replica(state: &AppState, what: &str) -> Result<(), ApiError> {
+    if !state.registry.is_replica() {
+        return Ok(());
+    }
+    let store = state
+        .registry
+        .store()
+        .map(|s| s.location())
+        .unwrap_or_default();
+    let detail = format!(
+        "this process is a replica (server.role = \"replica\"): it serves the model published \
+         at {store} and never trains; send the {what} to the trainer (the process with \
+         server.role = \"trainer\" publishing there)"
+    );
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "replica-read-only",
+        detail,
+    ))
 }
 
 fn start(state: &AppState, task: Task) -> Result<Response, ApiError> {

@@ -43,6 +43,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.run_upkeep();
+    if let Some(age) = state.registry.model_age_seconds() {
+        metrics::gauge!("mixrec_model_age_seconds").set(age);
+    }
     let text = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
     ([(header::CONTENT_TYPE, text)], state.metrics.render()).into_response()
 }

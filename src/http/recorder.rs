@@ -31,6 +31,17 @@ pub enum MetricKind {
 pub const METRICS: &[(MetricKind, &str, &str)] = &[
     (
         MetricKind::Counter,
+        "mixrec_model_poll_failures_total",
+        "A replica's polls of the model store that did not bring the published model in (store \
+         unreachable, object damaged); the serving model stays.",
+    ),
+    (
+        MetricKind::Gauge,
+        "mixrec_model_age_seconds",
+        "Seconds since the serving model was trained (set when /metrics is read).",
+    ),
+    (
+        MetricKind::Counter,
         "mixrec_http_requests_total",
         "HTTP requests answered, by matched route, method and status.",
     ),

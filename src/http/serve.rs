@@ -26,7 +26,7 @@ use super::listen;
 use super::router::{admin_router, router};
 use super::state::AppState;
 use crate::config::{ServeArgs, ServerSettings, Settings};
-use crate::serving::{Ending, JobError, Task};
+use crate::serving::{Ending, JobError, Task, follow};
 
 /// How long the runtime waits for its threads once serving is over. A job still running then
 /// (a snapshot being read, a training between iterations) has been told to stop; it is not
@@ -95,9 +95,18 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
         listeners.push((admin, admin_router(state.clone())));
     }
-    let startup = state.registry.start(Task::Startup)?;
+    // A replica never trains: it follows what the trainer published, and stays unready
+    // until its first model is in.
+    let startup = match state.registry.is_replica() {
+        true => {
+            let every = Duration::from_millis(state.registry.policy().models.poll_interval_ms);
+            tokio::spawn(follow(state.registry.clone(), every));
+            None
+        }
+        false => Some(state.registry.start(Task::Startup)?.done),
+    };
     let graceful = Arc::new(GracefulShutdown::new());
-    accept_until_stopped(&state, listeners, &graceful, &mut signals, startup.done).await?;
+    accept_until_stopped(&state, listeners, &graceful, &mut signals, startup).await?;
     let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");
     drain(&state, graceful, &mut signals).await?;
     wait_for_saves(&state, SAVE_GRACE).await;
@@ -119,8 +128,12 @@ async fn wait_for_saves(state: &AppState, grace: Duration) {
     }
 }
 
-/// Resolves with the reason when the start-up job ends without a model; never otherwise.
-async fn no_model(startup: JoinHandle<Ending>) -> Arc<JobError> {
+/// Resolves with the reason when the start-up job ends without a model; never otherwise (nor
+/// without a start-up job: a replica).
+async fn no_model(startup: Option<JoinHandle<Ending>>) -> Arc<JobError> {
+    let Some(startup) = startup else {
+        return std::future::pending().await;
+    };
     match startup.await {
         Ok(Ok(_)) => std::future::pending().await,
         Ok(Err(e)) => e,
@@ -142,7 +155,7 @@ async fn accept_until_stopped(
     listeners: Vec<(TcpListener, Router)>,
     graceful: &Arc<GracefulShutdown>,
     signals: &mut Signals,
-    startup: JoinHandle<Ending>,
+    startup: Option<JoinHandle<Ending>>,
 ) -> anyhow::Result<()> {
     let s = &state.server;
     let (stop, loops) = accept_all(s, listeners, graceful);

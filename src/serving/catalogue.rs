@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::data::{IdMap, Ratings, Snapshot};
+use crate::data::{Format, IdMap, RatingScale, Ratings, Snapshot};
 use crate::onboard::Askable;
 
 /// Users, items, titles and the ratings of the snapshot.
@@ -21,6 +21,7 @@ pub struct Catalogue {
     /// Rating shares and the scale's steps, for onboarding (one pass over the ratings, here
     /// on the training thread rather than in a request).
     askable: Askable,
+    scale: RatingScale,
 }
 
 impl Catalogue {
@@ -28,6 +29,7 @@ impl Catalogue {
     pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
         // Once here, not per request: it reads every rating.
         let step = snapshot.ratings.step();
+        let scale = snapshot.scale;
         Self {
             askable: Askable::new(&snapshot.ratings, snapshot.scale),
             users: snapshot.users,
@@ -35,12 +37,31 @@ impl Catalogue {
             ratings: snapshot.ratings,
             titles,
             step,
+            scale,
         }
     }
 
     /// The snapshot's ratings, (n_users, n_items) sparse.
     pub fn ratings(&self) -> &Ratings {
         &self.ratings
+    }
+
+    /// The snapshot again (a copy), as a binary snapshot would hold it: what a trainer
+    /// publishes for its replicas.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            ratings: self.ratings.clone(),
+            users: self.users.clone(),
+            items: self.items.clone(),
+            scale: self.scale,
+            format: Format::Binary,
+            path: "<catalogue>".into(),
+        }
+    }
+
+    /// Display titles by item id.
+    pub fn titles(&self) -> &HashMap<String, String> {
+        &self.titles
     }
 
     /// The grid the snapshot's ratings lie on (1 or 0.5), if any: see

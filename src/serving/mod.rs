@@ -2,7 +2,7 @@
 //! replaced, the version counter, the job table, the model store and the training threads),
 //! the jobs that change it (start-up, retrain, rollback: train, gate, persist, install), the
 //! model in service that answers profiles ([`ServedModel`]), and the model stores
-//! ([`store`]). The fit policy, which model is trained on a snapshot, is [`fit::fit`].
+//! ([`store`]), and a replica's following of the model a trainer published ([`follow`]). The fit policy, which model is trained on a snapshot, is [`fit::fit`].
 //!
 //! Errors keep their kinds ([`TrainError`], [`JobError`], [`OverrideError`], [`QueryError`])
 //! until the web layer maps them to a status.
@@ -15,6 +15,7 @@ mod check;
 mod error;
 pub mod fit;
 mod gate;
+mod follow;
 mod info;
 mod jobs;
 mod lifecycle;
@@ -30,6 +31,7 @@ pub use catalogue::Catalogue;
 pub use check::check;
 pub use error::{JobError, TrainError, Unusable};
 pub use gate::GateReport;
+pub use follow::{PollError, follow};
 pub use info::{KSelection, ModelInfo, Selection, SnapshotInfo, TypeSummary};
 pub use jobs::{Busy, CancelError, Ending, Job, JobKind, JobState, KEPT_JOBS, UnknownJob};
 pub use lifecycle::Started;

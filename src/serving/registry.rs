@@ -12,8 +12,8 @@ use arc_swap::ArcSwapOption;
 
 use super::jobs::{CancelError, Job, Jobs, UnknownJob};
 use super::served::ServedModel;
-use super::store::{DirStore, ModelStore, StoreError};
-use crate::config::{ModelsSettings, Settings, SnapshotSettings, TrainingSettings};
+use super::store::{DirStore, ModelStore, ObjectStore, StoreError};
+use crate::config::{ModelsSettings, Role, Settings, SnapshotSettings, TrainingSettings};
 use crate::data::Source;
 
 /// The settings the lifecycle runs with.
@@ -25,6 +25,8 @@ pub struct Policy {
     pub training: TrainingSettings,
     /// Where models are kept, and what a new one must beat.
     pub models: ModelsSettings,
+    /// Standalone, trainer or replica.
+    pub role: Role,
 }
 
 /// Why the registry could not be set up.
@@ -79,9 +81,14 @@ impl Registry {
     /// the training threads.
     pub fn open(settings: &Settings) -> Result<Self, OpenError> {
         let m = &settings.models;
-        let store = match m.store_dir() {
-            Some(dir) => Some(Arc::new(DirStore::open(dir, m.keep)?) as Arc<dyn ModelStore>),
-            None => None,
+        let store = match (m.store_url(), m.store_dir()) {
+            (Some(url), _) => {
+                Some(Arc::new(ObjectStore::open(url, m.keep)?) as Arc<dyn ModelStore>)
+            }
+            (None, Some(dir)) => {
+                Some(Arc::new(DirStore::open(dir, m.keep)?) as Arc<dyn ModelStore>)
+            }
+            (None, None) => None,
         };
         let threads = settings.training.threads;
         let pool = rayon::ThreadPoolBuilder::new()
@@ -94,6 +101,7 @@ impl Registry {
                 snapshot: settings.snapshot.clone(),
                 training: settings.training.clone(),
                 models: settings.models.clone(),
+                role: settings.server.role,
             },
             model: ArcSwapOption::empty(),
             previous: ArcSwapOption::empty(),
@@ -119,6 +127,20 @@ impl Registry {
     /// The serving model, if any.
     pub fn current(&self) -> Option<Arc<ServedModel>> {
         self.model.load_full()
+    }
+
+    /// Whether this process is a replica: it never trains, it serves what the trainer
+    /// published.
+    pub fn is_replica(&self) -> bool {
+        self.policy.role == Role::Replica
+    }
+
+    /// Seconds since the serving model was trained, if one serves.
+    pub fn model_age_seconds(&self) -> Option<f64> {
+        let model = self.current()?;
+        let trained = humantime::parse_rfc3339(&model.info().trained_at).ok()?;
+        let age = std::time::SystemTime::now().duration_since(trained);
+        Some(age.unwrap_or_default().as_secs_f64())
     }
 
     /// The model the serving one replaced, if it is still a rollback target.

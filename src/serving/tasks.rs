@@ -62,6 +62,7 @@ pub(super) fn startup(reg: &Registry, stop: Stop<'_>, report: &mut Report<'_>) -
         && let Some((version, manifest, model)) = saved(&*store, &loaded, &policy.training)?
     {
         let served = restore(loaded, manifest.info, model);
+        publish(&*store, &served)?;
         let message = format!("served version {version} from the model store");
         tracing::info!(version, store = %store.location(), "{message}");
         return Ok((Arc::new(served), Some(message)));
@@ -205,6 +206,10 @@ fn persist(
     let saved = store.save(source, training, info, served.predictor());
     let file = saved.map_err(JobError::Save)?;
     tracing::info!(version = info.version, %file, "model saved");
+    publish(&*store, served).map_err(|e| match e {
+        JobError::Store(e) => JobError::Save(e),
+        e => e,
+    })?;
     let serving = reg.current().map_or(0, |m| m.info().version);
     match store.prune(&[serving, info.version]) {
         Ok(removed) => {
@@ -244,10 +249,12 @@ pub(super) fn rollback(reg: &Registry) -> Outcome {
     let target = target
         .or(previous)
         .ok_or(JobError::NoEarlierModel { serving, skipped })?;
-    if let Some(store) = reg.store()
-        && store.holds(serving)
-    {
-        store.mark_rolled_back(serving)?;
+    if let Some(store) = reg.store() {
+        if store.holds(serving) {
+            store.mark_rolled_back(serving)?;
+        }
+        // After the mark: a trainer killed in between comes back on the model rolled back to.
+        publish(&*store, &target)?;
     }
     let message = format!(
         "rolled back from version {serving} to version {}",
@@ -255,6 +262,13 @@ pub(super) fn rollback(reg: &Registry) -> Outcome {
     );
     tracing::info!("{message}");
     Ok((target, Some(message)))
+}
+
+/// Makes `served` the model replicas serve (nothing for a store without replicas).
+fn publish(store: &dyn ModelStore, served: &ServedModel) -> Result<(), JobError> {
+    let info = served.info();
+    store.publish(info.version, &info.snapshot.sha256, served.catalogue())?;
+    Ok(())
 }
 
 /// A saved model with the snapshot its manifest names, if that snapshot is unchanged.

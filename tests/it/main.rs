@@ -5,7 +5,8 @@
 //! (`needs ../shared/data`: `build.rs` sets `cfg(mixrec_shared_data)` when they are there);
 //! `.ci/run` sets `MIXREC_REQUIRE_SHARED_DATA=1`, which turns a missing folder into a failure.
 //! The browser test (`browser`) skips the same way without Chromium and ChromeDriver;
-//! `MIXREC_REQUIRE_BROWSER=1` makes that a failure too.
+//! `MIXREC_REQUIRE_BROWSER=1` makes that a failure too; the object-store tests (`replicas`) skip
+//! without `s3s-fs`, and `MIXREC_REQUIRE_S3=1` makes that a failure.
 
 mod support;
 
@@ -17,6 +18,7 @@ mod faults;
 mod hardening;
 mod hostile;
 mod http;
+mod k8s;
 mod layers;
 mod loaders;
 mod onboarding;
@@ -26,6 +28,7 @@ mod parity;
 mod process;
 mod properties;
 mod quality;
+mod replicas;
 mod serve;
 mod startup;
 mod store;

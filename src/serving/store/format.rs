@@ -11,18 +11,31 @@
 //!
 //! What the arrays mean is the model kind's business (`src/predictor/codec.rs`).
 //!
+//! A published catalogue (what a replica serves a model with: ids, titles, the users' ratings)
+//! is checked the same way:
+//!
+//! ```text
+//! mixrec-catalogue 1\n                  format line
+//! {"titles":{...}}\n                    display titles by item id: one line of JSON
+//! <binary snapshot>                     `src/data/binary.rs`, with its own CRC-32
+//! sha256 <64 hex digits>\n              over every byte before this line
+//! ```
+//!
 //! Must not import: any store (they import it), the registry, web or async types.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use super::{Manifest, StoreFault};
 use crate::config::TrainingSettings;
-use crate::data::{Fingerprint, Source};
+use crate::data::{Fingerprint, Format, LoadOptions, Snapshot, Source, load_bytes, write_binary};
 use crate::predictor::Predictor;
 use crate::serving::info::ModelInfo;
 
 /// The first line of every model.
 const FORMAT_LINE: &[u8] = b"mixrec-model 1\n";
+/// The first line of every published catalogue.
+const CATALOGUE_LINE: &[u8] = b"mixrec-catalogue 1\n";
 /// `sha256 ` + 64 hex digits + `\n`.
 const TRAILER_LEN: usize = 7 + 64 + 1;
 
@@ -71,12 +84,62 @@ pub fn decode(bytes: &[u8]) -> Result<(Manifest, Predictor), StoreFault> {
     Ok((manifest, model))
 }
 
+/// The titles line of a published catalogue.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CatalogueHead {
+    titles: HashMap<String, String>,
+}
+
+/// The bytes of a published catalogue: `snapshot` (ids and ratings) and its `titles`.
+pub fn encode_catalogue(
+    snapshot: &Snapshot,
+    titles: &HashMap<String, String>,
+) -> Result<Vec<u8>, StoreFault> {
+    let mut out = CATALOGUE_LINE.to_vec();
+    let head = CatalogueHead {
+        titles: titles.clone(),
+    };
+    serde_json::to_writer(&mut out, &head).map_err(StoreFault::ManifestOut)?;
+    out.push(b'\n');
+    write_binary(&mut out, snapshot).map_err(|source| StoreFault::Io {
+        action: "encode the catalogue",
+        source,
+    })?;
+    let digest = Fingerprint::sha256(&out);
+    out.extend_from_slice(format!("sha256 {digest}\n").as_bytes());
+    Ok(out)
+}
+
+/// The snapshot and titles in the bytes of a published catalogue, every part checked.
+pub fn decode_catalogue(bytes: &[u8]) -> Result<(Snapshot, HashMap<String, String>), StoreFault> {
+    let body = checked(bytes, CATALOGUE_LINE)?;
+    let rest = &body[CATALOGUE_LINE.len()..];
+    let line_end = rest
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(StoreFault::NoManifest)?;
+    let head: CatalogueHead =
+        serde_json::from_slice(&rest[..line_end]).map_err(StoreFault::Manifest)?;
+    let options = LoadOptions {
+        format: Format::Binary,
+        scale: None,
+    };
+    let snapshot = load_bytes(&rest[line_end + 1..], options)
+        .map_err(|e| StoreFault::Catalogue(e.to_string()))?;
+    Ok((snapshot, head.titles))
+}
+
 /// Everything before the checksum line, once the format line and the checksum are right.
 fn checked_body(bytes: &[u8]) -> Result<&[u8], StoreFault> {
-    if !bytes.starts_with(FORMAT_LINE) {
+    checked(bytes, FORMAT_LINE)
+}
+
+/// Everything before the checksum line of bytes that start with `first`.
+fn checked<'a>(bytes: &'a [u8], first: &[u8]) -> Result<&'a [u8], StoreFault> {
+    if !bytes.starts_with(first) {
         return Err(StoreFault::NotAModel);
     }
-    if bytes.len() < FORMAT_LINE.len() + TRAILER_LEN {
+    if bytes.len() < first.len() + TRAILER_LEN {
         return Err(StoreFault::CutShort(bytes.len()));
     }
     let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);

@@ -1,11 +1,14 @@
 //! Model stores: where trained models are kept so they outlive the process and can be rolled
 //! back to. [`ModelStore`] is what the lifecycle asks of a store; [`DirStore`] keeps models as
-//! files in a directory. Every store writes and reads the same self-checking bytes
+//! files in a directory, [`ObjectStore`] as objects in an S3 bucket shared by a trainer and its
+//! replicas. Every store writes and reads the same self-checking bytes
 //! ([`format`]); a new kind of store (object storage) is one file implementing the trait over
 //! them.
 //!
-//! The catalogue (ids, titles, the users' ratings) is not stored: it is the snapshot, which the
-//! [`Manifest`] names by source and fingerprint. A model comes back into service only with the
+//! The catalogue (ids, titles, the users' ratings) is not stored with a model: it is the
+//! snapshot, which the [`Manifest`] names by source and fingerprint. A store with replicas
+//! publishes it beside the models, once per snapshot ([`ModelStore::publish`]), since a replica
+//! has no snapshot of its own. A model comes back into service only with the
 //! very snapshot it was trained on. A model rolled back from is kept for inspection and never
 //! loaded again.
 //!
@@ -13,19 +16,24 @@
 
 mod dir;
 pub mod format;
+mod object;
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
 pub use dir::DirStore;
+pub use object::ObjectStore;
 
+use super::catalogue::Catalogue;
 use super::info::ModelInfo;
 use crate::config::TrainingSettings;
-use crate::data::Source;
+use crate::data::{Fingerprint, Snapshot, Source};
 use crate::predictor::{DecodeError, Layout, Predictor};
 
 /// What the lifecycle asks of a model store. One process writes a store at a time.
 pub trait ModelStore: std::fmt::Debug + Send + Sync {
-    /// Where the models are (a directory), for listings and logs.
+    /// Where the models are (a directory, an `s3://` URL), for listings and logs.
     fn location(&self) -> String;
 
     /// Writes `model`, trained on `source` with `training`, as version `info.version`: all or
@@ -61,6 +69,40 @@ pub trait ModelStore: std::fmt::Debug + Send + Sync {
     /// Deletes all but the newest models the store keeps, sparing the versions in `protect`;
     /// returns where the deleted ones were.
     fn prune(&self, protect: &[u64]) -> Result<Vec<String>, StoreError>;
+
+    /// Makes saved version `version`, trained on snapshot `fingerprint` and served with
+    /// `catalogue`, the model replicas serve: the catalogue is written whole first (once per
+    /// snapshot), then the pointer moves. A store no other process reads (a directory) has
+    /// nothing to do.
+    fn publish(
+        &self,
+        version: u64,
+        fingerprint: &Fingerprint,
+        catalogue: &Catalogue,
+    ) -> Result<(), StoreError> {
+        let _ = (version, fingerprint, catalogue);
+        Ok(())
+    }
+
+    /// The published version, `None` before the first publish.
+    fn published(&self) -> Result<Option<u64>, StoreError> {
+        Err(StoreError::new(
+            self.location(),
+            StoreFault::Unsupported("publish models"),
+        ))
+    }
+
+    /// The published catalogue of snapshot `fingerprint`: its snapshot and titles.
+    fn catalogue(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Result<(Snapshot, HashMap<String, String>), StoreError> {
+        let _ = fingerprint;
+        Err(StoreError::new(
+            self.location(),
+            StoreFault::Unsupported("publish catalogues"),
+        ))
+    }
 }
 
 /// What a stored model says about itself: enough to list it and to decide whether it may
@@ -150,6 +192,15 @@ pub enum StoreFault {
     /// The parameters do not make a model.
     #[error(transparent)]
     Parameters(#[from] DecodeError),
+    /// A published catalogue's snapshot is refused.
+    #[error("the catalogue's snapshot is refused: {0}")]
+    Catalogue(String),
+    /// The object store refused or could not be reached.
+    #[error("object store: {0}")]
+    Remote(String),
+    /// Not something this kind of store does.
+    #[error("this model store does not {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
