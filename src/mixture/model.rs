@@ -6,26 +6,12 @@
 //!
 //! A model may carry a baseline `μ + b_u + b_l` (see [`super::bias`]); its mixture then describes
 //! what the baseline leaves, and a profile's own offset `b_u` is worked out from its ratings.
-//!
-//! **The offset beside the types.** Training fits `b_u` to all of a user's ratings, hundreds on
-//! the Netflix subset, where what the types add averages out. A short profile is another
-//! matter: the five answers of a new user to the items that split the types most are mostly
-//! the type's taste, and the baseline's update, blind to the types, would read that taste as
-//! generosity and move every prediction by it (on the Netflix subset the first answer then made
-//! every strategy's predictions *worse* than none). So with EM the offset is worked out again
-//! from what the types leave, `b_u = Σ (x − μ − b_l − c_l − Σ_j w_j m_jl) / (λ_user + n)`, and
-//! the posterior again at that offset, [`OFFSET_ROUNDS`] times: the joint mode of offset and
-//! type the model's own density implies. On long profiles it barely moves (the mean over
-//! hundreds of items of what a type adds is near zero).
 
 use std::ops::Deref;
 
 use super::pass::{Terms, argmin, log_sum_exp};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
-
-/// Rounds of offset-then-posterior after the first (see the module docs).
-pub const OFFSET_ROUNDS: usize = 2;
 
 /// The part of a baseline a model keeps: the global mean and the item offsets.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,16 +52,6 @@ impl Baseline {
         let sum: f64 = profile
             .iter()
             .map(|&(l, x)| x - self.global - self.item[l as usize])
-            .sum();
-        self.global + sum / (self.lambda_user + profile.len() as f64)
-    }
-
-    /// μ + b_u for a profile beside the types: each rating less `typed(l)`, what the types
-    /// (with the item's centre) expect of item l, before the user update.
-    pub fn offset_beside(&self, profile: &[(u32, f64)], typed: impl Fn(u32) -> f64) -> f64 {
-        let sum: f64 = profile
-            .iter()
-            .map(|&(l, x)| x - self.global - self.item[l as usize] - typed(l))
             .sum();
         self.global + sum / (self.lambda_user + profile.len() as f64)
     }
@@ -166,34 +142,7 @@ impl Model {
                 return Err(ProfileError::NotFinite(l));
             }
         }
-        let Some(b) = &self.baseline else {
-            return Ok(Posterior {
-                weights: self.weights_at(profile, 0.0),
-                offset: 0.0,
-            });
-        };
-        let mut offset = b.offset(profile);
-        let mut weights = self.weights_at(profile, offset);
-        if self.algorithm == Algorithm::Em && !profile.is_empty() {
-            let (k, means) = (
-                self.k(),
-                self.mixture.means.as_slice().expect("standard layout"),
-            );
-            for _ in 0..OFFSET_ROUNDS {
-                let typed = |l: u32| {
-                    let mu = &means[l as usize * k..][..k];
-                    b.centre[l as usize] + weights.iter().zip(mu).map(|(w, m)| w * m).sum::<f64>()
-                };
-                offset = b.offset_beside(profile, typed);
-                weights = self.weights_at(profile, offset);
-            }
-        }
-        Ok(Posterior { weights, offset })
-    }
-
-    /// P(type | profile) with the profile's offset held at `offset` (ignored without a
-    /// baseline).
-    fn weights_at(&self, profile: &[(u32, f64)], offset: f64) -> Vec<f64> {
+        let offset = self.baseline.as_ref().map_or(0.0, |b| b.offset(profile));
         let (k, means) = (
             self.k(),
             self.mixture.means.as_slice().expect("standard layout"),
@@ -220,7 +169,7 @@ impl Model {
                 a[j] = 1.0;
             }
         }
-        a
+        Ok(Posterior { weights: a, offset })
     }
 
     /// Type j's mean rating of item l on the rating scale: with a baseline, μ + b_l plus the
