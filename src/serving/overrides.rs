@@ -185,10 +185,13 @@ mod tests {
             training: quick_settings(),
             models: ModelsSettings {
                 dir: None,
+                url: None,
+                poll_interval_ms: 10_000,
                 load_on_start: false,
                 keep: 1,
                 quality_gate: 0.05,
             },
+            role: crate::config::Role::Standalone,
         }
     }
 
