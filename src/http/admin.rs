@@ -89,11 +89,7 @@ fn refuse_on_replica(state: &AppState, what: &str) -> Result<(), ApiError> {
     if !state.registry.is_replica() {
         return Ok(());
     }
-    let store = state
-        .registry
-        .store()
-        .map(|s| s.location())
-        .unwrap_or_default();
+    let store = state.registry.store_location().unwrap_or_default();
     let detail = format!(
         "this process is a replica (server.role = \"replica\"): it serves the model published \
          at {store} and never trains; send the {what} to the trainer (the process with \
@@ -116,7 +112,7 @@ pub async fn models(
     State(state): State<AppState>,
     _: Admin,
 ) -> Result<Json<SavedModels>, ApiError> {
-    let Some(store) = state.registry.store() else {
+    let Some((dir, entries)) = state.registry.saved_models().await else {
         let detail = "no model store is configured (models.dir)";
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -125,12 +121,7 @@ pub async fn models(
         ));
     };
     let serving = state.registry.current().map(|m| m.info().version);
-    let dir = store.location();
-    // Every file is read and its checksum verified: off the async workers.
-    let entries = tokio::task::spawn_blocking(move || store.entries())
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-        .map_err(|e| ApiError::internal(&e))?;
+    let entries = entries.map_err(|e| ApiError::internal(&e))?;
     let models = entries
         .into_iter()
         .map(|e| SavedModel::new(e, serving))

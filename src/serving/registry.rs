@@ -12,7 +12,7 @@ use arc_swap::ArcSwapOption;
 
 use super::jobs::{CancelError, Job, Jobs, UnknownJob};
 use super::served::ServedModel;
-use super::store::{DirStore, ModelStore, ObjectStore, StoreError};
+use super::store::{DirStore, Entry, ModelStore, ObjectStore, StoreError};
 use crate::config::{ModelsSettings, Role, Settings, SnapshotSettings, TrainingSettings};
 use crate::data::Source;
 
@@ -151,6 +151,24 @@ impl Registry {
     /// The model store, when one is configured.
     pub fn store(&self) -> Option<Arc<dyn ModelStore>> {
         self.store.clone()
+    }
+
+    /// Where the model store is (`None` without one), for messages.
+    pub fn store_location(&self) -> Option<String> {
+        self.store.as_ref().map(|s| s.location())
+    }
+
+    /// The saved models, newest first, each read and its checksum verified on a blocking
+    /// thread (never on the async workers), with the store's location; `None` without a store.
+    /// The error is the store's, or the listing thread's panic, as text.
+    pub async fn saved_models(&self) -> Option<(String, Result<Vec<Entry>, String>)> {
+        let store = self.store.clone()?;
+        let location = store.location();
+        let entries = match tokio::task::spawn_blocking(move || store.entries()).await {
+            Ok(listed) => listed.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        Some((location, entries))
     }
 
     /// The job table.
