@@ -8,6 +8,8 @@
 //!
 //! Must not import: the registry, the jobs, web or async types.
 
+use std::time::Instant;
+
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -44,6 +46,9 @@ pub struct GateReport {
     pub serving_gain: Option<f64>,
     /// Whether the candidate passed.
     pub passed: bool,
+    /// Wall-clock seconds the comparison took (the split, the serving model's fold-ins and
+    /// both scores); the candidate's predictions come from its training.
+    pub seconds: f64,
 }
 
 /// Scores `candidate` (whose held-out predictions are `predicted`, in the order of
@@ -59,6 +64,7 @@ pub fn compare(
     if predicted.is_empty() {
         return None;
     }
+    let started = Instant::now();
     let split = data::holdout(candidate.catalogue().ratings(), holdout, seed);
     assert_eq!(
         split.test.len(),
@@ -89,12 +95,9 @@ pub fn compare(
         .collect();
     // Summed in user order: the same input gives the same bits.
     let total = sums.iter().fold(Sums::default(), |a, b| a.add(b));
-    Some(report(
-        total,
-        split.test.len(),
-        (candidate, serving),
-        allowed,
-    ))
+    let mut report = report(total, split.test.len(), (candidate, serving), allowed);
+    report.seconds = started.elapsed().as_secs_f64();
+    Some(report)
 }
 
 /// The share of its baseline's held-out RMSE a model removes, when both were measured.
@@ -203,6 +206,7 @@ fn report(
         // Nothing in common: there is nothing to compare, so nothing to refuse on.
         passed: keeps_structure
             && (total.compared == 0 || candidate_rmse <= serving_rmse * (1.0 + allowed)),
+        seconds: 0.0,
     }
 }
 
