@@ -3,14 +3,15 @@
 //! JSON (`malformed-json`) or not the request's shape (`invalid-body`) on every route, `/v1`
 //! and `/admin` alike. [`OptionalJson`] reads a body that may be left out (`/admin/retrain`);
 //! profile bodies have their own bounded reader on top of these pieces (`profile.rs`).
-//! [`linger`] answers a body declared larger than the limit with 413 only once it has read
-//! and dropped the rest (up to a bound), as nginx's lingering close does.
+//! [`linger`] answers a body larger than the limit with 413 only once it has read and dropped
+//! the rest (up to a bound), as nginx's lingering close does: a body declared too large by its
+//! `Content-Length`, and a chunked one (no length) that grows past the limit.
 //!
 //! Must not import: the routes, the handlers.
 
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
@@ -32,35 +33,79 @@ const LINGER_TIME: Duration = Duration::from_secs(5);
 /// that writes its whole body before it reads (Python's `http.client`, many SDKs) then reads
 /// the 413 instead of a broken pipe. A client that sent `Expect: 100-continue` is answered at
 /// once (it waits for the answer before sending). Every other request passes through.
+///
+/// A chunked body (no `Content-Length`) cannot be judged by its head: it is read here, into
+/// memory up to the limit (the handler would buffer it whole anyway), and handed on as it was
+/// read; one that grows past the limit is drained like a declared one, counting what was read.
 pub async fn linger(State(limit): State<usize>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let Some(declared) = declared.filter(|&n| n > limit as u64) else {
-        return next.run(req).await;
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let declared = match declared {
+        Some(n) if n > limit as u64 => n,
+        None if chunked => return linger_chunked(limit, req, next).await,
+        _ => return next.run(req).await,
     };
-    let too_large = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     if req.headers().contains_key(header::EXPECT) || declared > LINGER_BYTES {
-        let mut res = too_large.into_response();
-        res.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        return res;
+        return too_large(false);
     }
-    let mut body = req.into_body();
-    let drained = tokio::time::timeout(LINGER_TIME, async {
+    let drained = drain(req.into_body(), LINGER_BYTES).await;
+    too_large(drained)
+}
+
+/// [`linger`] for a body of no declared length.
+async fn linger_chunked(limit: usize, req: Request, next: Next) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            // As the body extractor answers a body that breaks off.
+            return ApiError::from_status(StatusCode::BAD_REQUEST).into_response();
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if kept.len() + data.len() > limit {
+            if parts.headers.contains_key(header::EXPECT) {
+                return too_large(false);
+            }
+            let rest = LINGER_BYTES.saturating_sub((kept.len() + data.len()) as u64);
+            return too_large(drain(body, rest).await);
+        }
+        kept.extend_from_slice(&data);
+    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
+}
+
+/// Reads and drops what is left of `body`, at most `bound` bytes within [`LINGER_TIME`];
+/// whether it ended in time.
+async fn drain(mut body: Body, bound: u64) -> bool {
+    let mut read = 0u64;
+    let ended = tokio::time::timeout(LINGER_TIME, async {
         while let Some(frame) = body.frame().await {
-            if frame.is_err() {
-                break;
+            let Ok(frame) = frame else {
+                return false;
+            };
+            if let Some(data) = frame.data_ref() {
+                read += data.len() as u64;
+                if read > bound {
+                    return false;
+                }
             }
         }
+        true
     })
     .await;
     metrics::counter!("mixrec_http_lingered_total").increment(1);
-    let mut res = too_large.into_response();
-    if drained.is_err() {
+    ended == Ok(true)
+}
+
+/// The 413 problem; the connection closes after it unless the body was read to its end.
+fn too_large(body_read: bool) -> Response {
+    let mut res = ApiError::from_status(StatusCode::PAYLOAD_TOO_LARGE).into_response();
+    if !body_read {
         res.headers_mut().insert(
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
