@@ -60,6 +60,9 @@ pub struct ServerSettings {
     pub header_read_timeout_ms: u64,
     /// Requests handled at once over every listener; more are answered 503 at once.
     pub max_concurrent_requests: u32,
+    /// Connections open at once on each listener; past it a new connection is closed at once
+    /// (and counted), and the open ones are unaffected.
+    pub max_connections: u32,
     /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, in
     /// milliseconds (not after ctrl-c).
     pub shutdown_delay_ms: u64,
@@ -503,6 +506,7 @@ mod tests {
         assert_eq!(s.server.admin_listen, None);
         assert_eq!(s.server.header_read_timeout_ms, 10_000);
         assert_eq!(s.server.max_concurrent_requests, 256);
+        assert_eq!(s.server.max_connections, 4096);
         assert_eq!(s.server.shutdown_delay_ms, 5_000);
         assert_eq!(s.snapshot.path, None);
         assert_eq!(s.snapshot.source(), Source::Embedded);
@@ -547,6 +551,10 @@ mod tests {
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("max_concurrent_requests"), "{err}");
             jail.set_env("MIXREC__SERVER__MAX_CONCURRENT_REQUESTS", "8");
+            jail.set_env("MIXREC__SERVER__MAX_CONNECTIONS", "0");
+            let err = Settings::load(&ServeArgs::default()).unwrap_err();
+            assert!(err.to_string().contains("server.max_connections"), "{err}");
+            jail.set_env("MIXREC__SERVER__MAX_CONNECTIONS", "16");
             jail.set_env("MIXREC__SERVER__ADMIN_LISTEN", "127.0.0.1:8080");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("server.admin_listen"), "{err}");

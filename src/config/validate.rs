@@ -62,6 +62,7 @@ impl ServerSettings {
             "server.max_concurrent_requests",
             self.max_concurrent_requests.into(),
         )?;
+        positive("server.max_connections", self.max_connections.into())?;
         positive("server.drain_timeout_ms", self.drain_timeout_ms)?;
         if self.admin_listen == Some(self.listen) && self.listen.port() != 0 {
             let why = "must differ from server.listen (unset it to serve admin routes there)";

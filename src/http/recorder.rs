@@ -51,6 +51,22 @@ pub const METRICS: &[(MetricKind, &str, &str)] = &[
         "Time to answer an HTTP request, by matched route, in seconds.",
     ),
     (
+        MetricKind::Gauge,
+        "mixrec_connections_open",
+        "Connections open, by listener (public, admin); at most server.max_connections each.",
+    ),
+    (
+        MetricKind::Counter,
+        "mixrec_connections_refused_total",
+        "Connections closed at once, unanswered, because server.max_connections were open on \
+         their listener.",
+    ),
+    (
+        MetricKind::Counter,
+        "mixrec_http_lingered_total",
+        "Refused too-large bodies read and dropped before their 413 was sent (lingering close).",
+    ),
+    (
         MetricKind::Counter,
         "mixrec_http_shed_total",
         "Requests answered 503 overloaded because server.max_concurrent_requests were in flight.",

@@ -90,11 +90,20 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let state = AppState::new(settings)?;
     let source = state.registry.configured_source();
     tracing::info!(addr = %public.local_addr()?, snapshot = ?source, "listening");
-    let mut listeners = vec![(public, router(state.clone()))];
+    let mut listeners = vec![Listener {
+        socket: public,
+        app: router(state.clone()),
+        name: "public",
+    }];
     if let Some(admin) = admin {
         tracing::info!(admin_addr = %admin.local_addr()?, "admin routes listening");
-        listeners.push((admin, admin_router(state.clone())));
+        listeners.push(Listener {
+            socket: admin,
+            app: admin_router(state.clone()),
+            name: "admin",
+        });
     }
+    raise_open_file_limit(&state.server, listeners.len());
     // A replica never trains: it follows what the trainer published, and stays unready
     // until its first model is in.
     let startup = match state.registry.is_replica() {
@@ -141,6 +150,51 @@ async fn no_model(startup: Option<JoinHandle<Ending>>) -> Arc<JobError> {
     }
 }
 
+/// A bound socket, the routes it serves, and its name in logs and metrics.
+struct Listener {
+    socket: TcpListener,
+    app: Router,
+    name: &'static str,
+}
+
+/// Raises the soft limit on open files to the hard limit, as servers that hold many
+/// connections do (a desktop's soft limit is often 1024, below the default
+/// `server.max_connections`, and a listener out of descriptors stops accepting for a second at
+/// a time); warns when even that is below what the listeners may hold open.
+fn raise_open_file_limit(s: &ServerSettings, listeners: usize) {
+    /// Descriptors besides connections: the runtime, the snapshot, the model store, logs.
+    const SPARE: u64 = 64;
+    let wanted = s.max_connections as u64 * listeners as u64 + SPARE;
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        // `None` is unlimited; an unlimited hard limit is left alone (the kernel's own cap,
+        // fs.nr_open, applies and is not worth guessing).
+        if let (Some(before), Some(hard)) = (limit.current, limit.maximum)
+            && before < hard
+        {
+            limit.current = Some(hard);
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => tracing::debug!(before, after = hard, "raised the open-file limit"),
+                Err(e) => tracing::debug!(error = %e, "cannot raise the open-file limit"),
+            }
+        }
+        let now = getrlimit(Resource::Nofile).current;
+        if let Some(now) = now.filter(|&now| now < wanted) {
+            tracing::warn!(
+                open_file_limit = now,
+                wanted,
+                "the open-file limit is below server.max_connections on every listener: \
+                 accepting will stall when it is reached; raise the hard limit (ulimit -Hn, \
+                 LimitNOFILE=) or lower server.max_connections"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = wanted;
+}
+
 async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
@@ -152,7 +206,7 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// closes them at once and returns [`NoModel`].
 async fn accept_until_stopped(
     state: &AppState,
-    listeners: Vec<(TcpListener, Router)>,
+    listeners: Vec<Listener>,
     graceful: &Arc<GracefulShutdown>,
     signals: &mut Signals,
     startup: Option<JoinHandle<Ending>>,
@@ -191,15 +245,23 @@ async fn accept_until_stopped(
 /// Starts an accept loop for each listener; they run until the sender turns true.
 fn accept_all(
     s: &ServerSettings,
-    listeners: Vec<(TcpListener, Router)>,
+    listeners: Vec<Listener>,
     graceful: &Arc<GracefulShutdown>,
 ) -> (watch::Sender<bool>, JoinSet<()>) {
     let http = listen::http1(Duration::from_millis(s.header_read_timeout_ms));
     let (stop, stopped) = watch::channel(false);
     let mut loops = JoinSet::new();
-    for (listener, app) in listeners {
+    for Listener { socket, app, name } in listeners {
         let (http, graceful, stopped) = (http.clone(), graceful.clone(), stopped.clone());
-        loops.spawn(listen::accept(listener, app, http, graceful, stopped));
+        let connections = listen::Connections::new(s.max_connections, name);
+        loops.spawn(listen::accept(
+            socket,
+            app,
+            http,
+            connections,
+            graceful,
+            stopped,
+        ));
     }
     (stop, loops)
 }

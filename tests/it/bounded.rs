@@ -3,14 +3,15 @@
 //! retrain reads a snapshot that never ends (a FIFO fed forever) or trains on 2 M ratings, and
 //! no partial model file is left behind.
 
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::process::{Server, connect, get, get_with_token, poll, read_reply};
+use crate::process::{Reply, Server, connect, get, get_with_token, poll, read_reply};
 
 const TOKEN: &str = "bounded-admin-token-41d9";
 const DELAY_MS: u64 = 300;
@@ -155,11 +156,14 @@ fn python_available() -> bool {
 }
 
 /// Python's `http.client` writes a whole request, 5 MB body and all, before it reads a byte:
-/// what it prints is the status, the content type and the problem type it then read.
+/// what it prints is the status, the content type and the problem type it then read. With
+/// `chunked` as its second argument the body goes in 64 KiB chunks with no `Content-Length`.
 const PYTHON_POST: &str = r#"
 import http.client, json, sys
 host, port = sys.argv[1].rsplit(":", 1)
 body = b'{"ratings": {"m001": 5}, "pad": "' + b"x" * (5 * 1000 * 1000) + b'"}'
+if sys.argv[2:] == ["chunked"]:
+    body = [body[i:i + 65536] for i in range(0, len(body), 65536)]
 c = http.client.HTTPConnection(host, int(port), timeout=60)
 c.request("POST", "/v1/complete", body=body, headers={"Content-Type": "application/json"})
 r = c.getresponse()
@@ -174,23 +178,48 @@ fn pythons_http_client_posting_5_mb_reads_a_413_problem() {
     let server = start(&[], &env(&[]));
     server.wait_ready();
 
-    let out = Command::new("python3")
-        .args(["-c", PYTHON_POST, &server.addr])
-        .output()
-        .unwrap();
+    for framing in ["content-length", "chunked"] {
+        let out = Command::new("python3")
+            .args(["-c", PYTHON_POST, &server.addr, framing])
+            .output()
+            .unwrap();
 
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        stdout.trim(),
-        "413 application/problem+json urn:mixrec:problem:body-too-large"
-    );
-    // The connection was read to its end, not cut: the service still answers.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{framing}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            stdout.trim(),
+            "413 application/problem+json urn:mixrec:problem:body-too-large",
+            "{framing}"
+        );
+    }
+    // The connections were read to their end, not cut: the service still answers, and a
+    // chunked body under the limit is still handed to the route whole.
     assert_eq!(get(&server.addr, "/healthz").status, 200);
+    let mut s = connect(&server.addr);
+    let body = r#"{"ratings": {"m001": 5}}"#;
+    let (a, b) = body.split_at(10);
+    write!(
+        s,
+        "POST /v1/complete HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\n\r\n",
+        a.len(),
+        b.len()
+    )
+    .unwrap();
+    let reply = read_reply(&mut s);
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let items = reply.json()["items"].as_array().unwrap().clone();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|i| i["item"] != "m001"), "{items:?}");
 }
 
 /// `mixrec synth`: 2 M ratings of 40,000 users over 4,000 items (30 MB of CSV) at `path`.
@@ -326,4 +355,121 @@ fn a_snapshot_larger_than_max_memory_is_refused_with_the_figures_before_it_is_re
     eprintln!("refused: {error}; peak RSS grew by {grown} bytes");
     assert!(grown < limit, "peak RSS grew by {grown} bytes");
     assert_eq!(get(&server.addr, "/v1/model").json()["version"], 1);
+}
+
+/// Whether this process may open `wanted` more files, raising its soft limit to the hard one
+/// if need be; says so and skips when even that is too low, unless
+/// `MIXREC_REQUIRE_FILE_LIMIT=1` (CI), which makes it a failure.
+fn file_limit_allows(wanted: u64) -> bool {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let (Some(soft), Some(hard)) = (limit.current, limit.maximum)
+        && soft < hard
+    {
+        limit.current = Some(hard);
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+    let now = getrlimit(Resource::Nofile).current;
+    if now.is_none_or(|now| now >= wanted) {
+        return true;
+    }
+    let why = format!("the open-file limit is {now:?}, below the {wanted} this test needs");
+    let required = std::env::var("MIXREC_REQUIRE_FILE_LIMIT").is_ok_and(|v| v == "1");
+    assert!(!required, "MIXREC_REQUIRE_FILE_LIMIT=1 but {why}");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let _ = std::io::stderr().write_all(format!("skipped {test}: {why}\n").as_bytes());
+    false
+}
+
+/// `GET path` on an open keep-alive connection.
+fn get_on(s: &mut TcpStream, path: &str) -> Reply {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    read_reply(s)
+}
+
+/// The value of the series `name{listener="public"}` in a `/metrics` text.
+fn public_series(metrics: &str, name: &str) -> Option<u64> {
+    let prefix = format!("{name}{{listener=\"public\"}} ");
+    let line = metrics.lines().find(|l| l.starts_with(&prefix))?;
+    line[prefix.len()..]
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v as u64)
+}
+
+#[test]
+fn past_max_connections_new_connections_close_at_once_and_open_ones_keep_answering() {
+    const MAX: u64 = 1000;
+    const IDLE: u64 = 5000;
+    /// Keep-alive connections opened before the flood, which must keep being answered.
+    const BUSY: u64 = 8;
+    if !file_limit_allows(IDLE + BUSY + 256) {
+        return;
+    }
+    let server = start(
+        &[],
+        &env(&[
+            ("MIXREC__SERVER__MAX_CONNECTIONS", MAX.to_string()),
+            // Idle connections stay for the whole test instead of timing out.
+            (
+                "MIXREC__SERVER__HEADER_READ_TIMEOUT_MS",
+                "120000".to_owned(),
+            ),
+        ]),
+    );
+    server.wait_ready();
+    let addr = server.addr.as_str();
+    let mut busy: Vec<TcpStream> = (0..BUSY).map(|_| connect(addr)).collect();
+    for s in &mut busy {
+        assert_eq!(get_on(s, "/healthz").status, 200);
+    }
+
+    // 5,000 connections that send nothing: the server keeps the first MAX - BUSY of them.
+    let mut idle: Vec<TcpStream> = (0..IDLE)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle connection {i}: {e}")))
+        .collect();
+    let kept = MAX - BUSY;
+    let refused = IDLE - kept;
+    let metrics = poll(|| {
+        let text = String::from_utf8(get_on(&mut busy[0], "/metrics").body).unwrap();
+        let seen = public_series(&text, "mixrec_connections_refused_total");
+        (seen == Some(refused)).then_some(text)
+    });
+    assert_eq!(
+        public_series(&metrics, "mixrec_connections_open"),
+        Some(MAX),
+        "{metrics}"
+    );
+    // The refused ones were closed without an answer; the kept ones are open and silent.
+    let mut closed = 0;
+    for s in &mut idle {
+        s.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        match s.read(&mut byte) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => closed += 1,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            other => panic!("an idle connection read {other:?}"),
+        }
+    }
+    assert_eq!(closed, refused);
+
+    // The connections open before the flood answer every route as before.
+    for s in &mut busy {
+        let model = get_on(s, "/v1/model");
+        assert_eq!(model.status, 200);
+        assert_eq!(model.json()["k"], 3);
+    }
+    // Once the idle ones go, new connections are served again.
+    drop(idle);
+    poll(|| (get(addr, "/healthz").status == 200).then_some(()));
+    let (_, log) = {
+        drop(busy);
+        server.signal("TERM");
+        server.exit()
+    };
+    // One warning for the episode, not one per refused connection.
+    let warnings = log.matches("closing new connections at once").count();
+    assert_eq!(warnings, 1, "{log}");
 }
