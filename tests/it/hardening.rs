@@ -212,7 +212,10 @@ fn sigterm_finishes_in_flight_requests_closes_idle_connections_and_exits_0() {
     in_flight.write_all(RECOMMEND.as_bytes()).unwrap();
     let r = read_reply(&mut in_flight);
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!(r.header("connection"), Some("close"));
+    // Then the connection closes. The answer usually says `connection: close` too, but not
+    // always: when the body and the shutdown signal reach a busy runtime in the same poll,
+    // hyper may write the answer before it sees the signal, and closes right after it. The
+    // guarantee is the close, not the header (this assertion once failed under load 14).
     assert_closed(&mut in_flight);
 
     let (status, log) = server.exit();
