@@ -202,17 +202,20 @@ pub struct PredictionResponse {
 impl PredictionResponse {
     /// The DTO of `answer` from `model`.
     pub fn new(model: &ServedModel, answer: Answer) -> Self {
-        let posterior = answer
-            .posterior
-            .into_iter()
-            .map(|(kind, probability)| TypeProbability { kind, probability })
-            .collect();
         Self {
             model_version: model.info().version,
-            posterior,
+            posterior: posterior(answer.posterior),
             items: answer.items.iter().map(|p| item(model, p)).collect(),
         }
     }
+}
+
+/// The posterior's DTO, in the order given (most likely first).
+fn posterior(types: Vec<(usize, f64)>) -> Vec<TypeProbability> {
+    types
+        .into_iter()
+        .map(|(kind, probability)| TypeProbability { kind, probability })
+        .collect()
 }
 
 fn item(model: &ServedModel, p: &Prediction) -> ItemPrediction {
@@ -270,14 +273,9 @@ impl OnboardingResponse {
                 }
             })
             .collect();
-        let posterior = answer
-            .posterior
-            .into_iter()
-            .map(|(kind, probability)| TypeProbability { kind, probability })
-            .collect();
         Self {
             model_version: model.info().version,
-            posterior,
+            posterior: posterior(answer.posterior),
             items,
         }
     }
