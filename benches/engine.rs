@@ -2,12 +2,20 @@
 //! `MIXREC_SHARED_DATA`): one EM iteration, a whole seed-compatible fit, loading the text
 //! matrix, and the per-request work of the service (posterior + top-N for a 20-rating profile).
 //!
+//! Also loading a 2 M-rating synthetic snapshot (CSV and binary) with its SHA-256 fingerprint,
+//! in one pass (`data::load_hashed`, what a snapshot source does) beside the two passes it used
+//! to take (load, then hash the file).
+//!
 //! `cargo bench --bench engine` (figures in the README). Without the data set the benchmarks
 //! that need it print a message and do nothing.
 
+use std::io::Read;
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
+
+use mixrec::data::Fingerprint;
+use sha2::{Digest, Sha256};
 
 use mixrec::data::{self, LoadOptions, Snapshot};
 use mixrec::mixture::{self, FitParams, Init, Stepper};
@@ -68,6 +76,82 @@ fn fit_seed_netflix_k12(bencher: divan::Bencher) {
 fn load_netflix_matrix(bencher: divan::Bencher) {
     let Some(path) = netflix_path() else { return };
     bencher.bench(|| data::load(&path, LoadOptions::default()).unwrap());
+}
+
+/// A 2 M-rating synthetic snapshot (40,000 users × 4,000 items, 8 types) as CSV (30 MB) and
+/// as binary (16 MB), in a temporary directory kept for the run.
+static SYNTH_2M: LazyLock<(tempfile::TempDir, PathBuf, PathBuf)> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (csv, bin) = (dir.path().join("r2m.csv"), dir.path().join("r2m.bin"));
+    let spec = mixrec::synth::SynthSpec {
+        users: 40_000,
+        items: 4_000,
+        ratings: 2_000_000,
+        types: 8,
+        seed: 3,
+    };
+    let out = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    mixrec::synth::write_snapshot(&spec, mixrec::synth::SynthFormat::Triples, out).unwrap();
+    let snap = data::load(&csv, LoadOptions::default()).unwrap();
+    let out = std::io::BufWriter::new(std::fs::File::create(&bin).unwrap());
+    data::write_binary(out, &snap).unwrap();
+    (dir, csv, bin)
+});
+
+/// The second pass the fingerprint used to be: SHA-256 of the file in 1 MiB reads.
+fn sha256_pass(path: &Path) -> Fingerprint {
+    let mut file = std::fs::File::open(path).unwrap();
+    let (mut hasher, mut buf) = (Sha256::new(), vec![0u8; 1 << 20]);
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            return Fingerprint::from(hasher);
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn fingerprinted_two_passes(path: &Path) -> (Snapshot, Fingerprint) {
+    (
+        data::load(path, LoadOptions::default()).unwrap(),
+        sha256_pass(path),
+    )
+}
+
+fn fingerprinted_one_pass(path: &Path) -> (Snapshot, Fingerprint) {
+    let guard = data::Guard::NONE;
+    let (snap, hasher) = data::load_hashed(path, LoadOptions::default(), guard).unwrap();
+    (snap, Fingerprint::from(hasher))
+}
+
+/// Loading the 2 M-rating binary snapshot and its fingerprint, as two passes (before).
+#[divan::bench(sample_count = 20)]
+fn fingerprinted_load_binary_2m_two_passes(bencher: divan::Bencher) {
+    let path = &SYNTH_2M.2;
+    bencher.bench(|| fingerprinted_two_passes(path));
+}
+
+/// The same in one pass, the hash on a second thread (what a snapshot source does now).
+#[divan::bench(sample_count = 20)]
+fn fingerprinted_load_binary_2m_one_pass(bencher: divan::Bencher) {
+    let path = &SYNTH_2M.2;
+    assert_eq!(fingerprinted_one_pass(path).1, sha256_pass(path));
+    bencher.bench(|| fingerprinted_one_pass(path));
+}
+
+/// Loading the 2 M-rating CSV and its fingerprint, as two passes (before).
+#[divan::bench(sample_count = 10)]
+fn fingerprinted_load_csv_2m_two_passes(bencher: divan::Bencher) {
+    let path = &SYNTH_2M.1;
+    bencher.bench(|| fingerprinted_two_passes(path));
+}
+
+/// The same in one pass.
+#[divan::bench(sample_count = 10)]
+fn fingerprinted_load_csv_2m_one_pass(bencher: divan::Bencher) {
+    let path = &SYNTH_2M.1;
+    assert_eq!(fingerprinted_one_pass(path).1, sha256_pass(path));
+    bencher.bench(|| fingerprinted_one_pass(path));
 }
 
 /// What `POST /v1/recommend` costs the engine with the default model: posterior of a

@@ -13,8 +13,11 @@
 //! Must not import: anything above `src/data` (no models, settings, web or async types).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::mpsc::{SyncSender, sync_channel};
+
+use sha2::{Digest, Sha256};
 
 use super::format::Format;
 use super::lines::Lines;
@@ -50,6 +53,94 @@ pub fn load_until(
     };
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
+    load_from(file, size, path, options, guard)
+}
+
+/// Bytes the hashing thread of [`load_hashed`] is handed at a time.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// [`load_until`], and the SHA-256 of every byte of the file, in one read: the bytes the parser
+/// reads are handed to a second thread that hashes them meanwhile (a snapshot's fingerprint
+/// used to be a second pass over the file). The hash covers the whole file: whatever the
+/// parser leaves unread after a successful load is read and hashed too.
+pub fn load_hashed(
+    path: &Path,
+    options: LoadOptions,
+    guard: Guard<'_>,
+) -> Result<(Snapshot, Sha256), DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    std::thread::scope(|scope| {
+        // A few chunks in flight: the parser never waits on the hash unless it is the faster.
+        let (tx, rx) = sync_channel::<Vec<u8>>(4);
+        let hashing = scope.spawn(move || {
+            let mut hasher = Sha256::new();
+            rx.into_iter().for_each(|chunk| hasher.update(&chunk));
+            hasher
+        });
+        let tee = Tee {
+            inner: file,
+            pending: Vec::with_capacity(HASH_CHUNK),
+            tx,
+        };
+        // Dropping the tee (inside `load_from`) hands over the last chunk and ends the thread.
+        let loaded = load_from(tee, size, path, options, guard);
+        let hasher = hashing.join().expect("hashing never panics");
+        loaded.map(|s| (s, hasher))
+    })
+}
+
+/// A reader that hands a copy of every byte read to the hashing thread, in chunks.
+struct Tee<R> {
+    inner: R,
+    pending: Vec<u8>,
+    tx: SyncSender<Vec<u8>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= HASH_CHUNK || n == 0 {
+            self.flush_chunk();
+        }
+        Ok(n)
+    }
+}
+
+impl<R> Tee<R> {
+    fn flush_chunk(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        // The receiver lives until the sender is dropped: a send cannot fail.
+        let _ = self.tx.send(chunk);
+    }
+}
+
+impl<R> Drop for Tee<R> {
+    fn drop(&mut self) {
+        self.flush_chunk();
+    }
+}
+
+/// [`load_until`] over any reader of the file's bytes (`size` of them).
+fn load_from<R: Read>(
+    file: R,
+    size: u64,
+    path: &Path,
+    options: LoadOptions,
+    guard: Guard<'_>,
+) -> Result<Snapshot, DataError> {
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let binary = reader.fill_buf().map_err(io)?.starts_with(super::MAGIC);
     if binary || options.format == Format::Binary {
@@ -64,7 +155,10 @@ pub fn load_until(
     }
     let reopen =
         || -> Option<Box<dyn BufRead>> { Some(Box::new(BufReader::new(File::open(path).ok()?))) };
-    read(&mut reader, path, options, &reopen, size as usize, guard)
+    let snapshot = read(&mut reader, path, options, &reopen, size as usize, guard)?;
+    // Text is read to its end, but make sure: a hashing reader must see every byte.
+    io::copy(&mut reader, &mut io::sink()).map_err(io)?;
+    Ok(snapshot)
 }
 
 /// A binary snapshot checked against a scale given when loading (it carries its own).

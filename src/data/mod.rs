@@ -23,7 +23,7 @@ pub use binary::{MAGIC, write_binary};
 pub use error::{DataError, Problem};
 pub use format::Format;
 pub use ids::IdMap;
-pub use load::{LoadOptions, load, load_bytes, load_str, load_until};
+pub use load::{LoadOptions, load, load_bytes, load_hashed, load_str, load_until};
 
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{Fingerprint, Loaded, Source, SourceError, parse_titles};

@@ -224,3 +224,32 @@ pub fn by_id(s: &data::Snapshot) -> Vec<(String, String, f32)> {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v
 }
+
+/// The one-pass fingerprint is the SHA-256 of every byte of the file, for each format, on a
+/// file larger than the hashing thread's chunk, and the snapshot is the one `load` reads.
+#[test]
+fn the_one_pass_fingerprint_is_the_files_sha256_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 3 MB of triples: three chunks and a remainder, a trailing blank line included.
+    let mut text = String::from("user,item,rating\n");
+    for i in 0..200_000u32 {
+        text += &format!("u{},m{},{}\n", i % 5_000, i / 5_000, 1 + i % 5);
+    }
+    text += "\n";
+    let csv = dir.path().join("r.csv");
+    std::fs::write(&csv, &text).unwrap();
+    let snap = data::load(&csv, opts(Format::Auto)).unwrap();
+    let bin = dir.path().join("r.bin");
+    data::write_binary(std::fs::File::create(&bin).unwrap(), &snap).unwrap();
+    let matrix = dir.path().join("r.txt");
+    std::fs::write(&matrix, "1 0 3\n0 2 0\n5 4 0\n").unwrap();
+    for path in [&csv, &bin, &matrix] {
+        let bytes = std::fs::read(path).unwrap();
+        let (loaded, hasher) =
+            data::load_hashed(path, opts(Format::Auto), data::Guard::NONE).unwrap();
+        let want = data::Fingerprint::sha256(&bytes);
+        assert_eq!(data::Fingerprint::from(hasher), want, "{}", path.display());
+        let plain = data::load(path, opts(Format::Auto)).unwrap();
+        assert_eq!(loaded.ratings, plain.ratings, "{}", path.display());
+    }
+}

@@ -1,20 +1,17 @@
 //! A snapshot file on the local disk, in any format `data::load` reads, with an optional titles
-//! file. Its fingerprint is the SHA-256 of its bytes. A file that changes while it is read (it
+//! file. Its fingerprint is the SHA-256 of its bytes, worked out as they are read. A file that changes while it is read (it
 //! grows, or is replaced) is an error, not a model of half the data.
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
-
-use sha2::{Digest, Sha256};
 
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
 use super::titles::read_titles;
-use crate::data::{DataError, Format, Guard, LoadOptions, Snapshot, Stop};
+use crate::data::{DataError, Format, Guard, LoadOptions, Snapshot};
 
 /// Reads the snapshot at `path` as `format`, the titles at `titles`, and the file's SHA-256;
 /// stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a snapshot
@@ -32,9 +29,9 @@ pub(super) fn load(
     let before = Stamp::of(path)?;
     // A file still being written often ends in half a line: say it changed rather than report
     // that line.
-    let read = crate::data::load_until(path, options, guard)
-        .map_err(SourceError::from)
-        .and_then(|s| Ok((s, sha256(path, guard.stop)?)));
+    let read = crate::data::load_hashed(path, options, guard)
+        .map(|(s, hasher)| (s, Fingerprint::from(hasher)))
+        .map_err(SourceError::from);
     // A read stopped half-way is that, even if the file changed meanwhile (a FIFO always does).
     let read = match read {
         Err(e @ SourceError::Data(DataError::Cancelled { .. })) => return Err(e),
@@ -91,28 +88,5 @@ impl Stamp {
         } else {
             None
         }
-    }
-}
-
-/// The SHA-256 of the file's bytes, read in 1 MiB pieces, looking at `stop` between them.
-fn sha256(path: &Path, stop: Stop<'_>) -> Result<Fingerprint, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        if stop() {
-            return Err(DataError::Cancelled {
-                path: path.to_owned(),
-            });
-        }
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            return Ok(Fingerprint::from(hasher));
-        }
-        hasher.update(&buf[..n]);
     }
 }
