@@ -9,6 +9,7 @@ impl Settings {
     /// Checks every value the type system does not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        self.validate_snapshot()?;
         self.training.validate()?;
         let m = &self.models;
         positive("models.keep", m.keep as u64)?;
@@ -19,6 +20,23 @@ impl Settings {
             ));
         }
         self.validate_roles()
+    }
+
+    /// One source at a time; a database URL that the client can use, and a query.
+    fn validate_snapshot(&self) -> Result<(), ConfigError> {
+        let s = &self.snapshot;
+        let Some(Secret(url)) = &s.postgres else {
+            return Ok(());
+        };
+        if s.path.is_some() {
+            let why = "is set with snapshot.path (or --data): choose one source";
+            return Err(invalid("snapshot.postgres", why));
+        }
+        crate::data::check_postgres_url(url).map_err(|why| invalid("snapshot.postgres", why))?;
+        if s.query.trim().is_empty() {
+            return Err(invalid("snapshot.query", "must be a query"));
+        }
+        Ok(())
     }
 
     /// A trainer and a replica share models through an object store; a replica polls it.

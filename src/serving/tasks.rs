@@ -237,7 +237,7 @@ pub(super) fn rollback(reg: &Registry) -> Outcome {
                 target = Some(p.clone());
                 break;
             }
-            match restore_saved(&*store, version) {
+            match restore_saved(&*store, version, &reg.configured_source()) {
                 Ok(served) => {
                     target = Some(Arc::new(served));
                     break;
@@ -271,10 +271,16 @@ fn publish(store: &dyn ModelStore, served: &ServedModel) -> Result<(), JobError>
     Ok(())
 }
 
-/// A saved model with the snapshot its manifest names, if that snapshot is unchanged.
-fn restore_saved(store: &dyn ModelStore, version: u64) -> Result<ServedModel, Unusable> {
+/// A saved model with the snapshot its manifest names, if that snapshot is unchanged. A
+/// model file keeps no password: the configured source lends its own when it names the same
+/// database.
+fn restore_saved(
+    store: &dyn ModelStore,
+    version: u64,
+    configured: &Source,
+) -> Result<ServedModel, Unusable> {
     let (manifest, model) = store.load(version).map_err(|e| e.fault)?;
-    let loaded = manifest.source.load()?;
+    let loaded = manifest.source.with_password_of(configured).load()?;
     fits(&loaded, &manifest.info, &model)?;
     Ok(restore(loaded, manifest.info, model))
 }
