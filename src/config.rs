@@ -37,6 +37,25 @@ pub struct Settings {
     pub training: TrainingSettings,
     /// Where trained models are kept, and what a new one must beat.
     pub models: ModelsSettings,
+    /// Ratings posted by users, written to the database source.
+    pub feedback: FeedbackSettings,
+}
+
+/// `[feedback]`: `POST /v1/users/{user_id}/ratings`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackSettings {
+    /// Whether posted ratings are written (only with `snapshot.postgres`; otherwise the route
+    /// answers 409 `read-only-source`).
+    pub enabled: bool,
+    /// A bearer token the route requires; `None`: none.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The table written to (`name` or `schema.name`).
+    pub table: String,
+    /// Its user, item and rating columns, and optionally a timestamp column set to the time
+    /// of the write.
+    pub columns: Vec<String>,
 }
 
 /// `[server]`.

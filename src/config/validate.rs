@@ -10,6 +10,7 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         self.validate_snapshot()?;
+        self.validate_feedback()?;
         self.training.validate()?;
         let m = &self.models;
         positive("models.keep", m.keep as u64)?;
@@ -35,6 +36,38 @@ impl Settings {
         crate::data::check_postgres_url(url).map_err(|why| invalid("snapshot.postgres", why))?;
         if s.query.trim().is_empty() {
             return Err(invalid("snapshot.query", "must be a query"));
+        }
+        Ok(())
+    }
+
+    /// Names that go into SQL as quoted identifiers, and a token without spaces.
+    fn validate_feedback(&self) -> Result<(), ConfigError> {
+        let f = &self.feedback;
+        let identifier = |name: &str| {
+            let mut chars = name.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if f.table.split('.').count() > 2 || !f.table.split('.').all(identifier) {
+            let why = "must be a table name or schema.name (letters, digits, _)";
+            return Err(invalid("feedback.table", why));
+        }
+        if !(3..=4).contains(&f.columns.len()) || !f.columns.iter().all(|c| identifier(c)) {
+            let why = "must name the user, item and rating columns and optionally a timestamp \
+                       column (letters, digits, _)";
+            return Err(invalid("feedback.columns", why));
+        }
+        if let Some(Secret(token)) = &f.token
+            && (token.is_empty() || token.contains(char::is_whitespace))
+        {
+            let why = "must be non-empty without spaces (unset it for no token)";
+            return Err(invalid("feedback.token", why));
+        }
+        if f.enabled && self.snapshot.postgres.is_none() {
+            let why = "writes to the database source: set snapshot.postgres too";
+            return Err(invalid("feedback.enabled", why));
         }
         Ok(())
     }

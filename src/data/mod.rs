@@ -29,8 +29,8 @@ pub use load::{LoadOptions, load, load_bytes, load_str, load_until};
 
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{
-    Fingerprint, Loaded, Password, PostgresError, Source, SourceError, check_postgres_url,
-    parse_titles, split_password,
+    Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, UpsertError,
+    check_postgres_url, parse_titles, split_password,
 };
 pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};

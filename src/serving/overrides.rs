@@ -195,6 +195,12 @@ mod tests {
                 keep: 1,
                 quality_gate: 0.05,
             },
+            feedback: crate::config::FeedbackSettings {
+                enabled: false,
+                token: None,
+                table: "ratings".into(),
+                columns: vec!["user_id".into(), "item_id".into(), "rating".into()],
+            },
             role: crate::config::Role::Standalone,
         }
     }

@@ -350,3 +350,171 @@ fn sigterm_during_a_slow_query_is_not_held_hostage() {
     });
     assert_eq!(running, 0);
 }
+
+const FEEDBACK_TOKEN: &str = "feedback-token";
+
+/// `POST path` with a JSON `body` and, if given, a bearer token.
+fn post(addr: &str, path: &str, token: Option<&str>, body: &str) -> crate::process::Reply {
+    let mut s = connect(addr);
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    read_reply(&mut s)
+}
+
+/// `{"ratings": {...}}` of `pairs`.
+fn ratings_body(pairs: &[(String, f64)]) -> String {
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(i, x)| (i.clone(), (*x).into()))
+        .collect();
+    serde_json::json!({ "ratings": map }).to_string()
+}
+
+/// The recommended item ids for `user`.
+fn recommended(addr: &str, user: &str) -> Vec<String> {
+    let r = get(addr, &format!("/v1/users/{user}/recommendations?n=10"));
+    assert_eq!(
+        r.status,
+        200,
+        "{user}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let items = r.json()["items"].as_array().unwrap().clone();
+    items
+        .iter()
+        .map(|i| i["item"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// 1 M ratings in two tastes: 10 000 users, each rating 50 of the 100 `a` items and 50 of the
+/// 100 `b` items; even users like `a` (4 or 5) and dislike `b` (1 or 2), odd users the other
+/// way round.
+const TWO_TASTES: &str = "
+    CREATE TABLE ratings (user_id text, item_id text, rating real, PRIMARY KEY (user_id, item_id));
+    INSERT INTO ratings
+    SELECT 'u' || u,
+           g || lpad(((CASE g WHEN 'a' THEN u * 7 ELSE u * 11 END + 3 * j) % 100)::text, 3, '0'),
+           CASE WHEN (g = 'a') = (u % 2 = 0) THEN 4 + (u + j) % 2 ELSE 1 + (u * j) % 2 END
+    FROM generate_series(0, 9999) u, generate_series(0, 49) j, (VALUES ('a'), ('b')) t(g);
+";
+
+#[test]
+fn feedback_reaches_the_next_recommendations_and_the_table_survives_kill_9() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.execute(TWO_TASTES);
+    let mut c = pg.client();
+    let count: i64 = c
+        .query_one("SELECT count(*) FROM ratings", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1_000_000);
+    let url = pg.url();
+    let env = [
+        ("MIXREC__SNAPSHOT__POSTGRES", url.as_str()),
+        ("MIXREC__FEEDBACK__ENABLED", "true"),
+        ("MIXREC__FEEDBACK__TOKEN", FEEDBACK_TOKEN),
+        ("MIXREC_ADMIN_TOKEN", TOKEN),
+        ("MIXREC__TRAINING__K", "2"),
+        ("MIXREC__TRAINING__HOLDOUT", "0"),
+        ("MIXREC__TRAINING__MAX_ITER", "30"),
+    ];
+    let server = Server::start(&[], &env);
+    server.wait_ready();
+    let addr = server.addr.clone();
+    assert_eq!(get(&addr, "/v1/model").json()["n_ratings"], 1_000_000);
+    let taste = |items: &[String]| -> Option<char> {
+        let first = items.first()?.chars().next()?;
+        items.iter().all(|i| i.starts_with(first)).then_some(first)
+    };
+    // The data separates, and the model sees it: each taste is recommended its own items.
+    assert_eq!(taste(&recommended(&addr, "u0")), Some('a'));
+    assert_eq!(taste(&recommended(&addr, "u1")), Some('b'));
+
+    // A new user who loves five `a` items and hates five `b` items.
+    let loves: Vec<(String, f64)> = (0..5)
+        .map(|i| (format!("a{i:03}"), 5.0))
+        .chain((0..5).map(|i| (format!("b{i:03}"), 1.0)))
+        .collect();
+    let path = "/v1/users/newbie/ratings";
+    get(&addr, "/v1/users/newbie/recommendations").assert_problem(404, "unknown-user");
+    post(&addr, path, None, &ratings_body(&loves)).assert_problem(401, "unauthorized");
+    let unknown = [("a000".to_owned(), 5.0), ("zzz".to_owned(), 3.0)];
+    let r = post(&addr, path, Some(FEEDBACK_TOKEN), &ratings_body(&unknown));
+    r.assert_problem(400, "unknown-items");
+    assert!(r.json()["detail"].as_str().unwrap().contains("zzz"));
+    let stored = |c: &mut postgres::Client, user: &str| -> Vec<(String, f32)> {
+        let q = "SELECT item_id, rating FROM ratings WHERE user_id = $1 ORDER BY item_id";
+        let rows = c.query(q, &[&user]).unwrap();
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+    };
+    assert!(
+        stored(&mut c, "newbie").is_empty(),
+        "nothing is written on a 400"
+    );
+
+    let r = post(&addr, path, Some(FEEDBACK_TOKEN), &ratings_body(&loves));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["written"], 10);
+    assert_eq!(r.json()["known"], false);
+    let recs = recommended(&addr, "newbie");
+    assert_eq!(taste(&recs), Some('a'), "{recs:?}");
+    assert!(
+        recs.iter().all(|i| !loves.iter().any(|(l, _)| l == i)),
+        "{recs:?}"
+    );
+
+    // A `b` user turns: every rating they have is upserted the other way round.
+    let turned: Vec<(String, f64)> = stored(&mut c, "u1")
+        .into_iter()
+        .map(|(i, _)| {
+            let x = if i.starts_with('a') { 5.0 } else { 1.0 };
+            (i, x)
+        })
+        .collect();
+    assert_eq!(turned.len(), 100);
+    let r = post(
+        &addr,
+        "/v1/users/u1/ratings",
+        Some(FEEDBACK_TOKEN),
+        &ratings_body(&turned),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(taste(&recommended(&addr, "u1")), Some('a'));
+
+    // A retrain reads them back from the table: the new model knows the new user.
+    let job = retrain_ends(&addr);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(get(&addr, "/v1/model").json()["n_ratings"], 1_000_010);
+    assert_eq!(taste(&recommended(&addr, "newbie")), Some('a'));
+    assert_eq!(taste(&recommended(&addr, "u1")), Some('a'));
+
+    // SIGKILL right after a 200: the ratings are in the table all the same.
+    let last = [("b010".to_owned(), 4.5), ("a010".to_owned(), 2.0)];
+    let r = post(
+        &addr,
+        "/v1/users/late/ratings",
+        Some(FEEDBACK_TOKEN),
+        &ratings_body(&last),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    server.signal("KILL");
+    let (status, _) = server.exit();
+    assert_eq!(status.code(), None, "killed by a signal");
+    let want = vec![("a010".to_owned(), 2.0f32), ("b010".to_owned(), 4.5)];
+    assert_eq!(stored(&mut pg.client(), "late"), want);
+}
+
+#[test]
+fn feedback_with_a_file_source_is_a_read_only_conflict() {
+    let server = Server::start(&[], &[("MIXREC__TRAINING__K", "2")]);
+    server.wait_ready();
+    let body = ratings_body(&[("m001".to_owned(), 4.0)]);
+    let r = post(&server.addr, "/v1/users/u0001/ratings", None, &body);
+    r.assert_problem(409, "read-only-source");
+}

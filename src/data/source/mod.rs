@@ -16,6 +16,7 @@ mod file;
 mod fingerprint;
 mod postgres;
 mod titles;
+mod upsert;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub use error::{PostgresError, SourceError};
 pub use fingerprint::Fingerprint;
 pub use postgres::{Password, check_url as check_postgres_url, split_password};
 pub use titles::parse_titles;
+pub use upsert::{Target, UpsertError};
 
 use super::{Duplicates, Format, Guard, Snapshot};
 
@@ -117,6 +119,34 @@ impl Source {
             Self::File { path, .. } => path.display().to_string(),
             Self::Postgres { url, .. } => url.clone(),
         }
+    }
+
+    /// Upserts `ratings` (item id, rating) of `user` into `target` in one transaction: all are
+    /// committed when this returns `Ok`, none otherwise. Only a database takes writes.
+    pub fn upsert(
+        &self,
+        target: &Target,
+        user: &str,
+        ratings: &[(String, f64)],
+    ) -> Result<(), UpsertError> {
+        let Self::Postgres {
+            url,
+            query,
+            duplicates,
+            password,
+            ..
+        } = self
+        else {
+            return Err(UpsertError::ReadOnly);
+        };
+        let q = postgres::Query {
+            url,
+            password: password.as_ref(),
+            query,
+            duplicates: *duplicates,
+            titles: None,
+        };
+        upsert::upsert(&q, target, user, ratings)
     }
 
     /// What a re-rating gives with this source.

@@ -178,7 +178,7 @@ fn cancelled(url: &str) -> DataError {
 }
 
 /// A client logged in with the password of the URL, else `PGPASSWORD`.
-fn connect(q: &Query<'_>) -> Result<Client, PostgresError> {
+pub(super) fn connect(q: &Query<'_>) -> Result<Client, PostgresError> {
     let refused = |reason: String| PostgresError::Connect {
         target: q.url.to_owned(),
         reason,
@@ -195,7 +195,7 @@ fn connect(q: &Query<'_>) -> Result<Client, PostgresError> {
 }
 
 /// The server's message when it sent one, else the client's error and its causes.
-fn describe(e: &postgres::Error) -> String {
+pub(super) fn describe(e: &postgres::Error) -> String {
     if let Some(db) = e.as_db_error() {
         return db.message().to_owned();
     }
