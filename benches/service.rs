@@ -55,6 +55,7 @@ fn model() -> Option<&'static ServedModel> {
                     path,
                     format: Format::Auto,
                     titles: None,
+                    duplicates: Default::default(),
                 };
                 let mut go = |_: &_| ControlFlow::Continue(());
                 train(&source, &settings().training, 1, &mut go).expect("trains")

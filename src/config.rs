@@ -11,7 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Format, Source};
+use crate::data::{Duplicates, Format, Source};
 use crate::mixture::{Algorithm, FitParams, Ridge};
 use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
@@ -37,6 +37,25 @@ pub struct Settings {
     pub training: TrainingSettings,
     /// Where trained models are kept, and what a new one must beat.
     pub models: ModelsSettings,
+    /// Ratings posted by users, written to the database source.
+    pub feedback: FeedbackSettings,
+}
+
+/// `[feedback]`: `POST /v1/users/{user_id}/ratings`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackSettings {
+    /// Whether posted ratings are written (only with `snapshot.postgres`; otherwise the route
+    /// answers 409 `read-only-source`).
+    pub enabled: bool,
+    /// A bearer token the route requires; `None`: none.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The table written to (`name` or `schema.name`).
+    pub table: String,
+    /// Its user, item and rating columns, and optionally a timestamp column set to the time
+    /// of the write.
+    pub columns: Vec<String>,
 }
 
 /// `[server]`.
@@ -127,19 +146,50 @@ pub struct SnapshotSettings {
     /// snapshot's directory (none for the embedded demo).
     #[serde(default)]
     pub allowed_dirs: Option<Vec<PathBuf>>,
+    /// A PostgreSQL connection URL to read the ratings from instead of a file
+    /// (`postgres://user[:password]@host:port/db`; without a password, `PGPASSWORD`).
+    #[serde(default)]
+    pub postgres: Option<Secret>,
+    /// The query giving `user_id, item_id, rating[, timestamp]` (with `postgres`).
+    #[serde(default = "default_query")]
+    pub query: String,
+    /// What a user-item pair rated twice gives; `None`: `error` for files, `latest` for a
+    /// database.
+    #[serde(default)]
+    pub duplicates: Option<Duplicates>,
+}
+
+fn default_query() -> String {
+    "SELECT user_id, item_id, rating FROM ratings".into()
 }
 
 impl SnapshotSettings {
     /// Where the configured ratings come from: the one place that decides it.
     pub fn source(&self) -> Source {
+        if let Some(Secret(url)) = &self.postgres {
+            let (url, password) = crate::data::split_password(url);
+            return Source::Postgres {
+                url,
+                query: self.query.clone(),
+                duplicates: self.duplicates.unwrap_or(Duplicates::Latest),
+                titles: self.titles.clone(),
+                password,
+            };
+        }
         match &self.path {
             None => Source::Embedded,
             Some(path) => Source::File {
                 path: path.clone(),
                 format: self.format,
                 titles: self.titles.clone(),
+                duplicates: self.file_duplicates(),
             },
         }
+    }
+
+    /// What a re-rating in a snapshot file gives: `duplicates`, by default an error.
+    pub fn file_duplicates(&self) -> Duplicates {
+        self.duplicates.unwrap_or(Duplicates::Error)
     }
 
     /// The directories a retrain's snapshot override may name a file in: `allowed_dirs`, or by
@@ -567,6 +617,36 @@ mod tests {
             jail.set_env("MIXREC__SERVER__MAX_PROFILE_RATINGS", "0");
             let err = Settings::load(&ServeArgs::default()).unwrap_err();
             assert!(err.to_string().contains("max_profile_ratings"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_database_source_takes_its_password_apart_and_excludes_a_file() {
+        Jail::expect_with(|jail| {
+            jail.set_env(
+                "MIXREC__SNAPSHOT__POSTGRES",
+                "postgres://u:hunter2@db:5433/r",
+            );
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            let source = s.snapshot.source();
+            assert_eq!(source.name(), "postgres://u@db:5433/r");
+            assert_eq!(source.duplicates(), Duplicates::Latest);
+            assert!(!format!("{s:?}{source:?}").contains("hunter2"));
+            let file = ServeArgs {
+                data: Some("ratings.csv".into()),
+                ..ServeArgs::default()
+            };
+            let err = Settings::load(&file).unwrap_err().to_string();
+            assert!(
+                err.contains("snapshot.postgres") && err.contains("choose one"),
+                "{err}"
+            );
+            jail.set_env("MIXREC__SNAPSHOT__POSTGRES", "mysql://u@db/r");
+            let err = Settings::load(&ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("snapshot.postgres"), "{err}");
             Ok(())
         });
     }

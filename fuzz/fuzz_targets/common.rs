@@ -8,6 +8,7 @@ pub fn load_and_check(bytes: &[u8], format: Format) {
     let options = LoadOptions {
         format,
         scale: None,
+        ..Default::default()
     };
     if let Ok(s) = load_bytes(bytes, options) {
         let r = &s.ratings;

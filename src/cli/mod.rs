@@ -143,6 +143,7 @@ pub fn load(args: &DataArgs) -> anyhow::Result<Snapshot> {
     let options = LoadOptions {
         format: args.format,
         scale: args.scale,
+        ..Default::default()
     };
     Ok(data::load(&args.data, options)?)
 }

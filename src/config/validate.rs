@@ -9,6 +9,8 @@ impl Settings {
     /// Checks every value the type system does not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
+        self.validate_snapshot()?;
+        self.validate_feedback()?;
         self.training.validate()?;
         let m = &self.models;
         positive("models.keep", m.keep as u64)?;
@@ -19,6 +21,55 @@ impl Settings {
             ));
         }
         self.validate_roles()
+    }
+
+    /// One source at a time; a database URL that the client can use, and a query.
+    fn validate_snapshot(&self) -> Result<(), ConfigError> {
+        let s = &self.snapshot;
+        let Some(Secret(url)) = &s.postgres else {
+            return Ok(());
+        };
+        if s.path.is_some() {
+            let why = "is set with snapshot.path (or --data): choose one source";
+            return Err(invalid("snapshot.postgres", why));
+        }
+        crate::data::check_postgres_url(url).map_err(|why| invalid("snapshot.postgres", why))?;
+        if s.query.trim().is_empty() {
+            return Err(invalid("snapshot.query", "must be a query"));
+        }
+        Ok(())
+    }
+
+    /// Names that go into SQL as quoted identifiers, and a token without spaces.
+    fn validate_feedback(&self) -> Result<(), ConfigError> {
+        let f = &self.feedback;
+        let identifier = |name: &str| {
+            let mut chars = name.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        if f.table.split('.').count() > 2 || !f.table.split('.').all(identifier) {
+            let why = "must be a table name or schema.name (letters, digits, _)";
+            return Err(invalid("feedback.table", why));
+        }
+        if !(3..=4).contains(&f.columns.len()) || !f.columns.iter().all(|c| identifier(c)) {
+            let why = "must name the user, item and rating columns and optionally a timestamp \
+                       column (letters, digits, _)";
+            return Err(invalid("feedback.columns", why));
+        }
+        if let Some(Secret(token)) = &f.token
+            && (token.is_empty() || token.contains(char::is_whitespace))
+        {
+            let why = "must be non-empty without spaces (unset it for no token)";
+            return Err(invalid("feedback.token", why));
+        }
+        if f.enabled && self.snapshot.postgres.is_none() {
+            let why = "writes to the database source: set snapshot.postgres too";
+            return Err(invalid("feedback.enabled", why));
+        }
+        Ok(())
     }
 
     /// A trainer and a replica share models through an object store; a replica polls it.

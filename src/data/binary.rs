@@ -257,6 +257,7 @@ impl Parts {
             scale: h.scale,
             format: Format::Binary,
             path: Default::default(),
+            replaced: 0,
         })
     }
 }

@@ -76,6 +76,18 @@ pub enum Problem {
         /// Line of the first rating of the pair.
         first_line: usize,
     },
+    /// A database column that is NULL (`what`: user_id, item_id or rating).
+    #[error("{what} is NULL")]
+    Null {
+        /// Which column.
+        what: &'static str,
+    },
+    /// A database field whose bytes are not what its type promises.
+    #[error("{reason}")]
+    Malformed {
+        /// What was wrong.
+        reason: String,
+    },
     /// A blank line between matrix rows (rows are users: a gap would renumber them).
     #[error("blank line inside the matrix (an unrated user is a row of zeros)")]
     BlankLine,

@@ -1,5 +1,6 @@
 //! One field of a snapshot line: a rating parsed and checked (finite, representable as the
-//! `f32` it is stored in, inside a declared scale). Shared by the matrix and triples readers.
+//! `f32` it is stored in, inside a declared scale). Shared by the matrix, triples and
+//! database readers.
 //!
 //! Imports nothing of the readers: they import it.
 
@@ -11,10 +12,17 @@ pub(super) fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
         field,
         text: shorten(text),
     })?;
+    check_value(x, field, || shorten(text))?;
+    Ok(x)
+}
+
+/// Checks a rating read as a number (`text` shows it in errors): finite, and representable
+/// as the `f32` it is stored in.
+pub(super) fn check_value(x: f64, field: usize, text: impl Fn() -> String) -> Result<(), Problem> {
     if !x.is_finite() {
         return Err(Problem::NotFinite {
             field,
-            text: shorten(text),
+            text: text(),
         });
     }
     // Ratings are stored as f32: 1e50 would become infinite and 1e-50 zero (in a matrix,
@@ -23,10 +31,10 @@ pub(super) fn parse_value(text: &str, field: usize) -> Result<f64, Problem> {
     if x != 0.0 && !(f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&size) {
         return Err(Problem::Unrepresentable {
             field,
-            text: shorten(text),
+            text: text(),
         });
     }
-    Ok(x)
+    Ok(())
 }
 
 /// A decimal number; plain digits (the common case by far) skip the general parser.

@@ -4,7 +4,7 @@
 //! Decisions, all of them documented in the README:
 //! - A malformed line stops the load with file, line and problem; nothing is half-loaded.
 //! - A duplicate user-item pair in triples is an error naming both lines (silently keeping the
-//!   first or the last would hide an export bug).
+//!   first or the last would hide an export bug), unless the options say `latest`.
 //! - Without a declared scale, the scale is the observed min..max; with one, a rating outside it
 //!   is an error.
 //! - `auto` reads the first non-blank line: a tab, a comma or `::` means triples, anything else
@@ -19,6 +19,7 @@ use std::sync::mpsc::{SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
 
+use super::collect::Duplicates;
 use super::format::Format;
 use super::lines::Lines;
 use super::triples::{Reopen, read_triples};
@@ -31,6 +32,8 @@ pub struct LoadOptions {
     pub format: Format,
     /// The valid ratings; `None` takes the observed min..max.
     pub scale: Option<RatingScale>,
+    /// What a user-item pair rated twice gives (triples; a matrix cannot hold one).
+    pub duplicates: Duplicates,
 }
 
 /// Loads the snapshot at `path`.
@@ -225,13 +228,15 @@ fn read(
         Format::Auto => detect(lines.peek_first()?),
         f => f,
     };
-    let (ratings, users, items) = match format {
+    let (ratings, users, items, replaced) = match format {
         Format::Matrix => {
             let (first_line, text) = lines.rest(size_hint)?;
-            matrix::parse(&text, first_line, path, options.scale)?
+            let (ratings, users, items) = matrix::parse(&text, first_line, path, options.scale)?;
+            (ratings, users, items, 0)
         }
         Format::Triples | Format::Auto | Format::Binary => {
-            read_triples(&mut lines, options.scale, reopen)?
+            let c = read_triples(&mut lines, options.scale, options.duplicates, reopen)?;
+            (c.ratings, c.users, c.items, c.replaced)
         }
     };
     if ratings.nnz() == 0 {
@@ -247,6 +252,7 @@ fn read(
         scale,
         format,
         path: path.to_owned(),
+        replaced,
     })
 }
 

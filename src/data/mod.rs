@@ -6,6 +6,7 @@
 //! back. Must not import anything above it.
 
 mod binary;
+mod collect;
 mod error;
 mod fields;
 mod format;
@@ -20,13 +21,17 @@ mod triples;
 mod write;
 
 pub use binary::{MAGIC, write_binary};
+pub use collect::Duplicates;
 pub use error::{DataError, Problem};
 pub use format::Format;
 pub use ids::IdMap;
 pub use load::{LoadOptions, load, load_bytes, load_hashed, load_str, load_until};
 
 pub use ratings::{Ratings, RatingsBuilder};
-pub use source::{Fingerprint, Loaded, Source, SourceError, parse_titles};
+pub use source::{
+    Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, UpsertError,
+    check_postgres_url, parse_titles, split_password,
+};
 pub use split::{Held, Split, holdout, k_fold};
 pub use write::{write_matrix, write_triples};
 
@@ -142,4 +147,6 @@ pub struct Snapshot {
     pub format: Format,
     /// Where the snapshot was read from (`<memory>` for strings).
     pub path: PathBuf,
+    /// Ratings replaced by a later re-rating of the same pair ([`Duplicates::Latest`]).
+    pub replaced: usize,
 }

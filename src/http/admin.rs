@@ -52,6 +52,30 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// Proof that a feedback request carried `feedback.token`, when one is configured.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedbackToken;
+
+impl FromRequestParts<AppState> for FeedbackToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(Secret(expected)) = &state.feedback_token else {
+            return Ok(FeedbackToken);
+        };
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(token) if same_token(token, expected) => Ok(FeedbackToken),
+            Some(_) => Err(unauthorized("the bearer token is not valid")),
+            None => Err(unauthorized("send Authorization: Bearer <feedback token>")),
+        }
+    }
+}
+
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
 }

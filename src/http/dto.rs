@@ -40,6 +40,34 @@ pub struct RecommendRequest {
     pub exclude: Vec<String>,
 }
 
+/// `POST /v1/users/{user_id}/ratings`, read under the profile cap like [`RecommendRequest`].
+#[derive(Debug)]
+pub struct FeedbackRequest {
+    /// (item id, rating), sorted by id, each id once.
+    pub ratings: Vec<(String, f64)>,
+}
+
+/// What `POST /v1/users/{user_id}/ratings` answers once the ratings are committed.
+#[derive(Debug, Serialize)]
+pub struct FeedbackResponse {
+    /// The user.
+    pub user_id: String,
+    /// Ratings written.
+    pub written: usize,
+    /// Whether the serving model's snapshot knew the user before.
+    pub known: bool,
+}
+
+impl From<crate::serving::Written> for FeedbackResponse {
+    fn from(w: crate::serving::Written) -> Self {
+        Self {
+            user_id: w.user,
+            written: w.ratings,
+            known: w.known,
+        }
+    }
+}
+
 /// `POST /v1/onboarding`, read under the profile cap like [`RecommendRequest`].
 #[derive(Debug)]
 pub struct OnboardingRequest {

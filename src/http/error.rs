@@ -14,8 +14,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::data::UpsertError;
 use crate::mixture::ProfileError;
-use crate::serving::{Busy, CancelError, OverrideError, QueryError, UnknownJob};
+use crate::serving::{Busy, CancelError, FeedbackError, OverrideError, QueryError, UnknownJob};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -162,6 +163,42 @@ impl From<QueryError> for ApiError {
             QueryError::UnknownUser(_) => Self::new(StatusCode::NOT_FOUND, "unknown-user", detail),
             QueryError::Profile(p) => p.into(),
         }
+    }
+}
+
+impl From<FeedbackError> for ApiError {
+    /// Every variant decides its status here: a new one will not compile until it does.
+    fn from(e: FeedbackError) -> Self {
+        let detail = e.to_string();
+        match e {
+            FeedbackError::ReadOnly(_) | FeedbackError::Write(UpsertError::ReadOnly) => {
+                Self::new(StatusCode::CONFLICT, "read-only-source", detail)
+            }
+            FeedbackError::NotReady => Self::not_ready(),
+            FeedbackError::BadUser => Self::bad_request("invalid-user-id", detail),
+            FeedbackError::Empty => Self::bad_request("no-ratings", detail),
+            FeedbackError::Query(q) => q.into(),
+            FeedbackError::Write(UpsertError::BadId { .. }) => {
+                Self::bad_request("invalid-id", detail)
+            }
+            FeedbackError::Write(UpsertError::Database(e)) => Self::unavailable_source(&e),
+            FeedbackError::Lost(_) => Self::internal(&detail),
+        }
+    }
+}
+
+impl ApiError {
+    /// 503: the database did not take a write. Logs `error` (the client sees no server
+    /// detail) and says that nothing was written.
+    fn unavailable_source(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "feedback not written");
+        let detail = "the ratings database did not take the write, so nothing was written; \
+                      retry (the reason was logged with this request's x-request-id)";
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "source-unavailable",
+            detail,
+        )
     }
 }
 

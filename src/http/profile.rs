@@ -1,4 +1,5 @@
-//! Profile bodies (`POST /v1/complete`, `POST /v1/recommend`, `POST /v1/onboarding`) read under
+//! Profile bodies (`POST /v1/complete`, `POST /v1/recommend`, `POST /v1/onboarding`, `POST
+//! /v1/users/{user_id}/ratings`) read under
 //! `server.max_profile_ratings`.
 //!
 //! The cap is checked *while* the JSON is read: the entry past the cap stops the parse, so a
@@ -17,7 +18,8 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::body::{json_body, json_error};
 use super::dto::{
-    CompleteRequest, DEFAULT_N, DEFAULT_QUESTIONS, OnboardingRequest, RecommendRequest,
+    CompleteRequest, DEFAULT_N, DEFAULT_QUESTIONS, FeedbackRequest, OnboardingRequest,
+    RecommendRequest,
 };
 use super::error::ApiError;
 use super::state::AppState;
@@ -65,6 +67,15 @@ impl ProfileBody for RecommendRequest {
             ratings: f.ratings.unwrap_or_default(),
             n: f.n.unwrap_or(DEFAULT_N),
             exclude: f.exclude.unwrap_or_default(),
+        }
+    }
+}
+
+impl ProfileBody for FeedbackRequest {
+    const FIELDS: &'static [&'static str] = &["ratings"];
+    fn from_fields(f: Fields) -> Self {
+        Self {
+            ratings: f.ratings.unwrap_or_default(),
         }
     }
 }

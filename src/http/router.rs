@@ -33,6 +33,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/recommend"),
     ("POST", "/v1/onboarding"),
     ("GET", "/v1/users/{user_id}/recommendations"),
+    ("POST", "/v1/users/{user_id}/ratings"),
     ("GET", "/v1/items"),
     ("GET", "/v1/model"),
     ("GET", "/v1/model/types"),
@@ -58,6 +59,7 @@ fn handler(method: &str, path: &str) -> MethodRouter<AppState> {
         ("POST", "/v1/recommend") => post(routes::recommend),
         ("POST", "/v1/onboarding") => post(routes::onboarding),
         ("GET", "/v1/users/{user_id}/recommendations") => get(routes::user_recommendations),
+        ("POST", "/v1/users/{user_id}/ratings") => post(routes::post_ratings),
         ("GET", "/v1/items") => get(routes::items),
         ("GET", "/v1/model") => get(routes::model),
         ("GET", "/v1/model/types") => get(routes::types),
@@ -180,7 +182,7 @@ fn cors(s: &ServerSettings) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
         .expose_headers([HeaderName::from_static("x-request-id")])
         .max_age(Duration::from_secs(600))
 }

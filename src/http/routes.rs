@@ -5,9 +5,11 @@
 
 use axum::extract::State;
 
+use super::admin::FeedbackToken;
 use super::dto::{
-    CompleteRequest, ItemsPage, ModelResponse, NQuery, OnboardingRequest, OnboardingResponse,
-    PageQuery, PredictionResponse, RecommendRequest, TypesResponse,
+    CompleteRequest, FeedbackRequest, FeedbackResponse, ItemsPage, ModelResponse, NQuery,
+    OnboardingRequest, OnboardingResponse, PageQuery, PredictionResponse, RecommendRequest,
+    TypesResponse,
 };
 use super::error::ApiError;
 use super::extract::{Json, Path, Query};
@@ -54,8 +56,23 @@ pub async fn user_recommendations(
     Query(q): Query<NQuery>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let answer = model.user_recommendations(&user, q.n, state.server.max_n)?;
+    let max_n = state.server.max_n;
+    let answer = state
+        .registry
+        .user_recommendations(&model, &user, q.n, max_n)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
+}
+
+/// `POST /v1/users/{user_id}/ratings`: the user's ratings, written to the database source;
+/// 200 once committed.
+pub async fn post_ratings(
+    State(state): State<AppState>,
+    _: FeedbackToken,
+    Path(user): Path<String>,
+    ProfileJson(req): ProfileJson<FeedbackRequest>,
+) -> Result<Json<FeedbackResponse>, ApiError> {
+    let written = state.registry.feedback(&user, req.ratings).await?;
+    Ok(Json(FeedbackResponse::from(written)))
 }
 
 /// `GET /v1/items?offset=&limit=`.

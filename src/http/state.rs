@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::error::ApiError;
 use super::recorder::metrics_handle;
-use crate::config::{ServerSettings, Settings};
+use crate::config::{Secret, ServerSettings, Settings};
 use crate::serving::{OpenError, Registry, ServedModel};
 
 /// What every handler shares.
@@ -26,6 +26,8 @@ pub struct App {
     pub permits: Semaphore,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
+    /// The bearer token `POST /v1/users/{user_id}/ratings` requires, if any.
+    pub feedback_token: Option<Secret>,
 }
 
 /// The handle handlers receive.
@@ -50,6 +52,7 @@ impl AppState {
             registry,
             permits,
             metrics: metrics_handle(),
+            feedback_token: settings.feedback.token,
         })))
     }
 

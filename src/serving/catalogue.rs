@@ -56,6 +56,7 @@ impl Catalogue {
             scale: self.scale,
             format: Format::Binary,
             path: "<catalogue>".into(),
+            replaced: 0,
         }
     }
 

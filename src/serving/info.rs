@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Fingerprint, Format};
+use crate::data::{Duplicates, Fingerprint, Format};
 use crate::mixture::Algorithm;
 use crate::predictor::ModelKind;
 
@@ -83,13 +83,19 @@ pub enum KSelection {
 /// Which snapshot a model was trained on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotInfo {
-    /// File path (or `embedded:...`).
+    /// File path (or `embedded:...`, or the database URL without its password).
     pub path: String,
     /// Format it was read as.
     pub format: Format,
-    /// What identifies the ratings trained on: the SHA-256 of a file's bytes (the name is the
-    /// API's and the model files').
+    /// What identifies the ratings trained on: the SHA-256 of a file's bytes, or of the rows
+    /// a database sent (the name is the API's and the model files').
     pub sha256: Fingerprint,
+    /// What a re-rating gave (model files older than the setting: `error`).
+    #[serde(default)]
+    pub duplicates: Duplicates,
+    /// Ratings replaced by a later re-rating of the same pair (`latest`).
+    #[serde(default)]
+    pub replaced: usize,
 }
 
 /// One type of the model, for `GET /v1/model/types`.

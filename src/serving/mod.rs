@@ -13,8 +13,10 @@
 mod catalogue;
 mod check;
 mod error;
+mod feedback;
 pub mod fit;
 mod follow;
+mod fresh;
 mod gate;
 mod info;
 mod jobs;
@@ -30,6 +32,7 @@ mod train;
 pub use catalogue::Catalogue;
 pub use check::check;
 pub use error::{JobError, TrainError, Unusable};
+pub use feedback::{FeedbackError, Written};
 pub use follow::{PollError, follow};
 pub use gate::GateReport;
 pub use info::{KSelection, ModelInfo, Selection, SnapshotInfo, TypeSummary};

@@ -108,6 +108,7 @@ impl Overrides {
                 path: allowed(path, &policy.snapshot.allowed_dirs())?,
                 format: self.format.unwrap_or(Format::Auto),
                 titles: None,
+                duplicates: policy.snapshot.file_duplicates(),
             },
             None => policy.snapshot.source(),
         };
@@ -181,6 +182,9 @@ mod tests {
                 format: Format::Auto,
                 titles: None,
                 allowed_dirs,
+                postgres: None,
+                query: String::new(),
+                duplicates: None,
             },
             training: quick_settings(),
             models: ModelsSettings {
@@ -190,6 +194,12 @@ mod tests {
                 load_on_start: false,
                 keep: 1,
                 quality_gate: 0.05,
+            },
+            feedback: crate::config::FeedbackSettings {
+                enabled: false,
+                token: None,
+                table: "ratings".into(),
+                columns: vec!["user_id".into(), "item_id".into(), "rating".into()],
             },
             role: crate::config::Role::Standalone,
         }

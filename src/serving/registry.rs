@@ -10,10 +10,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use arc_swap::ArcSwapOption;
 
+use super::fresh::Fresh;
 use super::jobs::{CancelError, Job, Jobs, UnknownJob};
 use super::served::ServedModel;
 use super::store::{DirStore, Entry, ModelStore, ObjectStore, StoreError};
-use crate::config::{ModelsSettings, Role, Settings, SnapshotSettings, TrainingSettings};
+use crate::config::{
+    FeedbackSettings, ModelsSettings, Role, Settings, SnapshotSettings, TrainingSettings,
+};
 use crate::data::Source;
 
 /// The settings the lifecycle runs with.
@@ -25,6 +28,8 @@ pub struct Policy {
     pub training: TrainingSettings,
     /// Where models are kept, and what a new one must beat.
     pub models: ModelsSettings,
+    /// Posted ratings: on or off, where they are written.
+    pub feedback: FeedbackSettings,
     /// Standalone, trainer or replica.
     pub role: Role,
 }
@@ -65,6 +70,8 @@ pub struct Registry {
     stopping: AtomicBool,
     /// Saves under way: shutdown waits for them (bounded), and none starts once it has begun.
     saves: AtomicUsize,
+    /// Ratings posted since the serving model's snapshot was read.
+    fresh: Fresh,
 }
 
 /// A save under way (see [`Registry::begin_save`]); ends when dropped.
@@ -101,6 +108,7 @@ impl Registry {
                 snapshot: settings.snapshot.clone(),
                 training: settings.training.clone(),
                 models: settings.models.clone(),
+                feedback: settings.feedback.clone(),
                 role: settings.server.role,
             },
             model: ArcSwapOption::empty(),
@@ -111,6 +119,7 @@ impl Registry {
             pool,
             stopping: AtomicBool::new(false),
             saves: AtomicUsize::new(0),
+            fresh: Fresh::default(),
         })
     }
 
@@ -169,6 +178,11 @@ impl Registry {
             Err(e) => Err(e.to_string()),
         };
         Some((location, entries))
+    }
+
+    /// The ratings posted since the serving model's snapshot was read.
+    pub(super) fn fresh(&self) -> &Fresh {
+        &self.fresh
     }
 
     /// The job table.
@@ -235,6 +249,9 @@ impl Registry {
     /// returns its version.
     pub fn install(&self, model: Arc<ServedModel>) -> u64 {
         let info = model.info().clone();
+        if let Some(seen) = model.feedback_seen() {
+            self.fresh.prune(seen);
+        }
         let replaced = self.model.swap(Some(model));
         // After a rollback the replaced model is the one rolled back from: not a rollback target.
         let rolled_back = replaced

@@ -4,6 +4,8 @@
 //!
 //! Must not import: the lifecycle (registry, jobs, store), web or async types.
 
+use std::collections::BTreeMap;
+
 use crate::mixture::{Prediction, ProfileError};
 use crate::onboard::{self, Question};
 use crate::predictor::Predictor;
@@ -80,6 +82,9 @@ pub struct ServedModel {
     info: ModelInfo,
     catalogue: Catalogue,
     types: Vec<TypeSummary>,
+    /// The posted-ratings writes its snapshot's read began after (see
+    /// `Registry::feedback`); `None`: not read from the configured source.
+    feedback_seen: Option<u64>,
 }
 
 impl ServedModel {
@@ -95,7 +100,19 @@ impl ServedModel {
             info,
             catalogue,
             types,
+            feedback_seen: None,
         }
+    }
+
+    /// This model, read from the configured source after `seen` posted-ratings writes.
+    pub fn with_feedback_seen(mut self, seen: u64) -> Self {
+        self.feedback_seen = Some(seen);
+        self
+    }
+
+    /// The posted-ratings writes its snapshot holds, if read from the configured source.
+    pub fn feedback_seen(&self) -> Option<u64> {
+        self.feedback_seen
     }
 
     /// The trained model.
@@ -192,22 +209,50 @@ impl ServedModel {
         n: i64,
         max_n: usize,
     ) -> Result<Answer, QueryError> {
+        self.user_recommendations_with(user, None, n, max_n)
+    }
+
+    /// The best `n` items for `user`, from their snapshot ratings with `fresh` (item id →
+    /// rating, posted since) folded in: a posted rating replaces the snapshot's, an item this
+    /// model does not know is left out, and a user the snapshot lacks is known by `fresh`
+    /// alone. No rated item is recommended.
+    pub fn user_recommendations_with(
+        &self,
+        user: &str,
+        fresh: Option<&BTreeMap<String, f64>>,
+        n: i64,
+        max_n: usize,
+    ) -> Result<Answer, QueryError> {
         let n = check_n(n, max_n)?;
         let c = &self.catalogue;
-        let u = c
-            .user_index(user)
-            .ok_or_else(|| QueryError::UnknownUser(shown_id(user)))?;
-        let (items, values) = c.user_ratings(u);
-        let profile: Vec<(u32, f64)> = items
-            .iter()
-            .zip(values)
-            .map(|(&l, &x)| (l, f64::from(x)))
-            .collect();
+        let u = c.user_index(user);
+        if u.is_none() && fresh.is_none() {
+            return Err(QueryError::UnknownUser(shown_id(user)));
+        }
+        let mut profile: BTreeMap<u32, f64> = match u {
+            Some(u) => {
+                let (items, values) = c.user_ratings(u);
+                let pairs = items.iter().zip(values);
+                pairs.map(|(&l, &x)| (l, f64::from(x))).collect()
+            }
+            None => BTreeMap::new(),
+        };
+        for (id, &x) in fresh.into_iter().flatten() {
+            if let Some(l) = c.item_index(id) {
+                profile.insert(l, x);
+            }
+        }
+        let profile: Vec<(u32, f64)> = profile.into_iter().collect();
         let post = self.model.posterior(&profile)?;
         Ok(Answer {
-            items: self.model.recommend(&post, n, items),
+            items: self.model.recommend(&post, n, &rated(&profile)),
             posterior: ranked(&post),
         })
+    }
+
+    /// Whether every (item id, rating) is an item of the catalogue rated inside the scale.
+    pub fn check_ratings(&self, ratings: &[(String, f64)]) -> Result<(), QueryError> {
+        self.resolve(ratings).map(|_| ())
     }
 
     /// Ids to indices, with every rating checked against the scale.

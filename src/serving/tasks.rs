@@ -53,6 +53,8 @@ pub(super) type Report<'a> = dyn FnMut(&Progress) -> ControlFlow<()> + 'a;
 /// The start-up: a saved model if one fits, else a training on the configured snapshot.
 pub(super) fn startup(reg: &Registry, stop: Stop<'_>, report: &mut Report<'_>) -> Outcome {
     let policy = reg.policy();
+    // Before the read: every posted rating committed by now is in it.
+    let seen = reg.fresh().seq();
     let loaded = reg
         .configured_source()
         .load_until(guard(stop, &policy.training))
@@ -61,7 +63,7 @@ pub(super) fn startup(reg: &Registry, stop: Stop<'_>, report: &mut Report<'_>) -
     if let Some(store) = store
         && let Some((version, manifest, model)) = saved(&*store, &loaded, &policy.training)?
     {
-        let served = restore(loaded, manifest.info, model);
+        let served = restore(loaded, manifest.info, model).with_feedback_seen(seen);
         publish(&*store, &served)?;
         let message = format!("served version {version} from the model store");
         tracing::info!(version, store = %store.location(), "{message}");
@@ -70,6 +72,7 @@ pub(super) fn startup(reg: &Registry, stop: Stop<'_>, report: &mut Report<'_>) -
     let version = reg.next_version()?;
     let source = loaded.source.clone();
     let served = train_loaded(loaded, &policy.training, version, report).map_err(cancelled)?;
+    let served = served.with_feedback_seen(seen);
     persist(reg, &source, &policy.training, &served)?;
     Ok((Arc::new(served), None))
 }
@@ -121,12 +124,16 @@ pub(super) fn retrain(
     report: &mut Report<'_>,
 ) -> Outcome {
     let version = reg.next_version()?;
+    let seen = reg.fresh().seq();
     let loaded = task
         .source
         .load_until(guard(stop, &task.training))
         .map_err(|e| cancelled(e.into()))?;
-    let (served, heldout) =
+    let (mut served, heldout) =
         train_scored(loaded, &task.training, version, report).map_err(cancelled)?;
+    if task.source.name() == reg.configured_source().name() {
+        served = served.with_feedback_seen(seen);
+    }
     if !task.force {
         gate(reg, id, &task.training, &served, &heldout)?;
     }
@@ -237,7 +244,7 @@ pub(super) fn rollback(reg: &Registry) -> Outcome {
                 target = Some(p.clone());
                 break;
             }
-            match restore_saved(&*store, version) {
+            match restore_saved(&*store, version, &reg.configured_source()) {
                 Ok(served) => {
                     target = Some(Arc::new(served));
                     break;
@@ -271,10 +278,16 @@ fn publish(store: &dyn ModelStore, served: &ServedModel) -> Result<(), JobError>
     Ok(())
 }
 
-/// A saved model with the snapshot its manifest names, if that snapshot is unchanged.
-fn restore_saved(store: &dyn ModelStore, version: u64) -> Result<ServedModel, Unusable> {
+/// A saved model with the snapshot its manifest names, if that snapshot is unchanged. A
+/// model file keeps no password: the configured source lends its own when it names the same
+/// database.
+fn restore_saved(
+    store: &dyn ModelStore,
+    version: u64,
+    configured: &Source,
+) -> Result<ServedModel, Unusable> {
     let (manifest, model) = store.load(version).map_err(|e| e.fault)?;
-    let loaded = manifest.source.load()?;
+    let loaded = manifest.source.with_password_of(configured).load()?;
     fits(&loaded, &manifest.info, &model)?;
     Ok(restore(loaded, manifest.info, model))
 }

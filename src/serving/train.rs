@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 use std::time::{Instant, SystemTime};
 
 use crate::config::TrainingSettings;
-use crate::data::{Fingerprint, Loaded, Snapshot, Source};
+use crate::data::{Duplicates, Fingerprint, Loaded, Snapshot, Source};
 use crate::mixture::{self, Algorithm, Progress, top_n};
 use crate::predictor::Predictor;
 
@@ -57,7 +57,7 @@ pub fn train_scored(
         snapshot,
         titles,
         fingerprint,
-        ..
+        source,
     } = loaded;
     let span = tracing::info_span!("training", version, k = ?settings.k.value());
     let _enter = span.enter();
@@ -78,7 +78,8 @@ pub fn train_scored(
     let heldout = std::mem::take(&mut summary.heldout_predictions);
     let seconds = started.elapsed().as_secs_f64();
     check(&model, snapshot.ratings.n_users())?;
-    let info = model_info(&snapshot, &summary, &model, version, seconds, fingerprint);
+    let read = (fingerprint, source.duplicates());
+    let info = model_info(&snapshot, &summary, &model, version, seconds, read);
     log_trained(&info);
     let types = type_summaries(&model);
     let catalogue = Catalogue::new(snapshot, titles);
@@ -121,7 +122,7 @@ fn model_info(
     model: &Predictor,
     version: u64,
     seconds: f64,
-    fingerprint: Fingerprint,
+    (fingerprint, duplicates): (Fingerprint, Duplicates),
 ) -> ModelInfo {
     let r = &snapshot.ratings;
     let bic = fit
@@ -157,6 +158,8 @@ fn model_info(
             path: snapshot.path.display().to_string(),
             format: snapshot.format,
             sha256: fingerprint,
+            duplicates,
+            replaced: snapshot.replaced,
         },
     }
 }

@@ -11,6 +11,7 @@ fn opts(format: Format) -> LoadOptions {
     LoadOptions {
         format,
         scale: None,
+        ..Default::default()
     }
 }
 
@@ -88,6 +89,7 @@ fn matrix_errors_name_the_line_and_problem() {
     let scale = LoadOptions {
         format: Format::Matrix,
         scale: Some("1:5".parse().unwrap()),
+        ..Default::default()
     };
     let err = load_str("1 2\n6 2\n", scale).unwrap_err();
     assert_eq!(

@@ -6,13 +6,15 @@
 //! `.ci/run` sets `MIXREC_REQUIRE_SHARED_DATA=1`, which turns a missing folder into a failure.
 //! The browser test (`browser`) skips the same way without Chromium and ChromeDriver;
 //! `MIXREC_REQUIRE_BROWSER=1` makes that a failure too; the object-store tests (`replicas`) skip
-//! without `s3s-fs`, and `MIXREC_REQUIRE_S3=1` makes that a failure.
+//! without `s3s-fs`, and `MIXREC_REQUIRE_S3=1` makes that a failure; the database tests
+//! (`database`) skip without PostgreSQL, and `MIXREC_REQUIRE_POSTGRES=1` makes that a failure.
 
 mod support;
 
 mod bounded;
 mod browser;
 mod cli;
+mod database;
 mod docker;
 mod faults;
 mod hardening;
@@ -25,6 +27,7 @@ mod onboarding;
 mod oneway;
 mod overrides;
 mod parity;
+mod pg;
 mod process;
 mod properties;
 mod quality;

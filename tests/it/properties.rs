@@ -115,7 +115,7 @@ proptest! {
     #[test]
     fn loaders_never_panic(text in "[0-9 .,:\t\nabeEfinx+-]{0,200}") {
         for format in FORMATS {
-            if let Ok(s) = data::load_str(&text, LoadOptions { format, scale: None }) {
+            if let Ok(s) = data::load_str(&text, LoadOptions { format, scale: None, ..Default::default() }) {
                 consistent(&s)?;
             }
         }
@@ -266,7 +266,7 @@ proptest! {
     ) {
         let bytes = if magic { [data::MAGIC.as_slice(), &junk].concat() } else { junk };
         for format in FORMATS {
-            if let Ok(s) = data::load_bytes(&bytes, LoadOptions { format, scale: None }) {
+            if let Ok(s) = data::load_bytes(&bytes, LoadOptions { format, scale: None, ..Default::default() }) {
                 consistent(&s)?;
             }
         }
@@ -281,7 +281,7 @@ proptest! {
             let mut bytes = valid.clone();
             mutate(&mut bytes, &mutations);
             for format in [Format::Auto, encoding] {
-                let loaded = data::load_bytes(&bytes, LoadOptions { format, scale: None });
+                let loaded = data::load_bytes(&bytes, LoadOptions { format, scale: None, ..Default::default() });
                 if let Ok(s) = &loaded {
                     consistent(s)?;
                 }

@@ -11,20 +11,22 @@ use std::time::SystemTime;
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
 use super::titles::read_titles;
-use crate::data::{DataError, Format, Guard, LoadOptions, Snapshot};
+use crate::data::{DataError, Duplicates, Format, Guard, LoadOptions, Snapshot};
 
-/// Reads the snapshot at `path` as `format`, the titles at `titles`, and the file's SHA-256;
-/// stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a snapshot
+/// Reads the snapshot at `path` as `format` (re-ratings as `duplicates` says), the titles at
+/// `titles`, and the file's SHA-256; stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a snapshot
 /// over its budget before reading it whole.
 pub(super) fn load(
     path: &Path,
     format: Format,
+    duplicates: Duplicates,
     titles: Option<&Path>,
     guard: Guard<'_>,
 ) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
     let options = LoadOptions {
         format,
         scale: None,
+        duplicates,
     };
     let before = Stamp::of(path)?;
     // A file still being written often ends in half a line: say it changed rather than report

@@ -1,8 +1,8 @@
 //! Where ratings come from: the one place that turns a [`Source`] into a [`Loaded`] snapshot
 //! (ratings, ids, display titles) with the [`Fingerprint`] that identifies what was read.
 //!
-//! Each kind of source is a file of its own here (`file.rs`, `embedded.rs`); a new one (a
-//! database table, a Parquet file) is one more file, one more variant of [`Source`] and the
+//! Each kind of source is a file of its own here (`file.rs`, `embedded.rs`, `postgres.rs`); a
+//! new one (a Parquet file) is one more file, one more variant of [`Source`] and the
 //! configuration that names it (`SnapshotSettings::source` in `src/config.rs`). Callers never
 //! look inside a source: they [`Source::load`] it, [`Source::name`] it, and compare
 //! fingerprints.
@@ -14,18 +14,22 @@ mod embedded;
 mod error;
 mod file;
 mod fingerprint;
+mod postgres;
 mod titles;
+mod upsert;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use error::SourceError;
+pub use error::{PostgresError, SourceError};
 pub use fingerprint::Fingerprint;
+pub use postgres::{Password, check_url as check_postgres_url, split_password};
 pub use titles::parse_titles;
+pub use upsert::{Target, UpsertError};
 
-use super::{Format, Guard, Snapshot};
+use super::{Duplicates, Format, Guard, Snapshot};
 
 /// Where a snapshot's ratings come from. Saved in every model file (so a rollback can read the
 /// snapshot a model was trained on again): the serde shape is part of that format.
@@ -42,6 +46,24 @@ pub enum Source {
         format: Format,
         /// Optional `item_id,title` CSV.
         titles: Option<PathBuf>,
+        /// What a re-rating gives (model files older than the setting: an error).
+        #[serde(default)]
+        duplicates: Duplicates,
+    },
+    /// A PostgreSQL query giving `user_id, item_id, rating[, timestamp]`.
+    Postgres {
+        /// The connection URL, without its password.
+        url: String,
+        /// The query.
+        query: String,
+        /// What a re-rating gives.
+        duplicates: Duplicates,
+        /// Optional `item_id,title` CSV.
+        titles: Option<PathBuf>,
+        /// The password the configured URL held: never saved (a model file's source has
+        /// none: [`Source::with_password_of`] takes the configured one), never printed.
+        #[serde(skip)]
+        password: Option<Password>,
     },
 }
 
@@ -63,7 +85,24 @@ impl Source {
                 path,
                 format,
                 titles,
-            } => file::load(path, *format, titles.as_deref(), guard)?,
+                duplicates,
+            } => file::load(path, *format, *duplicates, titles.as_deref(), guard)?,
+            Self::Postgres {
+                url,
+                query,
+                duplicates,
+                titles,
+                password,
+            } => {
+                let query = postgres::Query {
+                    url,
+                    password: password.as_ref(),
+                    query,
+                    duplicates: *duplicates,
+                    titles: titles.as_deref(),
+                };
+                postgres::load(&query, guard)?
+            }
         };
         Ok(Loaded {
             source: self.clone(),
@@ -78,7 +117,63 @@ impl Source {
         match self {
             Self::Embedded => embedded::NAME.to_owned(),
             Self::File { path, .. } => path.display().to_string(),
+            Self::Postgres { url, .. } => url.clone(),
         }
+    }
+
+    /// Upserts `ratings` (item id, rating) of `user` into `target` in one transaction: all are
+    /// committed when this returns `Ok`, none otherwise. Only a database takes writes.
+    pub fn upsert(
+        &self,
+        target: &Target,
+        user: &str,
+        ratings: &[(String, f64)],
+    ) -> Result<(), UpsertError> {
+        let Self::Postgres {
+            url,
+            query,
+            duplicates,
+            password,
+            ..
+        } = self
+        else {
+            return Err(UpsertError::ReadOnly);
+        };
+        let q = postgres::Query {
+            url,
+            password: password.as_ref(),
+            query,
+            duplicates: *duplicates,
+            titles: None,
+        };
+        upsert::upsert(&q, target, user, ratings)
+    }
+
+    /// What a re-rating gives with this source.
+    pub fn duplicates(&self) -> Duplicates {
+        match self {
+            Self::Embedded => Duplicates::Error,
+            Self::File { duplicates, .. } | Self::Postgres { duplicates, .. } => *duplicates,
+        }
+    }
+
+    /// This source with the password of `configured` when both read the same database as the
+    /// same user (a source read back from a model file has none).
+    pub fn with_password_of(mut self, configured: &Source) -> Self {
+        if let (
+            Self::Postgres { url, password, .. },
+            Self::Postgres {
+                url: same,
+                password: given,
+                ..
+            },
+        ) = (&mut self, configured)
+            && url == same
+            && password.is_none()
+        {
+            password.clone_from(given);
+        }
+        self
     }
 }
 
@@ -120,6 +215,7 @@ mod tests {
             path: path.clone(),
             format: Format::Auto,
             titles: None,
+            duplicates: Duplicates::Error,
         };
         let loaded = source.load().unwrap();
         assert_eq!(loaded.fingerprint, Fingerprint::sha256(text.as_bytes()));
@@ -128,11 +224,60 @@ mod tests {
     }
 
     #[test]
+    fn a_file_re_rating_is_refused_or_the_latest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        // u1 rates m1 at time 20, then again at time 10: the earlier line is the latest.
+        std::fs::write(&path, "u1,m1,5,20\nu2,m1,3,15\nu1,m1,1,10\n").unwrap();
+        let source = |duplicates| Source::File {
+            path: path.clone(),
+            format: Format::Auto,
+            titles: None,
+            duplicates,
+        };
+        let err = source(Duplicates::Error).load().unwrap_err().to_string();
+        assert!(
+            err.ends_with(":3: duplicate rating of item \"m1\" by user \"u1\" (first on line 1)"),
+            "{err}"
+        );
+        let loaded = source(Duplicates::Latest).load().unwrap();
+        assert_eq!(loaded.snapshot.ratings.get(0, 0), Some(5.0));
+        assert_eq!(loaded.snapshot.replaced, 1);
+        assert_eq!(source(Duplicates::Latest).duplicates(), Duplicates::Latest);
+    }
+
+    #[test]
+    fn a_model_files_source_borrows_the_configured_password() {
+        let (url, password) = split_password("postgres://u:pw@db/r");
+        let configured = Source::Postgres {
+            url: url.clone(),
+            query: "q".into(),
+            duplicates: Duplicates::Latest,
+            titles: None,
+            password,
+        };
+        let saved: Source =
+            serde_json::from_str(&serde_json::to_string(&configured).unwrap()).unwrap();
+        assert!(!serde_json::to_string(&saved).unwrap().contains("pw"));
+        assert_ne!(saved, configured);
+        assert_eq!(saved.clone().with_password_of(&configured), configured);
+        let other = Source::Postgres {
+            url: "postgres://u@elsewhere/r".into(),
+            query: "q".into(),
+            duplicates: Duplicates::Latest,
+            titles: None,
+            password: split_password("postgres://u:pw@elsewhere/r").1,
+        };
+        assert_ne!(saved.with_password_of(&other), configured);
+    }
+
+    #[test]
     fn a_missing_file_names_the_path() {
         let source = Source::File {
             path: "/nonexistent/ratings.csv".into(),
             format: Format::Auto,
             titles: None,
+            duplicates: Duplicates::Error,
         };
         let err = source.load().unwrap_err();
         assert!(

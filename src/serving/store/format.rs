@@ -123,6 +123,7 @@ pub fn decode_catalogue(bytes: &[u8]) -> Result<(Snapshot, HashMap<String, Strin
     let options = LoadOptions {
         format: Format::Binary,
         scale: None,
+        ..Default::default()
     };
     let snapshot = load_bytes(&rest[line_end + 1..], options)
         .map_err(|e| StoreFault::Catalogue(e.to_string()))?;
