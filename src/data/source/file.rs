@@ -4,7 +4,6 @@
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
@@ -13,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
-use super::titles::read_titles;
+use super::titles::{Titles, read_titles};
 use crate::data::{DataError, Duplicates, Format, Guard, LoadOptions, Snapshot, Stop};
 
 /// Reads the snapshot at `path` as `format` (re-ratings as `duplicates` says), the titles at `titles`, and the file's SHA-256;
@@ -25,7 +24,7 @@ pub(super) fn load(
     duplicates: Duplicates,
     titles: Option<&Path>,
     guard: Guard<'_>,
-) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
+) -> Result<(Snapshot, Titles, Fingerprint), SourceError> {
     let options = LoadOptions {
         format,
         scale: None,
@@ -51,7 +50,7 @@ pub(super) fn load(
     let (snapshot, fingerprint) = read?;
     let titles = match titles {
         Some(t) => read_titles(t)?,
-        None => HashMap::new(),
+        None => Titles::default(),
     };
     Ok((snapshot, titles, fingerprint))
 }
