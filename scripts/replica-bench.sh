@@ -40,7 +40,7 @@ t_port="$(free_port)"
 pids+=($!)
 until [ -n "$(ready "127.0.0.1:$t_port")" ]; do sleep 0.2; done
 v1="$(ready "127.0.0.1:$t_port")"
-echo "trainer ready, version $v1"
+echo "trainer ready, version $v1, VmHWM $(($(awk '/VmHWM/ {print $2}' "/proc/${pids[-1]}/status") / 1024)) MiB"
 
 replicas=()
 for i in 1 2; do
@@ -52,7 +52,8 @@ for i in 1 2; do
   wait_version "127.0.0.1:$port" "$v1"
   end="$(now)"
   rss="$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")"
-  echo "replica $i: ready in $(echo "$end - $start" | bc) s, VmRSS $((rss / 1024)) MiB"
+  hwm="$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")"
+  echo "replica $i: ready in $(echo "$end - $start" | bc) s, VmRSS $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)"
   replicas+=("127.0.0.1:$port")
 done
 

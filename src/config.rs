@@ -258,6 +258,26 @@ pub struct TrainingSettings {
     /// Rank r of each type's variation (model `mfa`); `"auto"` chooses it.
     #[serde(default)]
     pub rank: Auto<usize>,
+    /// How often a retrain from the configured source starts on its own (`"1h"`); `None`:
+    /// never. Not saved with a model: it schedules trainings, it does not shape them.
+    #[serde(default, deserialize_with = "de_opt_duration", skip_serializing)]
+    pub retrain_interval: Option<std::time::Duration>,
+    /// Ratings posted (`POST /v1/users/{user_id}/ratings`) since the serving model's snapshot
+    /// was read that a scheduled retrain waits for; 0: it retrains every interval.
+    #[serde(default, skip_serializing)]
+    pub retrain_min_new_ratings: u64,
+}
+
+fn de_opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .filter(|text| !text.is_empty())
+        .map(|text| {
+            humantime::parse_duration(&text)
+                .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration ({e})")))
+        })
+        .transpose()
 }
 
 /// A setting that is a value, or `"auto"`: chosen on held-out ratings inside training.
@@ -320,14 +340,16 @@ pub const MAX_N_INIT: usize = 64;
 
 impl TrainingSettings {
     /// Whether a model trained with `other` is the model these settings would train: every
-    /// setting but the thread count (results are the same on any number of threads) and the
-    /// bound on K.
+    /// setting but the thread count (results are the same on any number of threads), the
+    /// bounds on K and memory, and the schedule.
     pub fn same_model(&self, other: &Self) -> bool {
         *self
             == Self {
                 threads: self.threads,
                 max_k: self.max_k,
                 max_memory: self.max_memory,
+                retrain_interval: self.retrain_interval,
+                retrain_min_new_ratings: self.retrain_min_new_ratings,
                 ..other.clone()
             }
     }
@@ -647,6 +669,26 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains("snapshot.postgres"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_retrain_schedule_is_a_duration_of_a_second_or_more_and_not_the_models() {
+        Jail::expect_with(|jail| {
+            assert_eq!(defaults().training.retrain_interval, None);
+            jail.set_env("MIXREC__TRAINING__RETRAIN_INTERVAL", "1h 30m");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            let every = s.training.retrain_interval;
+            assert_eq!(every, Some(std::time::Duration::from_secs(5400)));
+            assert!(s.training.same_model(&defaults().training));
+            jail.set_env("MIXREC__TRAINING__RETRAIN_INTERVAL", "500ms");
+            let err = Settings::load(&ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("training.retrain_interval"), "{err}");
+            jail.set_env("MIXREC__TRAINING__RETRAIN_INTERVAL", "soon");
+            assert!(Settings::load(&ServeArgs::default()).is_err());
             Ok(())
         });
     }

@@ -173,6 +173,13 @@ impl TrainingSettings {
             return Err(invalid("training.n_init", why));
         }
         positive("training.max_iter", self.max_iter as u64)?;
+        if self
+            .retrain_interval
+            .is_some_and(|every| every < std::time::Duration::from_secs(1))
+        {
+            let why = "must be at least 1s (unset it for no scheduled retrains)";
+            return Err(invalid("training.retrain_interval", why));
+        }
         if !(self.tol.is_finite() && self.tol >= 0.0) {
             return Err(invalid("training.tol", "must be a finite number ≥ 0"));
         }

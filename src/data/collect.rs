@@ -86,8 +86,9 @@ pub(super) struct Collector {
     user_of: Vec<u32>,
     item_of: Vec<u32>,
     values: Vec<f32>,
-    /// Timestamps (seconds), kept only under [`Duplicates::Latest`]; a rating without one
-    /// counts as older than any with one (`-inf`, inside the collector only).
+    /// Timestamps (seconds), kept only under [`Duplicates::Latest`] and once one was given
+    /// (empty: none so far); a rating without one counts as older than any with one (`-inf`,
+    /// inside the collector only).
     stamps: Vec<f64>,
 }
 
@@ -131,8 +132,15 @@ impl Collector {
         self.user_of.push(u);
         self.item_of.push(i);
         self.values.push(value as f32);
-        if self.wants_stamps() {
-            self.stamps.push(stamp.unwrap_or(f64::NEG_INFINITY));
+        // Kept from the first timestamp on (the ratings before it padded): a snapshot without
+        // any costs nothing.
+        match stamp {
+            Some(t) if self.wants_stamps() => {
+                self.stamps.resize(self.values.len() - 1, f64::NEG_INFINITY);
+                self.stamps.push(t);
+            }
+            _ if !self.stamps.is_empty() => self.stamps.push(f64::NEG_INFINITY),
+            _ => {}
         }
         Ok(())
     }
@@ -201,15 +209,18 @@ impl Collector {
                 first: run[0] as usize,
                 second: run[1] as usize,
             }),
-            // The latest stamp; on a tie the later position (`>=` walks forward).
-            Duplicates::Latest => Ok(run
-                .iter()
-                .map(|&k| k as usize)
-                .reduce(|best, k| match self.stamps[k] >= self.stamps[best] {
-                    true => k,
-                    false => best,
-                })
-                .expect("a run is never empty")),
+            // The latest stamp; on a tie (or without stamps) the later position.
+            Duplicates::Latest => {
+                let stamp = |k: usize| self.stamps.get(k).copied().unwrap_or(f64::NEG_INFINITY);
+                Ok(run
+                    .iter()
+                    .map(|&k| k as usize)
+                    .reduce(|best, k| match stamp(k) >= stamp(best) {
+                        true => k,
+                        false => best,
+                    })
+                    .expect("a run is never empty"))
+            }
         }
     }
 }
@@ -260,6 +271,19 @@ mod tests {
         assert_eq!(got.ratings.row(0), (&[0u32, 1][..], &[4.0f32, 5.0][..]));
         assert_eq!(got.ratings.row(1), (&[0u32][..], &[1.5f32][..]));
         assert_eq!(got.replaced, 4);
+    }
+
+    #[test]
+    fn a_first_timestamp_late_in_the_input_still_wins() {
+        let rows = [
+            ("u1", "m1", 4.0, None),
+            ("u1", "m2", 3.0, None),
+            ("u1", "m1", 2.0, Some(1.0)),
+            ("u1", "m2", 1.0, None),
+        ];
+        let got = collect(Duplicates::Latest, &rows).finish().ok().unwrap();
+        assert_eq!(got.ratings.row(0), (&[0u32, 1][..], &[2.0f32, 1.0][..]));
+        assert_eq!(got.replaced, 2);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub use load::{LoadOptions, load, load_bytes, load_hashed, load_str, load_until}
 
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{
-    Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, UpsertError,
+    Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, Titles, UpsertError,
     check_postgres_url, parse_titles, split_password,
 };
 pub use split::{Held, Split, holdout, k_fold};

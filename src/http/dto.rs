@@ -317,6 +317,9 @@ pub struct CatalogueItem {
     /// Display title, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The titles file's other columns (e.g. `genres`), when it has any for this item.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `GET /v1/items`.
@@ -341,9 +344,11 @@ impl ItemsPage {
             .map(|l| {
                 let id = c.item_id(l);
                 let title = c.title(&id).map(str::to_owned);
+                let attributes = c.attributes(&id).cloned();
                 CatalogueItem {
                     id: id.into_owned(),
                     title,
+                    attributes,
                 }
             })
             .collect();

@@ -114,6 +114,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         }
         false => Some(state.registry.start(Task::Startup)?.done),
     };
+    state.registry.schedule();
     let graceful = Arc::new(GracefulShutdown::new());
     accept_until_stopped(&state, listeners, &graceful, &mut signals, startup).await?;
     let graceful = Arc::into_inner(graceful).expect("the accept loops have ended");

@@ -5,9 +5,8 @@
 //! Must not import: the rest of `src/serving`, web or async types.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 
-use crate::data::{Format, IdMap, RatingScale, Ratings, Snapshot};
+use crate::data::{Format, IdMap, RatingScale, Ratings, Snapshot, Titles};
 use crate::onboard::Askable;
 
 /// Users, items, titles and the ratings of the snapshot.
@@ -16,7 +15,7 @@ pub struct Catalogue {
     users: IdMap,
     items: IdMap,
     ratings: Ratings,
-    titles: HashMap<String, String>,
+    titles: Titles,
     step: Option<f64>,
     /// Rating shares and the scale's steps, for onboarding (one pass over the ratings, here
     /// on the training thread rather than in a request).
@@ -26,7 +25,7 @@ pub struct Catalogue {
 
 impl Catalogue {
     /// The catalogue of `snapshot`, with display titles by item id.
-    pub fn new(snapshot: Snapshot, titles: HashMap<String, String>) -> Self {
+    pub fn new(snapshot: Snapshot, titles: Titles) -> Self {
         // Once here, not per request: it reads every rating.
         let step = snapshot.ratings.step();
         let scale = snapshot.scale;
@@ -60,8 +59,8 @@ impl Catalogue {
         }
     }
 
-    /// Display titles by item id.
-    pub fn titles(&self) -> &HashMap<String, String> {
+    /// Display titles and attributes by item id.
+    pub fn titles(&self) -> &Titles {
         &self.titles
     }
 
@@ -88,7 +87,12 @@ impl Catalogue {
 
     /// The title of item `id`, if known.
     pub fn title(&self, id: &str) -> Option<&str> {
-        self.titles.get(id).map(String::as_str)
+        self.titles.title(id)
+    }
+
+    /// The other columns of the titles file for item `id` (genres, ...), if any.
+    pub fn attributes(&self, id: &str) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.titles.attributes(id)
     }
 
     /// The index of item `id`.

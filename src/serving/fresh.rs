@@ -1,5 +1,5 @@
 //! The ratings users posted since the serving model's snapshot was read, by user, with a
-//! counter of the writes committed: what the next recommendations fold in at once, until a
+//! counter of the ratings committed: what the next recommendations fold in at once, until a
 //! model trained on a read that began after those writes serves.
 //!
 //! Must not import: the registry, the lifecycle, web types.
@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub(super) struct Fresh {
     users: Mutex<HashMap<String, FreshUser>>,
-    /// Writes committed so far.
+    /// Ratings committed so far, over every write: each write's number is the count after it.
     seq: AtomicU64,
 }
 
@@ -25,7 +25,7 @@ struct FreshUser {
 }
 
 impl Fresh {
-    /// Writes committed so far: a read that begins now sees all of them.
+    /// Ratings committed so far: a read that begins now sees all of them.
     pub(super) fn seq(&self) -> u64 {
         self.seq.load(Ordering::SeqCst)
     }
@@ -33,7 +33,8 @@ impl Fresh {
     /// Adds a committed write.
     pub(super) fn add(&self, user: &str, ratings: &[(String, f64)]) {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+        let n = ratings.len() as u64;
+        let seq = self.seq.fetch_add(n, Ordering::SeqCst) + n;
         let entry = users.entry(user.to_owned()).or_insert_with(|| FreshUser {
             ratings: BTreeMap::new(),
             seq,
@@ -42,7 +43,8 @@ impl Fresh {
         entry.ratings.extend(ratings.iter().cloned());
     }
 
-    /// Forgets the users whose every fresh rating a read that began after write `seen` holds.
+    /// Forgets the users whose every fresh rating a read that began once `seen` ratings were
+    /// committed holds.
     pub(super) fn prune(&self, seen: u64) {
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         users.retain(|_, u| u.seq > seen);

@@ -24,6 +24,7 @@ mod lifecycle;
 mod memory;
 mod overrides;
 mod registry;
+mod schedule;
 mod served;
 pub mod store;
 mod tasks;

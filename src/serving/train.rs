@@ -234,6 +234,8 @@ pub(crate) fn quick_settings() -> TrainingSettings {
         prior_strength: Auto::Auto,
         ridge: Auto::Auto,
         rank: Auto::Auto,
+        retrain_interval: None,
+        retrain_min_new_ratings: 0,
     }
 }
 

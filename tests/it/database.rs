@@ -518,3 +518,80 @@ fn feedback_with_a_file_source_is_a_read_only_conflict() {
     let r = post(&server.addr, "/v1/users/u0001/ratings", None, &body);
     r.assert_problem(409, "read-only-source");
 }
+
+#[test]
+fn a_scheduled_retrain_waits_for_enough_posted_ratings() {
+    let Some(pg) = Postgres::start() else { return };
+    pg.execute(
+        "CREATE TABLE ratings (user_id text, item_id int4, rating numeric(3,1), \
+         rated_at timestamptz, PRIMARY KEY (user_id, item_id))",
+    );
+    pg.copy_csv("ratings", &rows());
+    let url = pg.url();
+    let env = [
+        ("MIXREC__SNAPSHOT__POSTGRES", url.as_str()),
+        ("MIXREC__FEEDBACK__ENABLED", "true"),
+        (
+            "MIXREC__FEEDBACK__COLUMNS",
+            "[\"user_id\", \"item_id\", \"rating\", \"rated_at\"]",
+        ),
+        ("MIXREC__TRAINING__K", "2"),
+        ("MIXREC__TRAINING__RETRAIN_INTERVAL", "1s"),
+        ("MIXREC__TRAINING__RETRAIN_MIN_NEW_RATINGS", "3"),
+        ("MIXREC_ADMIN_TOKEN", TOKEN),
+        // On 3 000 ratings the serving model, scored on held-out ratings it was trained on,
+        // is 15 % ahead of any retrain (see the report): not what this test is about.
+        ("MIXREC__MODELS__QUALITY_GATE", "1"),
+    ];
+    let server = Server::start(&[], &env);
+    server.wait_ready();
+    let version = || {
+        get(&server.addr, "/v1/model").json()["version"]
+            .as_u64()
+            .unwrap()
+    };
+    // Three ticks with nothing posted: nothing trains.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(version(), 1);
+    let two = [("100".to_owned(), 4.5), ("101".to_owned(), 4.0)];
+    let r = post(
+        &server.addr,
+        "/v1/users/fresh/ratings",
+        None,
+        &ratings_body(&two),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(version(), 1, "two of three ratings");
+    let one = [("102".to_owned(), 1.0)];
+    let r = post(
+        &server.addr,
+        "/v1/users/fresh/ratings",
+        None,
+        &ratings_body(&one),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Job 1 was the start-up: the first scheduled retrain is job 2.
+    let job = poll(|| {
+        let j = get_with_token(&server.addr, "/admin/jobs/2", TOKEN);
+        let j = (j.status == 200).then(|| j.json())?;
+        (j["state"] != "running" && j["state"] != "queued").then_some(j)
+    });
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(version(), 2);
+    let model = get(&server.addr, "/v1/model").json();
+    assert_eq!(model["n_ratings"], rows().lines().count() + 3);
+    // The timestamp column is set by the write.
+    let mut c = pg.client();
+    let stamped: i64 = c
+        .query_one(
+            "SELECT count(rated_at) FROM ratings WHERE user_id = 'fresh'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stamped, 3);
+    // The schedule goes on, and with nothing new posted it starts nothing more.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(version(), 2);
+}

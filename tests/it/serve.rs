@@ -174,3 +174,45 @@ fn every_metric_of_the_demo_binary_has_a_help_line() {
         "{text}"
     );
 }
+
+#[test]
+fn a_movielens_titles_file_keeps_quoted_commas_and_its_genres() {
+    let dir = tempfile::tempdir().unwrap();
+    let ratings = dir.path().join("ratings.csv");
+    let mut text = String::from("userId,movieId,rating\n");
+    for u in 0..60 {
+        for m in [1, 11, 12] {
+            text.push_str(&format!("{u},{m},{}\n", 1 + (u + m) % 5));
+        }
+    }
+    std::fs::write(&ratings, text).unwrap();
+    let movies = dir.path().join("movies.csv");
+    std::fs::write(
+        &movies,
+        "movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n\
+         11,\"American President, The (1995)\",Comedy|Drama|Romance\n12,Dracula (1995),\n",
+    )
+    .unwrap();
+    let titles = movies.display().to_string();
+    let server = Server::start(
+        &["--data", ratings.to_str().unwrap()],
+        &[
+            ("MIXREC__SNAPSHOT__TITLES", titles.as_str()),
+            ("MIXREC__TRAINING__K", "1"),
+        ],
+    );
+    server.wait_ready();
+    let page = crate::process::get(&server.addr, "/v1/items").json();
+    let item = |id: &str| -> Value {
+        let items = page["items"].as_array().unwrap();
+        items.iter().find(|i| i["id"] == id).unwrap().clone()
+    };
+    assert_eq!(item("11")["title"], "American President, The (1995)");
+    assert_eq!(
+        item("11")["attributes"],
+        json!({ "genres": "Comedy|Drama|Romance" })
+    );
+    assert_eq!(item("1")["attributes"]["genres"], "Adventure|Animation");
+    assert_eq!(item("12")["title"], "Dracula (1995)");
+    assert!(item("12").get("attributes").is_none(), "{page}");
+}

@@ -3,12 +3,11 @@
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
-use super::titles::parse_titles;
+use super::titles::{Titles, parse_titles};
 use crate::data::{LoadOptions, Snapshot, load_str};
 
 /// The demo ratings.
@@ -21,7 +20,7 @@ pub(super) const NAME: &str = "embedded:data/demo-ratings.csv";
 const TITLES_NAME: &str = "embedded:data/demo-items.csv";
 
 /// The demo snapshot, its titles, and the SHA-256 of its bytes (as the file's would be).
-pub(super) fn load() -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
+pub(super) fn load() -> Result<(Snapshot, Titles, Fingerprint), SourceError> {
     let mut snapshot = load_str(RATINGS, LoadOptions::default())?;
     snapshot.path = PathBuf::from(NAME);
     let titles = parse_titles(TITLES, TITLES_NAME)?;

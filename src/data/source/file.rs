@@ -4,25 +4,24 @@
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
-use super::titles::read_titles;
+use super::titles::{Titles, read_titles};
 use crate::data::{DataError, Duplicates, Format, Guard, LoadOptions, Snapshot};
 
 /// Reads the snapshot at `path` as `format` (re-ratings as `duplicates` says), the titles at
-/// `titles`, and the file's SHA-256; stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a snapshot
-/// over its budget before reading it whole.
+/// `titles`, and the file's SHA-256; stops with [`DataError::Cancelled`] once the guard's stop
+/// says so, and refuses a snapshot over its budget before reading it whole.
 pub(super) fn load(
     path: &Path,
     format: Format,
     duplicates: Duplicates,
     titles: Option<&Path>,
     guard: Guard<'_>,
-) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
+) -> Result<(Snapshot, Titles, Fingerprint), SourceError> {
     let options = LoadOptions {
         format,
         scale: None,
@@ -48,7 +47,7 @@ pub(super) fn load(
     let (snapshot, fingerprint) = read?;
     let titles = match titles {
         Some(t) => read_titles(t)?,
-        None => HashMap::new(),
+        None => Titles::default(),
     };
     Ok((snapshot, titles, fingerprint))
 }

@@ -18,7 +18,6 @@ mod postgres;
 mod titles;
 mod upsert;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -26,7 +25,7 @@ use serde::{Deserialize, Serialize};
 pub use error::{PostgresError, SourceError};
 pub use fingerprint::Fingerprint;
 pub use postgres::{Password, check_url as check_postgres_url, split_password};
-pub use titles::parse_titles;
+pub use titles::{Titles, parse_titles};
 pub use upsert::{Target, UpsertError};
 
 use super::{Duplicates, Format, Guard, Snapshot};
@@ -184,8 +183,8 @@ pub struct Loaded {
     pub source: Source,
     /// The ratings and ids.
     pub snapshot: Snapshot,
-    /// Display titles by item id.
-    pub titles: HashMap<String, String>,
+    /// Display titles and attributes by item id.
+    pub titles: Titles,
     /// What identifies the ratings read.
     pub fingerprint: Fingerprint,
 }

@@ -11,7 +11,6 @@
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{PostgresError, SourceError};
 use super::fingerprint::Fingerprint;
-use super::titles::read_titles;
+use super::titles::{Titles, read_titles};
 use crate::data::collect::{Collector, Duplicates};
 use crate::data::fields::check_value;
 use crate::data::{DataError, Format, Guard, Problem, RatingScale, Snapshot};
@@ -133,7 +132,7 @@ pub(super) struct Query<'a> {
 pub(super) fn load(
     q: &Query<'_>,
     guard: Guard<'_>,
-) -> Result<(Snapshot, HashMap<String, String>, Fingerprint), SourceError> {
+) -> Result<(Snapshot, Titles, Fingerprint), SourceError> {
     let mut client = connect(q)?;
     let token = client.cancel_token();
     let done = AtomicBool::new(false);
@@ -157,7 +156,7 @@ pub(super) fn load(
     };
     let titles = match q.titles {
         Some(t) => read_titles(t)?,
-        None => HashMap::new(),
+        None => Titles::default(),
     };
     Ok((read.0, titles, read.1))
 }

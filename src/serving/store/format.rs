@@ -16,19 +16,20 @@
 //!
 //! ```text
 //! mixrec-catalogue 1\n                  format line
-//! {"titles":{...}}\n                    display titles by item id: one line of JSON
+//! {"titles":{...},"attributes":{...}}\n  display titles (and other columns) by item id: one line of JSON
 //! <binary snapshot>                     `src/data/binary.rs`, with its own CRC-32
 //! sha256 <64 hex digits>\n              over every byte before this line
 //! ```
 //!
 //! Must not import: any store (they import it), the registry, web or async types.
 
-use std::collections::HashMap;
 use std::time::SystemTime;
 
 use super::{Manifest, StoreFault};
 use crate::config::TrainingSettings;
-use crate::data::{Fingerprint, Format, LoadOptions, Snapshot, Source, load_bytes, write_binary};
+use crate::data::{
+    Fingerprint, Format, LoadOptions, Snapshot, Source, Titles, load_bytes, write_binary,
+};
 use crate::predictor::Predictor;
 use crate::serving::info::ModelInfo;
 
@@ -87,14 +88,13 @@ pub fn decode(bytes: &[u8]) -> Result<(Manifest, Predictor), StoreFault> {
 /// The titles line of a published catalogue.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct CatalogueHead {
-    titles: HashMap<String, String>,
+    /// `titles`, and `attributes` when there are any (older catalogues have none).
+    #[serde(flatten)]
+    titles: Titles,
 }
 
 /// The bytes of a published catalogue: `snapshot` (ids and ratings) and its `titles`.
-pub fn encode_catalogue(
-    snapshot: &Snapshot,
-    titles: &HashMap<String, String>,
-) -> Result<Vec<u8>, StoreFault> {
+pub fn encode_catalogue(snapshot: &Snapshot, titles: &Titles) -> Result<Vec<u8>, StoreFault> {
     let mut out = CATALOGUE_LINE.to_vec();
     let head = CatalogueHead {
         titles: titles.clone(),
@@ -111,7 +111,7 @@ pub fn encode_catalogue(
 }
 
 /// The snapshot and titles in the bytes of a published catalogue, every part checked.
-pub fn decode_catalogue(bytes: &[u8]) -> Result<(Snapshot, HashMap<String, String>), StoreFault> {
+pub fn decode_catalogue(bytes: &[u8]) -> Result<(Snapshot, Titles), StoreFault> {
     let body = checked(bytes, CATALOGUE_LINE)?;
     let rest = &body[CATALOGUE_LINE.len()..];
     let line_end = rest

@@ -18,8 +18,6 @@ mod dir;
 pub mod format;
 mod object;
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 pub use dir::DirStore;
@@ -28,7 +26,7 @@ pub use object::ObjectStore;
 use super::catalogue::Catalogue;
 use super::info::ModelInfo;
 use crate::config::TrainingSettings;
-use crate::data::{Fingerprint, Snapshot, Source};
+use crate::data::{Fingerprint, Snapshot, Source, Titles};
 use crate::predictor::{DecodeError, Layout, Predictor};
 
 /// What the lifecycle asks of a model store. One process writes a store at a time.
@@ -93,10 +91,7 @@ pub trait ModelStore: std::fmt::Debug + Send + Sync {
     }
 
     /// The published catalogue of snapshot `fingerprint`: its snapshot and titles.
-    fn catalogue(
-        &self,
-        fingerprint: &Fingerprint,
-    ) -> Result<(Snapshot, HashMap<String, String>), StoreError> {
+    fn catalogue(&self, fingerprint: &Fingerprint) -> Result<(Snapshot, Titles), StoreError> {
         let _ = fingerprint;
         Err(StoreError::new(
             self.location(),

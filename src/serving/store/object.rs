@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::format::{decode, decode_catalogue, encode, encode_catalogue};
 use super::{Entry, Manifest, ModelStore, StoreError, StoreFault};
 use crate::config::TrainingSettings;
-use crate::data::{Fingerprint, Snapshot, Source};
+use crate::data::{Fingerprint, Snapshot, Source, Titles};
 use crate::predictor::Predictor;
 use crate::serving::catalogue::Catalogue;
 use crate::serving::info::ModelInfo;
@@ -393,10 +393,7 @@ impl ModelStore for ObjectStore {
         Ok(self.pointer()?.map(|(p, _)| p.version))
     }
 
-    fn catalogue(
-        &self,
-        fingerprint: &Fingerprint,
-    ) -> Result<(Snapshot, HashMap<String, String>), StoreError> {
+    fn catalogue(&self, fingerprint: &Fingerprint) -> Result<(Snapshot, Titles), StoreError> {
         let name = Self::catalogue_name(fingerprint);
         let at = self.at(&name);
         let (bytes, _) = self
