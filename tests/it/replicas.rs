@@ -377,3 +377,34 @@ fn a_trainer_killed_mid_publish_never_leaves_a_torn_or_missing_model() {
         same_answers(&fresh.addr, &replica.addr);
     }
 }
+
+/// A trainer with `training.retrain_interval` retrains from its snapshot on schedule, through
+/// the same gate and store as `/admin/retrain`, and publishes: the replica follows with no admin
+/// call at all.
+#[test]
+fn a_trainer_retrains_on_schedule_and_the_replica_follows() {
+    let Some(bin) = s3s_fs() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3::start(bin, &dir.path().join("s3"));
+    let mut env = env(&s3, "schedule");
+    env.push(("MIXREC__TRAINING__RETRAIN_INTERVAL", "1s".into()));
+    // A retrain on the very snapshot the serving model was trained on is scored against a
+    // model that has seen the held-out ratings (stricter than fair): let it through here.
+    env.push(("MIXREC__MODELS__QUALITY_GATE", "1".into()));
+    let trainer = start("trainer", &env);
+    trainer.wait_ready();
+    let replica = start("replica", &env);
+    let first = version(&trainer.addr).unwrap();
+    // A later version, published by the schedule alone, served by the replica too.
+    let later = poll(|| version(&trainer.addr).filter(|&v| v > first));
+    poll(|| (version(&replica.addr).is_some_and(|v| v >= later)).then_some(()));
+    // Job 1 trained at start-up; job 2 is the first tick's retrain, which nobody asked for.
+    let tick = get_with_token(&trainer.addr, "/admin/jobs/2", TOKEN).json();
+    assert_eq!(
+        (&tick["kind"], &tick["state"]),
+        (&"retrain".into(), &"succeeded".into()),
+        "{tick}"
+    );
+    assert!(tick["gate"]["passed"].as_bool().unwrap(), "{tick}");
+    drop(s3);
+}
