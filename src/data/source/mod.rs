@@ -14,6 +14,7 @@ mod embedded;
 mod error;
 mod file;
 mod fingerprint;
+mod pgtypes;
 mod postgres;
 mod titles;
 mod upsert;
