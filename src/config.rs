@@ -11,7 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Duplicates, Format, Source};
+use crate::data::{Columns, Duplicates, Format, Source};
 use crate::mixture::{Algorithm, FitParams, Ridge};
 use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
@@ -157,6 +157,9 @@ pub struct SnapshotSettings {
     /// database.
     #[serde(default)]
     pub duplicates: Option<Duplicates>,
+    /// The user, item, rating and optional timestamp columns of a Parquet snapshot.
+    #[serde(default)]
+    pub columns: Columns,
 }
 
 fn default_query() -> String {
@@ -183,6 +186,7 @@ impl SnapshotSettings {
                 format: self.format,
                 titles: self.titles.clone(),
                 duplicates: self.file_duplicates(),
+                columns: self.columns.clone(),
             },
         }
     }
