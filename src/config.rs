@@ -591,6 +591,30 @@ mod tests {
     }
 
     #[test]
+    fn parquet_columns_come_from_the_file_or_the_environment_and_reach_the_source() {
+        assert_eq!(defaults().snapshot.columns, Columns::default());
+        Jail::expect_with(|jail| {
+            jail.set_env("MIXREC__SNAPSHOT__PATH", "r.parquet");
+            jail.set_env("MIXREC__SNAPSHOT__COLUMNS", "[\"u\", \"i\", \"r\"]");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            let want: Columns = "u,i,r".parse().unwrap();
+            let Source::File { columns, .. } = s.snapshot.source() else {
+                panic!("a file source")
+            };
+            assert_eq!(columns, want);
+            jail.set_env("MIXREC__SNAPSHOT__COLUMNS", "[\"u\", \"i\"]");
+            let err = Settings::load(&ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("SNAPSHOT.COLUMNS") && err.contains("three or four"),
+                "{err}"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_refused_with_their_key() {
         Jail::expect_with(|jail| {
             jail.set_env("MIXREC__TRAINING__MIN_VARIANCE", "0");

@@ -242,6 +242,20 @@ fn the_stop_flag_is_asked_and_the_fingerprint_is_the_whole_file() {
     };
     let err = data::load_until(&path, options(Duplicates::Latest, "user,item,score"), guard);
     assert!(matches!(err, Err(DataError::Cancelled { .. })), "{err:?}");
+    // The footer's row count (5) is checked against the budget before a row is read.
+    let budget = data::Budget {
+        max_bytes: 4 * 100,
+        bytes_per_rating: 100,
+    };
+    let guard = Guard {
+        stop: data::NEVER,
+        budget: Some(budget),
+    };
+    let err = data::load_until(&path, options(Duplicates::Latest, "user,item,score"), guard);
+    assert!(
+        matches!(err, Err(DataError::TooLarge { ratings: 5, .. })),
+        "{err:?}"
+    );
 
     let source = Source::File {
         path: path.clone(),
@@ -320,4 +334,30 @@ fn convert_to_parquet_round_trips_a_csv_and_auto_detects_it() {
         by_id(&data::load(Path::new(&back), LoadOptions::default()).unwrap()),
         by_id(&text)
     );
+}
+
+#[test]
+fn decimal_ratings_and_date_stamps_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ratings.parquet");
+    let schema = "message m { required binary user_id (UTF8); required binary item_id (UTF8);
+        required int32 rating (DECIMAL(3,1)); required int32 timestamp (DATE); }";
+    let group = vec![
+        Col::Text(vec!["u1", "u1", "u2"]),
+        Col::Text(vec!["m1", "m1", "m1"]),
+        // 4.5, then 2.5 a day earlier (so 4.5 stays), then 3.0.
+        Col::I32(vec![45, 25, 30]),
+        Col::I32(vec![20_000, 19_999, 20_000]),
+    ];
+    write(&path, schema, Compression::SNAPPY, vec![group]);
+    let s = data::load(
+        &path,
+        options(Duplicates::Latest, "user_id,item_id,rating,timestamp"),
+    )
+    .unwrap();
+    assert_eq!(
+        (rating(&s, "u1", "m1"), rating(&s, "u2", "m1")),
+        (Some(4.5), Some(3.0))
+    );
+    assert_eq!(s.replaced, 1);
 }
