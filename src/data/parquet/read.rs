@@ -61,6 +61,16 @@ pub(crate) fn read_parquet(
         read.group(&mut cursors, guard)?;
     }
     let observed = read.observed;
+    finish(got, observed, path, scale)
+}
+
+/// The snapshot of every row read; `observed`: their min and max rating.
+fn finish(
+    got: Collector,
+    observed: Option<(f64, f64)>,
+    path: &Path,
+    scale: Option<RatingScale>,
+) -> Result<Snapshot, DataError> {
     let collected = got.finish().map_err(|d| DataError::Row {
         path: path.to_owned(),
         row: d.second as u64 + 1,
