@@ -440,7 +440,7 @@ pub struct ServeArgs {
     /// The ratings snapshot (default: config, else the embedded demo catalogue).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Snapshot format: auto, matrix or triples.
+    /// Snapshot format: auto, matrix, triples, binary or parquet.
     #[arg(long)]
     pub format: Option<Format>,
     /// Address to listen on, e.g. 127.0.0.1:8080 or localhost:8080.
