@@ -56,6 +56,7 @@ fn model() -> Option<&'static ServedModel> {
                     format: Format::Auto,
                     titles: None,
                     duplicates: Default::default(),
+                    columns: Default::default(),
                 };
                 let mut go = |_: &_| ControlFlow::Continue(());
                 train(&source, &settings().training, 1, &mut go).expect("trains")

@@ -11,7 +11,7 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Duplicates, Format, Source};
+use crate::data::{Columns, Duplicates, Format, Source};
 use crate::mixture::{Algorithm, FitParams, Ridge};
 use crate::plsa::PlsaParams;
 use crate::predictor::ModelKind;
@@ -157,6 +157,9 @@ pub struct SnapshotSettings {
     /// database.
     #[serde(default)]
     pub duplicates: Option<Duplicates>,
+    /// The user, item, rating and optional timestamp columns of a Parquet snapshot.
+    #[serde(default)]
+    pub columns: Columns,
 }
 
 fn default_query() -> String {
@@ -183,6 +186,7 @@ impl SnapshotSettings {
                 format: self.format,
                 titles: self.titles.clone(),
                 duplicates: self.file_duplicates(),
+                columns: self.columns.clone(),
             },
         }
     }
@@ -458,7 +462,7 @@ pub struct ServeArgs {
     /// The ratings snapshot (default: config, else the embedded demo catalogue).
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Snapshot format: auto, matrix or triples.
+    /// Snapshot format: auto, matrix, triples, binary or parquet.
     #[arg(long)]
     pub format: Option<Format>,
     /// Address to listen on, e.g. 127.0.0.1:8080 or localhost:8080.
@@ -604,6 +608,30 @@ mod tests {
             assert_eq!(s.server.listen.port(), 9999);
             assert_eq!(s.server.cors_origins, vec!["https://a.example".to_string()]);
             assert_eq!(s.server.admin_token, Some(Secret("s3cret".into())));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn parquet_columns_come_from_the_file_or_the_environment_and_reach_the_source() {
+        assert_eq!(defaults().snapshot.columns, Columns::default());
+        Jail::expect_with(|jail| {
+            jail.set_env("MIXREC__SNAPSHOT__PATH", "r.parquet");
+            jail.set_env("MIXREC__SNAPSHOT__COLUMNS", "[\"u\", \"i\", \"r\"]");
+            let s = Settings::load(&ServeArgs::default()).map_err(|e| e.to_string())?;
+            let want: Columns = "u,i,r".parse().unwrap();
+            let Source::File { columns, .. } = s.snapshot.source() else {
+                panic!("a file source")
+            };
+            assert_eq!(columns, want);
+            jail.set_env("MIXREC__SNAPSHOT__COLUMNS", "[\"u\", \"i\"]");
+            let err = Settings::load(&ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("SNAPSHOT.COLUMNS") && err.contains("three or four"),
+                "{err}"
+            );
             Ok(())
         });
     }

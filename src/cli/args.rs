@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::data::{Format, RatingScale};
+use crate::data::{Columns, Format, RatingScale};
 use crate::mixture::{Algorithm, FitParams, Init, Ridge};
 use crate::plsa::PlsaParams;
 pub use crate::predictor::ModelKind;
@@ -30,6 +30,9 @@ pub struct DataArgs {
     /// Valid ratings as MIN:MAX (default: the observed range); ratings outside are an error.
     #[arg(long)]
     pub scale: Option<RatingScale>,
+    /// The user, item, rating and optional timestamp columns of a Parquet snapshot.
+    #[arg(long, default_value = "user_id,item_id,rating,timestamp")]
+    pub columns: Columns,
 }
 
 /// `--k`: a number of types or `auto`.

@@ -98,7 +98,8 @@ pub enum Command {
         /// Where to write.
         #[arg(long)]
         out: PathBuf,
-        /// The format to write: `binary`, `triples` (CSV) or `matrix` (positional ids only).
+        /// The format to write: `binary`, `triples` (CSV), `parquet` or `matrix` (positional
+        /// ids only).
         #[arg(long)]
         to: Format,
     },
@@ -143,6 +144,7 @@ pub fn load(args: &DataArgs) -> anyhow::Result<Snapshot> {
     let options = LoadOptions {
         format: args.format,
         scale: args.scale,
+        columns: args.columns.clone(),
         ..Default::default()
     };
     Ok(data::load(&args.data, options)?)
@@ -233,6 +235,7 @@ fn convert(args: &DataArgs, out: &std::path::Path, to: Format) -> anyhow::Result
     let written = match to {
         Format::Binary => data::write_binary(file, &snapshot),
         Format::Triples => data::write_triples(file, &snapshot),
+        Format::Parquet => data::write_parquet(file, &snapshot),
         Format::Matrix if positional => {
             let r = &snapshot.ratings;
             data::write_matrix(file, r.n_users(), r.n_items(), |u, row| {
@@ -247,7 +250,7 @@ fn convert(args: &DataArgs, out: &std::path::Path, to: Format) -> anyhow::Result
             "a matrix names users and items by position: {} has named ids",
             snapshot.path.display()
         ),
-        Format::Auto => bail!("--to needs a format: binary, triples or matrix"),
+        Format::Auto => bail!("--to needs a format: binary, triples, parquet or matrix"),
     };
     written.with_context(|| format!("cannot write {}", out.display()))
 }

@@ -1,4 +1,5 @@
-//! Errors of snapshot loading and writing: each says which file, which line and what was wrong.
+//! Errors of snapshot loading and writing: each says which file, which line (or row and
+//! column) and what was wrong.
 //!
 //! Must not import: anything above `src/data`, or the readers (they import it).
 
@@ -82,6 +83,32 @@ pub enum Problem {
         /// Which column.
         what: &'static str,
     },
+    /// A NULL in a column of a table-shaped file (Parquet), named as the file names it.
+    #[error("{column} is NULL")]
+    NullIn {
+        /// The column.
+        column: String,
+    },
+    /// A column of a type that cannot hold what it is read as.
+    #[error("column {column} is of type {found}; expected {expected}")]
+    ColumnType {
+        /// The column.
+        column: String,
+        /// Its type.
+        found: String,
+        /// What would do.
+        expected: &'static str,
+    },
+    /// The same user rated the same item twice, in a table-shaped file (Parquet).
+    #[error("duplicate rating of item {item:?} by user {user:?} (first on row {first_row})")]
+    DuplicateRow {
+        /// User id.
+        user: String,
+        /// Item id.
+        item: String,
+        /// 1-based row of the first rating of the pair.
+        first_row: u64,
+    },
     /// A database field whose bytes are not what its type promises.
     #[error("{reason}")]
     Malformed {
@@ -118,6 +145,16 @@ pub enum DataError {
         path: PathBuf,
         /// 1-based line number.
         line: usize,
+        /// What was wrong.
+        problem: Problem,
+    },
+    /// A row of a table-shaped file (Parquet) is not a rating.
+    #[error("{}: row {row}: {problem}", path.display())]
+    Row {
+        /// The file.
+        path: PathBuf,
+        /// 1-based row of the file, across its row groups.
+        row: u64,
         /// What was wrong.
         problem: Problem,
     },

@@ -15,6 +15,9 @@ pub enum Format {
     Triples,
     /// mixrec's binary snapshot (see `binary.rs`); `auto` recognises it by its magic bytes.
     Binary,
+    /// A Parquet table with the columns `snapshot.columns` names (see `parquet/`); `auto`
+    /// recognises it by its magic bytes (`PAR1`).
+    Parquet,
 }
 
 impl std::str::FromStr for Format {
@@ -26,8 +29,9 @@ impl std::str::FromStr for Format {
             "matrix" => Ok(Self::Matrix),
             "triples" => Ok(Self::Triples),
             "binary" => Ok(Self::Binary),
+            "parquet" => Ok(Self::Parquet),
             _ => Err(format!(
-                "unknown format {s:?} (auto, matrix, triples or binary)"
+                "unknown format {s:?} (auto, matrix, triples, binary or parquet)"
             )),
         }
     }
@@ -40,6 +44,7 @@ impl std::fmt::Display for Format {
             Self::Matrix => "matrix",
             Self::Triples => "triples",
             Self::Binary => "binary",
+            Self::Parquet => "parquet",
         })
     }
 }

@@ -8,7 +8,8 @@
 //! - Without a declared scale, the scale is the observed min..max; with one, a rating outside it
 //!   is an error.
 //! - `auto` reads the first non-blank line: a tab, a comma or `::` means triples, anything else
-//!   (numbers separated by spaces) a matrix.
+//!   (numbers separated by spaces) a matrix; a binary snapshot and a Parquet file are
+//!   recognised by their first bytes instead.
 //!
 //! Must not import: anything above `src/data` (no models, settings, web or async types).
 
@@ -22,11 +23,12 @@ use sha2::{Digest, Sha256};
 use super::collect::Duplicates;
 use super::format::Format;
 use super::lines::Lines;
+use super::parquet::{Columns, MAGIC as PARQUET_MAGIC, read_parquet};
 use super::triples::{Reopen, read_triples};
 use super::{DataError, Guard, RatingScale, Ratings, Snapshot, matrix};
 
 /// How to read a snapshot.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// The format; `Auto` detects it.
     pub format: Format,
@@ -34,6 +36,8 @@ pub struct LoadOptions {
     pub scale: Option<RatingScale>,
     /// What a user-item pair rated twice gives (triples; a matrix cannot hold one).
     pub duplicates: Duplicates,
+    /// The columns a Parquet file is read from.
+    pub columns: Columns,
 }
 
 /// Loads the snapshot at `path`.
@@ -145,7 +149,15 @@ fn load_from<R: Read>(
         source,
     };
     let mut reader = BufReader::with_capacity(1 << 20, file);
-    let binary = reader.fill_buf().map_err(io)?.starts_with(super::MAGIC);
+    let head = reader.fill_buf().map_err(io)?;
+    let binary = head.starts_with(super::MAGIC);
+    if head.starts_with(PARQUET_MAGIC) || options.format == Format::Parquet {
+        // Read whole, once, through the caller's reader (`load_hashed` hashes what it reads):
+        // the Parquet reader needs random access.
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        reader.read_to_end(&mut bytes).map_err(io)?;
+        return parquet(bytes, path, &options, guard);
+    }
     if binary || options.format == Format::Binary {
         if let Some(budget) = guard.budget {
             // Eight bytes a rating on disk (item and value), the least a binary file holds.
@@ -162,6 +174,24 @@ fn load_from<R: Read>(
     // Text is read to its end, but make sure: a hashing reader must see every byte.
     io::copy(&mut reader, &mut io::sink()).map_err(io)?;
     Ok(snapshot)
+}
+
+/// The Parquet file whose bytes are `bytes`.
+fn parquet(
+    bytes: Vec<u8>,
+    path: &Path,
+    options: &LoadOptions,
+    guard: Guard<'_>,
+) -> Result<Snapshot, DataError> {
+    let (scale, duplicates) = (options.scale, options.duplicates);
+    read_parquet(
+        bytes.into(),
+        path,
+        &options.columns,
+        scale,
+        duplicates,
+        guard,
+    )
 }
 
 /// A binary snapshot checked against a scale given when loading (it carries its own).
@@ -200,6 +230,9 @@ pub fn load_str(text: &str, options: LoadOptions) -> Result<Snapshot, DataError>
 /// those bytes (the fuzz targets and property tests use it); errors name `<memory>`.
 pub fn load_bytes(bytes: &[u8], options: LoadOptions) -> Result<Snapshot, DataError> {
     let path = Path::new("<memory>");
+    if bytes.starts_with(PARQUET_MAGIC) || options.format == Format::Parquet {
+        return parquet(bytes.to_vec(), path, &options, Guard::NONE);
+    }
     if bytes.starts_with(super::MAGIC) || options.format == Format::Binary {
         let snapshot = super::binary::read_binary(bytes, path, bytes.len() as u64)?;
         return binary_with_scale(snapshot, options.scale);
@@ -234,7 +267,7 @@ fn read(
             let (ratings, users, items) = matrix::parse(&text, first_line, path, options.scale)?;
             (ratings, users, items, 0)
         }
-        Format::Triples | Format::Auto | Format::Binary => {
+        Format::Triples | Format::Auto | Format::Binary | Format::Parquet => {
             let c = read_triples(&mut lines, options.scale, options.duplicates, reopen)?;
             (c.ratings, c.users, c.items, c.replaced)
         }

@@ -14,12 +14,14 @@ mod ids;
 mod lines;
 mod load;
 mod matrix;
+mod parquet;
 mod ratings;
 mod source;
 mod split;
 mod triples;
 mod write;
 
+pub use self::parquet::{Columns, write_parquet};
 pub use binary::{MAGIC, write_binary};
 pub use collect::Duplicates;
 pub use error::{DataError, Problem};

@@ -104,8 +104,9 @@ fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
     let limit = s.body_limit_bytes;
     let timeout = Duration::from_millis(s.request_timeout_ms);
     let x_request_id = HeaderName::from_static("x-request-id");
-    // Registered at 0 so dashboards see the series before the first overload.
+    // Registered at 0 so dashboards see the series before the first overload or refused body.
     metrics::counter!("mixrec_http_shed_total").increment(0);
+    metrics::counter!("mixrec_http_lingered_total").increment(0);
     let mut app = Router::new();
     for (method, path) in ROUTES.iter().filter(|(_, path)| serves(path)) {
         app = app.route(path, handler(method, path));

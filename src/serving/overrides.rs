@@ -109,6 +109,7 @@ impl Overrides {
                 format: self.format.unwrap_or(Format::Auto),
                 titles: None,
                 duplicates: policy.snapshot.file_duplicates(),
+                columns: policy.snapshot.columns.clone(),
             },
             None => policy.snapshot.source(),
         };
@@ -185,6 +186,7 @@ mod tests {
                 postgres: None,
                 query: String::new(),
                 duplicates: None,
+                columns: Default::default(),
             },
             training: quick_settings(),
             models: ModelsSettings {

@@ -65,6 +65,7 @@ fn a_table_reads_as_the_csv_of_its_rows_fingerprinted_by_them() {
         format: Format::Triples,
         titles: None,
         duplicates: Duplicates::Error,
+        columns: Default::default(),
     }
     .load()
     .unwrap();

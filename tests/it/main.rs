@@ -27,6 +27,7 @@ mod onboarding;
 mod oneway;
 mod overrides;
 mod parity;
+mod parquet;
 mod pg;
 mod process;
 mod properties;

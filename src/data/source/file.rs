@@ -1,6 +1,7 @@
 //! A snapshot file on the local disk, in any format `data::load` reads, with an optional titles
-//! file. Its fingerprint is the SHA-256 of its bytes, worked out as they are read. A file that changes while it is read (it
-//! grows, or is replaced) is an error, not a model of half the data.
+//! file. Its fingerprint is the SHA-256 of its bytes, worked out as they are read (a Parquet
+//! file's too: it is read whole, through the same hashing reader). A file that changes while it
+//! is read (it grows, or is replaced) is an error, not a model of half the data.
 //!
 //! Must not import: the other sources, anything above `src/data`.
 
@@ -10,23 +11,17 @@ use std::time::SystemTime;
 use super::error::SourceError;
 use super::fingerprint::Fingerprint;
 use super::titles::{Titles, read_titles};
-use crate::data::{DataError, Duplicates, Format, Guard, LoadOptions, Snapshot};
+use crate::data::{DataError, Guard, LoadOptions, Snapshot};
 
-/// Reads the snapshot at `path` as `format` (re-ratings as `duplicates` says), the titles at
-/// `titles`, and the file's SHA-256; stops with [`DataError::Cancelled`] once the guard's stop
-/// says so, and refuses a snapshot over its budget before reading it whole.
+/// Reads the snapshot at `path` as `options` say, the titles at `titles`, and the file's
+/// SHA-256; stops with [`DataError::Cancelled`] once the guard's stop says so, and refuses a
+/// snapshot over its budget before reading it whole.
 pub(super) fn load(
     path: &Path,
-    format: Format,
-    duplicates: Duplicates,
+    options: LoadOptions,
     titles: Option<&Path>,
     guard: Guard<'_>,
 ) -> Result<(Snapshot, Titles, Fingerprint), SourceError> {
-    let options = LoadOptions {
-        format,
-        scale: None,
-        duplicates,
-    };
     let before = Stamp::of(path)?;
     // A file still being written often ends in half a line: say it changed rather than report
     // that line.

@@ -2,8 +2,9 @@
 //! (ratings, ids, display titles) with the [`Fingerprint`] that identifies what was read.
 //!
 //! Each kind of source is a file of its own here (`file.rs`, `embedded.rs`, `postgres.rs`); a
-//! new one (a Parquet file) is one more file, one more variant of [`Source`] and the
-//! configuration that names it (`SnapshotSettings::source` in `src/config.rs`). Callers never
+//! new one is one more file, one more variant of [`Source`] and the configuration that names
+//! it (`SnapshotSettings::source` in `src/config.rs`). A file format (Parquet) is not a
+//! source: `file.rs` reads every format `data::load` knows. Callers never
 //! look inside a source: they [`Source::load`] it, [`Source::name`] it, and compare
 //! fingerprints.
 //!
@@ -29,7 +30,7 @@ pub use postgres::{Password, check_url as check_postgres_url, split_password};
 pub use titles::{Titles, parse_titles};
 pub use upsert::{Target, UpsertError};
 
-use super::{Duplicates, Format, Guard, Snapshot};
+use super::{Columns, Duplicates, Format, Guard, LoadOptions, Snapshot};
 
 /// Where a snapshot's ratings come from. Saved in every model file (so a rollback can read the
 /// snapshot a model was trained on again): the serde shape is part of that format.
@@ -49,6 +50,9 @@ pub enum Source {
         /// What a re-rating gives (model files older than the setting: an error).
         #[serde(default)]
         duplicates: Duplicates,
+        /// The columns of a Parquet file (model files older than the setting: the default).
+        #[serde(default)]
+        columns: Columns,
     },
     /// A PostgreSQL query giving `user_id, item_id, rating[, timestamp]`.
     Postgres {
@@ -86,7 +90,16 @@ impl Source {
                 format,
                 titles,
                 duplicates,
-            } => file::load(path, *format, *duplicates, titles.as_deref(), guard)?,
+                columns,
+            } => {
+                let options = LoadOptions {
+                    format: *format,
+                    scale: None,
+                    duplicates: *duplicates,
+                    columns: columns.clone(),
+                };
+                file::load(path, options, titles.as_deref(), guard)?
+            }
             Self::Postgres {
                 url,
                 query,
@@ -216,6 +229,7 @@ mod tests {
             format: Format::Auto,
             titles: None,
             duplicates: Duplicates::Error,
+            columns: Default::default(),
         };
         let loaded = source.load().unwrap();
         assert_eq!(loaded.fingerprint, Fingerprint::sha256(text.as_bytes()));
@@ -234,6 +248,7 @@ mod tests {
             format: Format::Auto,
             titles: None,
             duplicates,
+            columns: Default::default(),
         };
         let err = source(Duplicates::Error).load().unwrap_err().to_string();
         assert!(
@@ -278,6 +293,7 @@ mod tests {
             format: Format::Auto,
             titles: None,
             duplicates: Duplicates::Error,
+            columns: Default::default(),
         };
         let err = source.load().unwrap_err();
         assert!(
