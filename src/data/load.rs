@@ -65,11 +65,17 @@ pub fn load_until(
 
 /// Bytes the hashing thread of [`load_hashed`] is handed at a time.
 const HASH_CHUNK: usize = 1 << 20;
+/// The most [`load_hashed`] reads at once when it hashes as it reads: small enough that the
+/// bytes are still in the core's cache when they are hashed.
+const INLINE_PIECE: usize = 256 << 10;
 
-/// [`load_until`], and the SHA-256 of every byte of the file, in one read: the bytes the parser
-/// reads are handed to a second thread that hashes them meanwhile (a snapshot's fingerprint
-/// used to be a second pass over the file). The hash covers the whole file: whatever the
-/// parser leaves unread after a successful load is read and hashed too.
+/// [`load_until`], and the SHA-256 of every byte of the file, in one read (a snapshot's
+/// fingerprint used to be a second pass over the file). Text is hashed on a second thread from
+/// copies of what the parser reads, so the hash hides behind the parse; a binary or Parquet
+/// file, whose reading is little more than a copy itself, is hashed as it is read, on the same
+/// thread (measured: the copies to a second thread cost more there than they save). The hash
+/// covers the whole file: whatever the parser leaves unread after a successful load is read
+/// and hashed too.
 pub fn load_hashed(
     path: &Path,
     options: LoadOptions,
@@ -81,6 +87,7 @@ pub fn load_hashed(
     };
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
+    let mut inline = None;
     std::thread::scope(|scope| {
         // A few chunks in flight: the parser never waits on the hash unless it is the faster.
         let (tx, rx) = sync_channel::<Vec<u8>>(4);
@@ -92,25 +99,48 @@ pub fn load_hashed(
         let tee = Tee {
             inner: file,
             pending: Vec::with_capacity(HASH_CHUNK),
-            tx,
+            tx: Some(tx),
+            inline: &mut inline,
+            first: true,
         };
         // Dropping the tee (inside `load_from`) hands over the last chunk and ends the thread.
         let loaded = load_from(tee, size, path, options, guard);
-        let hasher = hashing.join().expect("hashing never panics");
-        loaded.map(|s| (s, hasher))
+        let threaded = hashing.join().expect("hashing never panics");
+        loaded.map(|s| (s, inline.take().unwrap_or(threaded)))
     })
 }
 
-/// A reader that hands a copy of every byte read to the hashing thread, in chunks.
-struct Tee<R> {
+/// A reader that hashes every byte read: by handing copies to the hashing thread in chunks,
+/// or, once its first bytes show a binary or Parquet file, itself (`inline`).
+struct Tee<'a, R> {
     inner: R,
     pending: Vec<u8>,
-    tx: SyncSender<Vec<u8>>,
+    /// `None` once hashing is inline: the hashing thread then ends with nothing.
+    tx: Option<SyncSender<Vec<u8>>>,
+    inline: &'a mut Option<Sha256>,
+    first: bool,
 }
 
-impl<R: Read> Read for Tee<R> {
+impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        // Inline, hash what was just read while it is still in the cache: reads of at most
+        // INLINE_PIECE (a binary snapshot asks for whole arrays at once).
+        let want = match self.inline.is_some() {
+            true => buf.len().min(INLINE_PIECE),
+            false => buf.len(),
+        };
+        let n = self.inner.read(&mut buf[..want])?;
+        if std::mem::take(&mut self.first) {
+            let head = &buf[..n];
+            if head.starts_with(super::MAGIC) || head.starts_with(PARQUET_MAGIC) {
+                *self.inline = Some(Sha256::new());
+                self.tx = None;
+            }
+        }
+        if let Some(hasher) = self.inline.as_mut() {
+            hasher.update(&buf[..n]);
+            return Ok(n);
+        }
         self.pending.extend_from_slice(&buf[..n]);
         if self.pending.len() >= HASH_CHUNK || n == 0 {
             self.flush_chunk();
@@ -119,18 +149,19 @@ impl<R: Read> Read for Tee<R> {
     }
 }
 
-impl<R> Tee<R> {
+impl<R> Tee<'_, R> {
     fn flush_chunk(&mut self) {
+        let Some(tx) = &self.tx else { return };
         if self.pending.is_empty() {
             return;
         }
         let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
         // The receiver lives until the sender is dropped: a send cannot fail.
-        let _ = self.tx.send(chunk);
+        let _ = tx.send(chunk);
     }
 }
 
-impl<R> Drop for Tee<R> {
+impl<R> Drop for Tee<'_, R> {
     fn drop(&mut self) {
         self.flush_chunk();
     }
