@@ -39,16 +39,7 @@ impl FromRequestParts<AppState> for Admin {
                 detail,
             ));
         };
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(token) if same_token(token, expected) => Ok(Admin),
-            Some(_) => Err(unauthorized("the bearer token is not valid")),
-            None => Err(unauthorized("send Authorization: Bearer <admin token>")),
-        }
+        bearer(parts, expected, "admin token").map(|()| Admin)
     }
 }
 
@@ -63,16 +54,24 @@ impl FromRequestParts<AppState> for FeedbackToken {
         let Some(Secret(expected)) = &state.feedback_token else {
             return Ok(FeedbackToken);
         };
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(token) if same_token(token, expected) => Ok(FeedbackToken),
-            Some(_) => Err(unauthorized("the bearer token is not valid")),
-            None => Err(unauthorized("send Authorization: Bearer <feedback token>")),
-        }
+        bearer(parts, expected, "feedback token").map(|()| FeedbackToken)
+    }
+}
+
+/// Whether the request's `Authorization: Bearer` token is `expected` (compared in constant
+/// time); a 401 that says what to send (`what`) otherwise.
+fn bearer(parts: &Parts, expected: &str, what: &str) -> Result<(), ApiError> {
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(token) if same_token(token, expected) => Ok(()),
+        Some(_) => Err(unauthorized("the bearer token is not valid")),
+        None => Err(unauthorized(&format!(
+            "send Authorization: Bearer <{what}>"
+        ))),
     }
 }
 
