@@ -54,13 +54,19 @@ pub fn load_until(
     options: LoadOptions,
     guard: Guard<'_>,
 ) -> Result<Snapshot, DataError> {
+    let (file, size) = open(path)?;
+    load_from(file, size, path, options, guard)
+}
+
+/// The file at `path` and its size.
+fn open(path: &Path) -> Result<(File, u64), DataError> {
     let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
-    load_from(file, size, path, options, guard)
+    Ok((file, size))
 }
 
 /// Bytes the hashing thread of [`load_hashed`] is handed at a time.
@@ -81,12 +87,7 @@ pub fn load_hashed(
     options: LoadOptions,
     guard: Guard<'_>,
 ) -> Result<(Snapshot, Sha256), DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
+    let (file, size) = open(path)?;
     let mut inline = None;
     std::thread::scope(|scope| {
         // A few chunks in flight: the parser never waits on the hash unless it is the faster.

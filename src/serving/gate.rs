@@ -95,9 +95,13 @@ pub fn compare(
         .collect();
     // Summed in user order: the same input gives the same bits.
     let total = sums.iter().fold(Sums::default(), |a, b| a.add(b));
-    let mut report = report(total, split.test.len(), (candidate, serving), allowed);
-    report.seconds = started.elapsed().as_secs_f64();
-    Some(report)
+    let seconds = started.elapsed().as_secs_f64();
+    Some(report(
+        total,
+        split.test.len(),
+        (candidate, serving),
+        (allowed, seconds),
+    ))
 }
 
 /// The share of its baseline's held-out RMSE a model removes, when both were measured.
@@ -183,7 +187,7 @@ fn report(
     total: Sums,
     heldout: usize,
     (candidate, serving): (&ServedModel, &ServedModel),
-    allowed: f64,
+    (allowed, seconds): (f64, f64),
 ) -> GateReport {
     let n = total.compared.max(1) as f64;
     let (candidate_rmse, serving_rmse) = ((total.candidate / n).sqrt(), (total.serving / n).sqrt());
@@ -206,7 +210,7 @@ fn report(
         // Nothing in common: there is nothing to compare, so nothing to refuse on.
         passed: keeps_structure
             && (total.compared == 0 || candidate_rmse <= serving_rmse * (1.0 + allowed)),
-        seconds: 0.0,
+        seconds,
     }
 }
 

@@ -305,23 +305,26 @@ fn ids(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The API's own top `n` for `ratings`, as ids.
-async fn api_top(http: &reqwest::Client, base: &str, ratings: &Value, n: usize) -> Vec<String> {
-    let answer: Value = http
-        .post(format!("{base}/v1/recommend"))
-        .json(&json!({ "ratings": ratings, "n": n }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// The JSON answer of `POST url` with `body`.
+async fn post_json(http: &reqwest::Client, url: String, body: Value) -> Value {
+    let reply = http.post(url).json(&body).send().await.unwrap();
+    reply.json().await.unwrap()
+}
+
+/// The ids of an answer's `items`, in order.
+fn item_ids(answer: &Value) -> Vec<String> {
     answer["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["item"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The API's own top `n` for `ratings`, as ids.
+async fn api_top(http: &reqwest::Client, base: &str, ratings: &Value, n: usize) -> Vec<String> {
+    let body = json!({ "ratings": ratings, "n": n });
+    item_ids(&post_json(http, format!("{base}/v1/recommend"), body).await)
 }
 
 /// The API's own onboarding questions for `ratings` (default n), as ids, and its posterior's
@@ -332,38 +335,18 @@ async fn api_questions(
     ratings: &Value,
     exclude: &[String],
 ) -> (Vec<String>, f64) {
-    let answer: Value = http
-        .post(format!("{base}/v1/onboarding"))
-        .json(&json!({ "ratings": ratings, "exclude": exclude }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let items = answer["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["item"].as_str().unwrap().to_owned())
-        .collect();
+    let body = json!({ "ratings": ratings, "exclude": exclude });
+    let answer = post_json(http, format!("{base}/v1/onboarding"), body).await;
     (
-        items,
+        item_ids(&answer),
         answer["posterior"][0]["probability"].as_f64().unwrap(),
     )
 }
 
 /// The whole star the model expects for `item` from `ratings`: how the likeliest user answers.
 async fn expected_star(http: &reqwest::Client, base: &str, ratings: &Value, item: &str) -> i64 {
-    let answer: Value = http
-        .post(format!("{base}/v1/complete"))
-        .json(&json!({ "ratings": ratings, "items": [item] }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({ "ratings": ratings, "items": [item] });
+    let answer = post_json(http, format!("{base}/v1/complete"), body).await;
     (answer["items"][0]["rating"].as_f64().unwrap().round() as i64).clamp(1, 5)
 }
 
