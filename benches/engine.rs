@@ -6,6 +6,9 @@
 //! in one pass (`data::load_hashed`, what a snapshot source does) beside the two passes it used
 //! to take (load, then hash the file).
 //!
+//! After the timings, the roofline (`engine/roofline.rs`): the machine's bandwidth and
+//! arithmetic peak measured in the same run, and how far each training kernel is from them.
+//!
 //! `cargo bench --bench engine` (figures in the README). Without the data set the benchmarks
 //! that need it print a message and do nothing.
 
@@ -20,8 +23,20 @@ use sha2::{Digest, Sha256};
 use mixrec::data::{self, LoadOptions, Snapshot};
 use mixrec::mixture::{self, FitParams, Init, Stepper};
 
+#[path = "engine/roofline.rs"]
+mod roofline;
+
 fn main() {
     divan::main();
+    if roofline::wanted() {
+        let Some(snap) = NETFLIX.as_ref() else { return };
+        let synth = data::load(&SYNTH_2M.2, LoadOptions::default()).expect("loads");
+        let synth_rows: Vec<usize> = (0..12).map(|i| i * 3331).collect();
+        roofline::run(&[
+            ("Netflix subset", &snap.ratings, SEED1_ROWS.to_vec()),
+            ("synthetic 2 M", &synth.ratings, synth_rows),
+        ]);
+    }
 }
 
 /// Numpy seed 1's rows for K = 12 (seed-figures.json): the README's whole-fit figure.

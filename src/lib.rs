@@ -15,6 +15,8 @@
 //! - [`mixture`], [`plsa`]: the numeric engines.
 //! - [`data`]: ratings in memory, ids, splits, snapshot formats and the ratings sources.
 //! - [`synth`]: synthetic snapshots with planted user types.
+//! - [`simd`]: the kernels' run-time dispatch to AVX-512, AVX2 or portable code, and the
+//!   machine limits the benchmarks measure against.
 //!
 //! Must not import: the binary (`main.rs`); each layer below imports only from the layers under it.
 
@@ -32,5 +34,5 @@ pub mod predictor;
 pub mod score;
 pub mod select;
 pub mod serving;
-mod simd;
+pub mod simd;
 pub mod synth;

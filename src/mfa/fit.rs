@@ -29,7 +29,7 @@ use super::{Mfa, Scratch};
 use crate::data::{RatingScale, Ratings};
 use crate::linalg;
 use crate::mixture::{self, Baseline, FitError, FitParams, Progress, Ridge};
-use crate::simd::with_avx2;
+use crate::simd::dispatched;
 
 /// A type's posterior below this leaves the user out of its M-step sums.
 pub const GAMMA_SKIP: f64 = 1e-8;
@@ -269,10 +269,10 @@ fn mstep(model: &mut Mfa, by_item: &Ratings, post: &Posteriors, p: &MfaParams, n
     }
 }
 
-with_avx2! {
+dispatched! {
     /// Item `l`'s ridge systems, one per type; writes the new θ rows and returns each type's
     /// squared error with them.
-    fn item_step, item_step_avx2 => item_step_generic(
+    fn item_step, item_step_avx2, item_step_avx512 => item_step_generic(
         l: usize, rows: &mut [f64], by_item: &Ratings, post: &Posteriors, k: usize, r: usize, lambda: f64
     ) -> Vec<f64>
 }

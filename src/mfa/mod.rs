@@ -34,7 +34,7 @@ use std::f64::consts::PI;
 use crate::data::RatingScale;
 use crate::linalg;
 use crate::mixture::{Baseline, Prediction, ProfileError};
-use crate::simd::with_avx2;
+use crate::simd::dispatched;
 
 /// A trained mixture of low-rank types.
 #[derive(Debug, Clone, PartialEq)]
@@ -267,10 +267,10 @@ impl Mfa {
     }
 }
 
-with_avx2! {
+dispatched! {
     /// Per type j, over one user's residuals: `gram_j = W_Oᵀ W_O` (full r × r), `proj_j =
     /// W_Oᵀ e` and `sq_j = eᵀ e`, with `e = r − m_jO`.
-    fn gather, gather_avx2 => gather_generic(
+    fn gather, gather_avx2, gather_avx512 => gather_generic(
         theta: &[f64], k: usize, r: usize, residuals: &[(u32, f64)], gram: &mut [f64], proj: &mut [f64], sq: &mut [f64]
     )
 }

@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use ndarray::Array1;
 
-use super::pass::{Assign, Pass, Stats};
+use super::pass::{Assign, Pass, PassTimes, Stats};
 use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
 use crate::data::Ratings;
 
@@ -184,6 +184,12 @@ impl<'r> Stepper<'r> {
             assign,
             mixture,
         }
+    }
+
+    /// How long the last step's E-step and item pass took (the rest of a step, the M-step's
+    /// update from the sums, is O(K·d)).
+    pub fn pass_times(&self) -> PassTimes {
+        self.pass.times()
     }
 
     /// One E-step and one M-step; returns the objective: the E-step's log-likelihood (EM) or

@@ -29,7 +29,7 @@ pub(crate) use model::{sorted, top_n};
 pub use numpy::legacy_choice_without_replacement;
 pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};
 pub(crate) use pass::log_sum_exp;
-pub use pass::{Estep, estep};
+pub use pass::{Estep, PassTimes, estep};
 pub use select::{bic, free_parameters};
 pub use train::train;
 

@@ -26,6 +26,7 @@
 
 use std::f64::consts::PI;
 use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -33,7 +34,7 @@ use rayon::prelude::*;
 use super::Mixture;
 use super::kernels::{LANES, column_sums, squared_distances};
 use crate::data::Ratings;
-use crate::simd::with_avx2;
+use crate::simd::dispatched;
 
 /// Ratings per chunk the cut aims at; more chunks than threads keeps both cores busy.
 const CHUNK_RATINGS: usize = 1 << 16;
@@ -212,6 +213,17 @@ pub(crate) struct Pass<'r> {
     /// The means, item-major, rows padded to the stride. (n_items · stride)
     means: Vec<f64>,
     stats: Stats,
+    /// How long the last pass's E-step and item sums took.
+    times: PassTimes,
+}
+
+/// Wall time of one pass's two halves (for the benchmarks' roofline; nothing depends on it).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PassTimes {
+    /// The E-step over users (posteriors and the per-type sums).
+    pub estep: Duration,
+    /// The item pass (`numer`, `denom`).
+    pub item_sums: Duration,
 }
 
 impl<'r> Pass<'r> {
@@ -233,6 +245,7 @@ impl<'r> Pass<'r> {
                 denom: vec![0.0; d * stride],
                 users: UserSums::zeros(k),
             },
+            times: PassTimes::default(),
         }
     }
 
@@ -245,9 +258,20 @@ impl<'r> Pass<'r> {
         );
         assert_eq!(self.k, mixture.k(), "workspace built for another k");
         pad_means(mixture, &mut self.means);
+        let start = Instant::now();
         self.stats.users = self.estep(&Terms::new(mixture), assign);
+        let estep = start.elapsed();
         self.item_sums();
+        self.times = PassTimes {
+            estep,
+            item_sums: start.elapsed() - estep,
+        };
         &self.stats
+    }
+
+    /// The last pass's times.
+    pub fn times(&self) -> PassTimes {
+        self.times
     }
 
     /// Number of users.
@@ -317,16 +341,16 @@ fn pad_means(mixture: &Mixture, out: &mut [f64]) {
     }
 }
 
-with_avx2! {
+dispatched! {
     /// The E-step of one chunk of users; `posts` are their padded posterior rows.
-    fn estep_chunk, estep_chunk_avx2 => estep_chunk_generic(
+    fn estep_chunk, estep_chunk_avx2, estep_chunk_avx512 => estep_chunk_generic(
         ratings: &Ratings, users: Range<usize>, means: &[f64], terms: &Terms, assign: Assign, posts: &mut [f64]
     ) -> UserSums
 }
 
-with_avx2! {
+dispatched! {
     /// `numer` and `denom` rows of one chunk of items.
-    fn item_chunk, item_chunk_avx2 => item_chunk_generic(
+    fn item_chunk, item_chunk_avx2, item_chunk_avx512 => item_chunk_generic(
         by_item: &Ratings, items: Range<usize>, posts: &[f64], numer: &mut [f64], denom: &mut [f64]
     )
 }
@@ -421,12 +445,8 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)]
-    fn avx2_and_baseline_kernels_agree_bit_for_bit() {
-        if !(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma"))
-        {
-            return;
-        }
+    fn every_dispatch_level_computes_the_same_bits() {
+        use crate::simd::{Level, detected};
         let rows: Vec<Vec<f64>> = (0..300)
             .map(|u| {
                 (0..40)
@@ -435,29 +455,65 @@ mod tests {
             })
             .collect();
         let r = Ratings::from_dense_rows(&rows);
-        let (k, stride) = (10, padded(10));
-        let m = Mixture {
-            means: Array2::from_shape_fn((40, k), |(l, j)| {
-                1.0 + ((l * 7 + j * 3) % 9) as f64 / 2.0
-            }),
-            variances: ndarray::Array1::from_shape_fn(k, |j| 0.3 + j as f64 / 7.0),
-            weights: ndarray::Array1::from_elem(k, 0.1),
-        };
-        let mut means = vec![0.0; 40 * stride];
-        pad_means(&m, &mut means);
-        let terms = Terms::new(&m);
-        let (mut p1, mut p2) = (vec![0.0; 300 * stride], vec![0.0; 300 * stride]);
-        let a = estep_chunk_generic(&r, 0..300, &means, &terms, Assign::Soft, &mut p1);
-        // SAFETY: AVX2 and FMA are present, checked above.
-        let b = unsafe { estep_chunk_avx2(&r, 0..300, &means, &terms, Assign::Soft, &mut p2) };
-        assert_eq!((a, &p1), (b, &p2));
         let by_item = r.transposed();
-        let (mut n1, mut d1) = (vec![0.0; 40 * stride], vec![0.0; 40 * stride]);
-        let (mut n2, mut d2) = (n1.clone(), d1.clone());
-        item_chunk_generic(&by_item, 0..40, &p1, &mut n1, &mut d1);
-        // SAFETY: as above.
-        unsafe { item_chunk_avx2(&by_item, 0..40, &p1, &mut n2, &mut d2) };
-        assert_eq!((n1, d1), (n2, d2));
+        // K = 10 takes the runtime-width kernels, 12 the register-resident ones.
+        for k in [10, 12] {
+            let stride = padded(k);
+            let m = Mixture {
+                means: Array2::from_shape_fn((40, k), |(l, j)| {
+                    1.0 + ((l * 7 + j * 3) % 9) as f64 / 2.0
+                }),
+                variances: ndarray::Array1::from_shape_fn(k, |j| 0.3 + j as f64 / 7.0),
+                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
+            };
+            let mut means = vec![0.0; 40 * stride];
+            pad_means(&m, &mut means);
+            let terms = Terms::new(&m);
+            let run = |level: Level| {
+                let mut posts = vec![0.0; 300 * stride];
+                let (mut numer, mut denom) = (vec![0.0; 40 * stride], vec![0.0; 40 * stride]);
+                let sums = match level {
+                    Level::Portable => {
+                        let s = estep_chunk_generic(
+                            &r,
+                            0..300,
+                            &means,
+                            &terms,
+                            Assign::Soft,
+                            &mut posts,
+                        );
+                        item_chunk_generic(&by_item, 0..40, &posts, &mut numer, &mut denom);
+                        s
+                    }
+                    // SAFETY: only levels up to `detected()` run (the filter below).
+                    Level::Avx2 => unsafe {
+                        let s =
+                            estep_chunk_avx2(&r, 0..300, &means, &terms, Assign::Soft, &mut posts);
+                        item_chunk_avx2(&by_item, 0..40, &posts, &mut numer, &mut denom);
+                        s
+                    },
+                    // SAFETY: as above.
+                    Level::Avx512 => unsafe {
+                        let s = estep_chunk_avx512(
+                            &r,
+                            0..300,
+                            &means,
+                            &terms,
+                            Assign::Soft,
+                            &mut posts,
+                        );
+                        item_chunk_avx512(&by_item, 0..40, &posts, &mut numer, &mut denom);
+                        s
+                    },
+                };
+                (sums, posts, numer, denom)
+            };
+            let portable = run(Level::Portable);
+            assert!(portable.0.objective.is_finite() && portable.2.iter().any(|&x| x != 0.0));
+            for level in Level::ALL.into_iter().filter(|&l| l <= detected()) {
+                assert_eq!(run(level), portable, "k = {k}, {level:?}");
+            }
+        }
     }
 
     #[test]
