@@ -87,7 +87,7 @@ impl<'a, R: BufRead> Lines<'a, R> {
         if std::mem::take(&mut self.peeked) {
             return Ok(true);
         }
-        if self.line % LINES_PER_CHECK == 0 {
+        if self.line.is_multiple_of(LINES_PER_CHECK) {
             // Every line but a header holds a rating.
             self.check(self.line as u64)?;
         }

@@ -229,17 +229,17 @@ fn parquet(
 /// A binary snapshot checked against a scale given when loading (it carries its own).
 fn binary_with_scale(mut s: Snapshot, scale: Option<RatingScale>) -> Result<Snapshot, DataError> {
     if let Some(scale) = scale {
-        if let Some((lo, hi)) = s.ratings.value_range() {
-            if !scale.contains(f64::from(lo)) || !scale.contains(f64::from(hi)) {
-                let reason = format!(
-                    "ratings {lo}..={hi} fall outside the scale {}..={}",
-                    scale.min, scale.max
-                );
-                return Err(DataError::Corrupt {
-                    path: s.path,
-                    reason,
-                });
-            }
+        if let Some((lo, hi)) = s.ratings.value_range()
+            && (!scale.contains(f64::from(lo)) || !scale.contains(f64::from(hi)))
+        {
+            let reason = format!(
+                "ratings {lo}..={hi} fall outside the scale {}..={}",
+                scale.min, scale.max
+            );
+            return Err(DataError::Corrupt {
+                path: s.path,
+                reason,
+            });
         }
         s.scale = scale;
     }

@@ -10,10 +10,6 @@ pub(crate) const LANES: usize = 4;
 
 /// `sq[j] = Σ_{l ∈ items} (x_l − mu_jl)²`; returns Σ x_l². `means` is item-major with rows
 /// of `sq.len()` entries.
-///
-/// The common widths get a version whose accumulators live in registers: with a runtime
-/// width they round-trip through memory on every rating, a store-to-load chain that cost more
-/// than the arithmetic (perf annotate).
 #[inline(always)]
 pub(crate) fn squared_distances(
     items: &[u32],
@@ -22,38 +18,40 @@ pub(crate) fn squared_distances(
     sq: &mut [f64],
 ) -> f64 {
     match sq.len() {
-        4 => squared_distances_fixed::<1>(items, values, means, sq),
-        8 => squared_distances_fixed::<2>(items, values, means, sq),
-        12 => squared_distances_fixed::<3>(items, values, means, sq),
-        16 => squared_distances_fixed::<4>(items, values, means, sq),
+        4 => squared_distances_fixed::<4>(items, values, means, sq),
+        8 => squared_distances_fixed::<8>(items, values, means, sq),
+        12 => squared_distances_fixed::<12>(items, values, means, sq),
+        16 => squared_distances_fixed::<16>(items, values, means, sq),
         _ => squared_distances_any(items, values, means, sq),
     }
 }
 
+/// One rating's share of [`squared_distances`].
 #[inline(always)]
-fn squared_distances_fixed<const G: usize>(
+fn add_squares<const W: usize>(acc: &mut [f64; W], xx: &mut f64, mu: &[f64; W], x: f32) {
+    let x = f64::from(x);
+    *xx += x * x;
+    for j in 0..W {
+        let diff = x - mu[j];
+        acc[j] += diff * diff;
+    }
+}
+
+/// `W` types at once: the means as rows of `[f64; W]` (one bounds check a rating, and whole
+/// rows the vectoriser lays out in registers).
+#[inline(always)]
+fn squared_distances_fixed<const W: usize>(
     items: &[u32],
     values: &[f32],
     means: &[f64],
     sq: &mut [f64],
 ) -> f64 {
-    let width = G * LANES;
-    let mut acc = [[0.0f64; LANES]; G];
-    let mut xx = 0.0;
+    let (rows, _) = means.as_chunks::<W>();
+    let (mut acc, mut xx) = ([0.0f64; W], 0.0);
     for (&l, &x) in items.iter().zip(values) {
-        let x = f64::from(x);
-        xx += x * x;
-        let mu = &means[l as usize * width..][..width];
-        for (g, a) in acc.iter_mut().enumerate() {
-            for i in 0..LANES {
-                let diff = x - mu[g * LANES + i];
-                a[i] += diff * diff;
-            }
-        }
+        add_squares(&mut acc, &mut xx, &rows[l as usize], x);
     }
-    for (s, a) in sq.chunks_exact_mut(LANES).zip(&acc) {
-        s.copy_from_slice(a);
-    }
+    sq.copy_from_slice(&acc);
     xx
 }
 
@@ -84,39 +82,40 @@ pub(crate) fn column_sums(
     den: &mut [f64],
 ) {
     match num.len() {
-        4 => column_sums_fixed::<1>(users, values, posts, num, den),
-        8 => column_sums_fixed::<2>(users, values, posts, num, den),
-        12 => column_sums_fixed::<3>(users, values, posts, num, den),
-        16 => column_sums_fixed::<4>(users, values, posts, num, den),
+        4 => column_sums_fixed::<4>(users, values, posts, num, den),
+        8 => column_sums_fixed::<8>(users, values, posts, num, den),
+        12 => column_sums_fixed::<12>(users, values, posts, num, den),
+        16 => column_sums_fixed::<16>(users, values, posts, num, den),
         _ => column_sums_any(users, values, posts, num, den),
     }
 }
 
+/// One rating's share of [`column_sums`].
 #[inline(always)]
-fn column_sums_fixed<const G: usize>(
+fn add_column<const W: usize>(num: &mut [f64; W], den: &mut [f64; W], p: &[f64; W], x: f32) {
+    let x = f64::from(x);
+    for j in 0..W {
+        num[j] += p[j] * x;
+        den[j] += p[j];
+    }
+}
+
+/// `W` types at once, the posterior rows as `[f64; W]` (as in [`squared_distances_fixed`]).
+#[inline(always)]
+fn column_sums_fixed<const W: usize>(
     users: &[u32],
     values: &[f32],
     posts: &[f64],
     num: &mut [f64],
     den: &mut [f64],
 ) {
-    let width = G * LANES;
-    let mut n_acc = [[0.0f64; LANES]; G];
-    let mut d_acc = [[0.0f64; LANES]; G];
+    let (rows, _) = posts.as_chunks::<W>();
+    let (mut n_acc, mut d_acc) = ([0.0f64; W], [0.0f64; W]);
     for (&u, &x) in users.iter().zip(values) {
-        let x = f64::from(x);
-        let p = &posts[u as usize * width..][..width];
-        for g in 0..G {
-            for i in 0..LANES {
-                n_acc[g][i] += p[g * LANES + i] * x;
-                d_acc[g][i] += p[g * LANES + i];
-            }
-        }
+        add_column(&mut n_acc, &mut d_acc, &rows[u as usize], x);
     }
-    for g in 0..G {
-        num[g * LANES..][..LANES].copy_from_slice(&n_acc[g]);
-        den[g * LANES..][..LANES].copy_from_slice(&d_acc[g]);
-    }
+    num.copy_from_slice(&n_acc);
+    den.copy_from_slice(&d_acc);
 }
 
 #[inline(always)]

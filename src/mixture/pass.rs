@@ -456,8 +456,9 @@ mod tests {
             .collect();
         let r = Ratings::from_dense_rows(&rows);
         let by_item = r.transposed();
-        // K = 10 takes the runtime-width kernels, 12 the register-resident ones.
-        for k in [10, 12] {
+        // K = 10 and 12 take the register-resident kernels (10 padded to 12), 20 the
+        // runtime-width ones.
+        for k in [10, 12, 20] {
             let stride = padded(k);
             let m = Mixture {
                 means: Array2::from_shape_fn((40, k), |(l, j)| {

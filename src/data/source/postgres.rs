@@ -223,7 +223,7 @@ fn read(
     let mut rows = Rows::new(&columns, q.duplicates);
     rows.header(&mut stream)?;
     while rows.next(&mut stream)? {
-        if rows.row % ROWS_PER_CHECK == 0 {
+        if rows.row.is_multiple_of(ROWS_PER_CHECK) {
             check(guard, rows.row, q.url)?;
         }
     }
