@@ -26,6 +26,10 @@ pub struct Baseline {
     /// posterior (as training did), never added to a prediction (see `Biases::residuals`).
     /// (n_items,)
     pub centre: Vec<f64>,
+    /// v_l, each item's residual variance in training (see `Biases::item_var`). (n_items,)
+    pub item_var: Vec<f64>,
+    /// σ̄², the mean squared residual in training.
+    pub noise: f64,
 }
 
 impl Baseline {
@@ -43,17 +47,28 @@ impl Baseline {
             item: biases.item,
             lambda_user: biases.ridge.user,
             centre,
+            item_var: biases.item_var,
+            noise: biases.noise,
         };
         (baseline, residuals)
     }
 
-    /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update.
+    /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update,
+    /// `Σ w_l (x − μ − b_l) / (λ_user + Σ w_l)` with `w_l = σ̄² / v_l`.
     pub fn offset(&self, profile: &[(u32, f64)]) -> f64 {
-        let sum: f64 = profile
-            .iter()
-            .map(|&(l, x)| x - self.global - self.item[l as usize])
-            .sum();
-        self.global + sum / (self.lambda_user + profile.len() as f64)
+        let (mut sum, mut n) = (0.0, 0.0);
+        for &(l, x) in profile {
+            let w = self.weight(l);
+            sum += w * (x - self.global - self.item[l as usize]);
+            n += w;
+        }
+        self.global + sum / (self.lambda_user + n)
+    }
+
+    /// w_l = σ̄² / v_l, the weight of a rating of item l in a profile's offset.
+    #[inline]
+    pub fn weight(&self, l: u32) -> f64 {
+        self.noise / self.item_var[l as usize]
     }
 
     /// The residual the types model: `x − offset − b_l − centre_l`.
@@ -344,6 +359,8 @@ mod tests {
             item: (0..9).map(|l| l as f64 / 10.0 - 0.4).collect(),
             lambda_user: 15.0,
             centre: vec![0.0; 9],
+            item_var: vec![1.0; 9],
+            noise: 1.0,
         });
         let post = m.posterior(&[(0, 4.0), (5, 2.0)]).unwrap();
         let batch = m.raw_scores(&post);
