@@ -15,7 +15,8 @@
 //! On the Netflix subset the most popular items are polarising (residual variance 1.9–2.4
 //! against 0.76 over all ratings): unweighted, one answer on such an item is read as the user's
 //! generosity, and a short profile's offset (what a new user's predictions mostly rest on) is
-//! thrown by it. Weighted, an answer counts for what the item's spread says it can tell.
+//! thrown by it. Weighted, an answer counts for what the item's spread says it can tell. The
+//! mixture reads the same v_l (see `Baseline::var_scale`).
 //!
 //! The ridge strengths depend on the data: on the seed's 77 %-dense subset an item has about 900
 //! ratings and any λ below 50 is the same, while on a long-tailed catalogue half the items have

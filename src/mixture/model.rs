@@ -71,6 +71,13 @@ impl Baseline {
         self.noise / self.item_var[l as usize]
     }
 
+    /// s_l = v_l / σ̄²: how much wider item l's residuals are than the average item's, the
+    /// factor on every type's variance for that item (the mixture has one variance per type).
+    #[inline]
+    pub fn var_scale(&self, l: u32) -> f64 {
+        self.item_var[l as usize] / self.noise
+    }
+
     /// The residual the types model: `x − offset − b_l − centre_l`.
     #[inline]
     pub fn residual(&self, offset: f64, l: u32, x: f64) -> f64 {
@@ -147,7 +154,9 @@ impl Model {
     }
 
     /// The posterior over types for a profile of (item, rating) pairs, and with a baseline
-    /// the profile's offset.
+    /// the profile's offset. With a baseline, type j's variance on item l is `s_l σ_j²`
+    /// ([`Baseline::var_scale`]): a polarising item's answer is weaker evidence of the type
+    /// (the `ln s_l` of the density is the same for every type and cancels).
     pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Posterior, ProfileError> {
         for &(l, x) in profile {
             if l as usize >= self.n_items() {
@@ -164,12 +173,12 @@ impl Model {
         );
         let mut a = vec![0.0; k];
         for &(l, x) in profile {
-            let r = match &self.baseline {
-                Some(b) => b.residual(offset, l, x),
-                None => x,
+            let (r, inv) = match &self.baseline {
+                Some(b) => (b.residual(offset, l, x), 1.0 / b.var_scale(l)),
+                None => (x, 1.0),
             };
             for (s, &m) in a.iter_mut().zip(&means[l as usize * k..][..k]) {
-                *s += (r - m) * (r - m);
+                *s += inv * (r - m) * (r - m);
             }
         }
         match self.algorithm {
@@ -248,8 +257,9 @@ impl Model {
         let pred = self.raw_prediction(post, l as usize);
         // The spread of the mixture part; the baseline is a constant shift.
         let mean: f64 = (0..k).map(|j| post[j] * mu[j]).sum();
+        let scale = self.baseline.as_ref().map_or(1.0, |b| b.var_scale(l));
         let second: f64 = (0..k)
-            .map(|j| post[j] * (self.mixture.variances[j] + mu[j] * mu[j]))
+            .map(|j| post[j] * (scale * self.mixture.variances[j] + mu[j] * mu[j]))
             .sum();
         let rating = if self.clip {
             self.scale.clip(pred)
