@@ -4,10 +4,19 @@
 //!
 //! ```text
 //! b_l = Σ_{u rated l} (x_ul − μ − b_u) / (λ_item + n_l)
-//! b_u = Σ_{l rated by u} (x_ul − μ − b_l) / (λ_user + n_u)
+//! b_u = Σ_{l rated by u} w_l (x_ul − μ − b_l) / (λ_user + Σ_{l rated by u} w_l)
 //! ```
 //!
 //! The same user update answers a posted profile: a new user's offset from their ratings.
+//!
+//! **Precision weights.** `w_l = σ̄² / v_l`, v_l item l's residual variance
+//! `(Σ_l r² + κ σ̄²) / (n_l + κ)` (κ = [`VARIANCE_PRIOR`] pseudo-ratings at σ̄², the mean squared
+//! residual over all ratings), worked out after a first round of sweeps and held for a second.
+//! On the Netflix subset the most popular items are polarising (residual variance 1.9–2.4
+//! against 0.76 over all ratings): unweighted, one answer on such an item is read as the user's
+//! generosity, and a short profile's offset (what a new user's predictions mostly rest on) is
+//! thrown by it. Weighted, an answer counts for what the item's spread says it can tell. The
+//! mixture reads the same v_l (see `Baseline::var_scale`).
 //!
 //! The ridge strengths depend on the data: on the seed's 77 %-dense subset an item has about 900
 //! ratings and any λ below 50 is the same, while on a long-tailed catalogue half the items have
@@ -41,6 +50,8 @@ pub const RIDGE_GRID: [f64; 10] = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 12
 pub const SHORT_PROFILES: [usize; 5] = [1, 2, 3, 5, 10];
 /// Rounds of the coordinate search (item strength, then user strength, per round).
 const TUNE_ROUNDS: usize = 3;
+/// Pseudo-ratings at the global residual variance that an item's own variance is shrunk with.
+pub const VARIANCE_PRIOR: f64 = 5.0;
 
 /// Ridge strengths of the item and user offsets, in pseudo-ratings at the global mean.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -122,6 +133,11 @@ pub struct Biases {
     pub user: Vec<f64>,
     /// The strengths they were fitted with.
     pub ridge: Ridge,
+    /// v_l, each item's residual variance, shrunk toward `noise` by [`VARIANCE_PRIOR`]
+    /// pseudo-ratings. (n_items,)
+    pub item_var: Vec<f64>,
+    /// σ̄², the mean squared residual over all ratings.
+    pub noise: f64,
 }
 
 impl Biases {
@@ -134,6 +150,8 @@ impl Biases {
             item: vec![0.0; ratings.n_items()],
             user: vec![0.0; ratings.n_users()],
             ridge,
+            item_var: vec![1.0; ratings.n_items()],
+            noise: 1.0,
         };
         b.sweep(ratings, SWEEPS)
     }
@@ -147,7 +165,15 @@ impl Biases {
         .sweep(ratings, WARM_SWEEPS)
     }
 
-    fn sweep(mut self, ratings: &Ratings, sweeps: usize) -> Self {
+    /// `sweeps` sweeps with the item variances held, then the variances of what they leave,
+    /// then `sweeps` more: the variances kept are those the final offsets were weighted by.
+    fn sweep(self, ratings: &Ratings, sweeps: usize) -> Self {
+        let mut b = self.sweep_held(ratings, sweeps);
+        b.update_variances(ratings);
+        b.sweep_held(ratings, sweeps)
+    }
+
+    fn sweep_held(mut self, ratings: &Ratings, sweeps: usize) -> Self {
         for _ in 0..sweeps {
             self.update_items(ratings);
             for u in 0..ratings.n_users() {
@@ -170,12 +196,41 @@ impl Biases {
         }
     }
 
-    /// The offset of a user who rated `items` with `values`.
+    /// v_l and σ̄² from the residuals `x − μ − b_u − b_l` of these offsets:
+    /// `σ̄² = mean r²`, `v_l = (Σ_l r² + κ σ̄²) / (n_l + κ)`, κ = [`VARIANCE_PRIOR`].
+    fn update_variances(&mut self, ratings: &Ratings) {
+        let mut sq = vec![0.0; self.item.len()];
+        let mut count = vec![0.0; self.item.len()];
+        for (u, l, x) in ratings.iter() {
+            let r = f64::from(x) - self.predict(u, l);
+            sq[l as usize] += r * r;
+            count[l as usize] += 1.0;
+        }
+        let total: f64 = count.iter().sum();
+        if total == 0.0 {
+            return;
+        }
+        let noise = (sq.iter().sum::<f64>() / total).max(1e-12);
+        self.noise = noise;
+        for ((v, s), n) in self.item_var.iter_mut().zip(sq).zip(count) {
+            *v = ((s + VARIANCE_PRIOR * noise) / (n + VARIANCE_PRIOR)).max(1e-12);
+        }
+    }
+
+    /// w_l = σ̄² / v_l, the weight of an answer on item l in a user's offset.
+    #[inline]
+    pub fn weight(&self, l: u32) -> f64 {
+        self.noise / self.item_var[l as usize]
+    }
+
+    /// The offset of a user who rated `items` with `values`:
+    /// `b_u = Σ w_l (x − μ − b_l) / (λ_user + Σ w_l)`.
     pub fn user_offset(&self, items: &[u32], values: impl Iterator<Item = f64>) -> f64 {
         let (mut sum, mut n) = (0.0, 0.0);
         for (&l, x) in items.iter().zip(values) {
-            sum += x - self.global - self.item[l as usize];
-            n += 1.0;
+            let w = self.weight(l);
+            sum += w * (x - self.global - self.item[l as usize]);
+            n += w;
         }
         sum / (self.ridge.user + n)
     }
@@ -188,22 +243,21 @@ impl Biases {
     pub fn fold_in_user(&self, split: &Split, scale: RatingScale) -> f64 {
         let mut sse = [0.0; RIDGE_GRID.len()];
         let mut scored = 0usize;
-        let mut residuals = Vec::new();
+        let mut residuals: Vec<(f64, f64)> = Vec::new();
         for held in split.test.chunk_by(|a, b| a.user == b.user) {
             let u = held[0].user;
             let (items, values) = split.train.row(u as usize);
             residuals.clear();
-            residuals.extend(
-                items
-                    .iter()
-                    .zip(values)
-                    .map(|(&l, &x)| f64::from(x) - self.global - self.item[l as usize]),
-            );
+            residuals.extend(items.iter().zip(values).map(|(&l, &x)| {
+                let w = self.weight(l);
+                (w * (f64::from(x) - self.global - self.item[l as usize]), w)
+            }));
             residuals.shuffle(&mut Pcg64Mcg::seed_from_u64(u64::from(u)));
             for &n in SHORT_PROFILES.iter().filter(|&&n| n <= residuals.len()) {
-                let sum: f64 = residuals[..n].iter().sum();
+                let sum: f64 = residuals[..n].iter().map(|r| r.0).sum();
+                let weight: f64 = residuals[..n].iter().map(|r| r.1).sum();
                 for (e, lambda) in sse.iter_mut().zip(RIDGE_GRID) {
-                    let b = self.global + sum / (lambda + n as f64);
+                    let b = self.global + sum / (lambda + weight);
                     *e += held
                         .iter()
                         .map(|h| {
@@ -297,6 +351,66 @@ mod tests {
         assert!(b.item[0] > 0.0 && (b.item[0] + b.item[1]).abs() < 1e-9);
         let r = b.residuals(&Ratings::from_dense_rows(&rows));
         assert!(r.iter().all(|(_, _, x)| x.abs() < 1.0));
+    }
+
+    #[test]
+    fn a_polarising_item_tells_the_offset_less() {
+        // Item 0 splits the users (1 or 5), item 1 is rated 3 ± 0.5 by everyone.
+        let rows: Vec<Vec<f64>> = (0..40)
+            .map(|u| {
+                let split = if u % 2 == 0 { 1.0 } else { 5.0 };
+                vec![split, 3.0 + if u % 4 < 2 { 0.5 } else { -0.5 }, 3.0]
+            })
+            .collect();
+        let b = Biases::fit(&Ratings::from_dense_rows(&rows), Ridge::default());
+        assert!(b.item_var[0] > 4.0 * b.item_var[1], "{:?}", b.item_var);
+        assert!(b.weight(0) < 1.0 && b.weight(1) > 1.0);
+        // The same deviation from the item's mean moves the offset less on the polariser.
+        let on = |l: u32| b.user_offset(&[l], [b.global + b.item[l as usize] + 1.0].into_iter());
+        assert!(on(0) > 0.0 && on(0) < on(1) / 4.0, "{} {}", on(0), on(1));
+    }
+
+    #[test]
+    fn a_profile_folds_in_to_its_training_offset() {
+        // The identity K = 1 rests on: a posted profile's offset is the training user's.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(3);
+        let rows: Vec<Vec<f64>> = (0..60)
+            .map(|_| {
+                (0..25)
+                    .map(|l| {
+                        let seen = rng.random::<f64>() < 0.5;
+                        let spread = 0.2 + (l % 5) as f64 * 0.5;
+                        let x = 3.0 + rng.random_range(-spread..spread);
+                        if seen { x.round().clamp(1.0, 5.0) } else { 0.0 }
+                    })
+                    .collect()
+            })
+            .collect();
+        let r = Ratings::from_dense_rows(&rows);
+        let ridge = Ridge {
+            item: 4.0,
+            user: 8.0,
+        };
+        let biases = Biases::fit(&r, ridge);
+        let (baseline, _) = super::super::Baseline::fit(&r, ridge);
+        assert_eq!(baseline.item_var, biases.item_var);
+        assert!(
+            biases
+                .item_var
+                .iter()
+                .any(|&v| (v - biases.noise).abs() > 0.1)
+        );
+        for u in 0..r.n_users() {
+            let (items, values) = r.row(u);
+            let profile: Vec<(u32, f64)> = items
+                .iter()
+                .zip(values)
+                .map(|(&l, &x)| (l, f64::from(x)))
+                .collect();
+            let folded = baseline.offset(&profile) - baseline.global;
+            assert!((folded - biases.user[u]).abs() < 1e-12, "user {u}");
+        }
     }
 
     #[test]

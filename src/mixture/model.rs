@@ -26,6 +26,10 @@ pub struct Baseline {
     /// posterior (as training did), never added to a prediction (see `Biases::residuals`).
     /// (n_items,)
     pub centre: Vec<f64>,
+    /// v_l, each item's residual variance in training (see `Biases::item_var`). (n_items,)
+    pub item_var: Vec<f64>,
+    /// σ̄², the mean squared residual in training.
+    pub noise: f64,
 }
 
 impl Baseline {
@@ -43,17 +47,35 @@ impl Baseline {
             item: biases.item,
             lambda_user: biases.ridge.user,
             centre,
+            item_var: biases.item_var,
+            noise: biases.noise,
         };
         (baseline, residuals)
     }
 
-    /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update.
+    /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update,
+    /// `Σ w_l (x − μ − b_l) / (λ_user + Σ w_l)` with `w_l = σ̄² / v_l`.
     pub fn offset(&self, profile: &[(u32, f64)]) -> f64 {
-        let sum: f64 = profile
-            .iter()
-            .map(|&(l, x)| x - self.global - self.item[l as usize])
-            .sum();
-        self.global + sum / (self.lambda_user + profile.len() as f64)
+        let (mut sum, mut n) = (0.0, 0.0);
+        for &(l, x) in profile {
+            let w = self.weight(l);
+            sum += w * (x - self.global - self.item[l as usize]);
+            n += w;
+        }
+        self.global + sum / (self.lambda_user + n)
+    }
+
+    /// w_l = σ̄² / v_l, the weight of a rating of item l in a profile's offset.
+    #[inline]
+    pub fn weight(&self, l: u32) -> f64 {
+        self.noise / self.item_var[l as usize]
+    }
+
+    /// s_l = v_l / σ̄²: how much wider item l's residuals are than the average item's, the
+    /// factor on every type's variance for that item (the mixture has one variance per type).
+    #[inline]
+    pub fn var_scale(&self, l: u32) -> f64 {
+        self.item_var[l as usize] / self.noise
     }
 
     /// The residual the types model: `x − offset − b_l − centre_l`.
@@ -132,7 +154,9 @@ impl Model {
     }
 
     /// The posterior over types for a profile of (item, rating) pairs, and with a baseline
-    /// the profile's offset.
+    /// the profile's offset. With a baseline, type j's variance on item l is `s_l σ_j²`
+    /// ([`Baseline::var_scale`]): a polarising item's answer is weaker evidence of the type
+    /// (the `ln s_l` of the density is the same for every type and cancels).
     pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Posterior, ProfileError> {
         for &(l, x) in profile {
             if l as usize >= self.n_items() {
@@ -149,12 +173,12 @@ impl Model {
         );
         let mut a = vec![0.0; k];
         for &(l, x) in profile {
-            let r = match &self.baseline {
-                Some(b) => b.residual(offset, l, x),
-                None => x,
+            let (r, inv) = match &self.baseline {
+                Some(b) => (b.residual(offset, l, x), 1.0 / b.var_scale(l)),
+                None => (x, 1.0),
             };
             for (s, &m) in a.iter_mut().zip(&means[l as usize * k..][..k]) {
-                *s += (r - m) * (r - m);
+                *s += inv * (r - m) * (r - m);
             }
         }
         match self.algorithm {
@@ -233,8 +257,9 @@ impl Model {
         let pred = self.raw_prediction(post, l as usize);
         // The spread of the mixture part; the baseline is a constant shift.
         let mean: f64 = (0..k).map(|j| post[j] * mu[j]).sum();
+        let scale = self.baseline.as_ref().map_or(1.0, |b| b.var_scale(l));
         let second: f64 = (0..k)
-            .map(|j| post[j] * (self.mixture.variances[j] + mu[j] * mu[j]))
+            .map(|j| post[j] * (scale * self.mixture.variances[j] + mu[j] * mu[j]))
             .sum();
         let rating = if self.clip {
             self.scale.clip(pred)
@@ -344,6 +369,8 @@ mod tests {
             item: (0..9).map(|l| l as f64 / 10.0 - 0.4).collect(),
             lambda_user: 15.0,
             centre: vec![0.0; 9],
+            item_var: vec![1.0; 9],
+            noise: 1.0,
         });
         let post = m.posterior(&[(0, 4.0), (5, 2.0)]).unwrap();
         let batch = m.raw_scores(&post);

@@ -1,8 +1,9 @@
 //! Each model kind's rating distribution per type for one item, given what a profile already
 //! told it: the Gaussians [`super::gain`] discretises.
 //!
-//! - Mixture: type j rates item l as `N(o + b_l + c_l + m_jl, σ_j²)`, the very density its
-//!   posterior multiplies in (o = μ + b_u of the profile, c_l the item's training centre).
+//! - Mixture: type j rates item l as `N(o + b_l + c_l + m_jl, s_l σ_j²)`, the very density its
+//!   posterior multiplies in (o = μ + b_u of the profile, c_l the item's training centre,
+//!   s_l = v_l / σ̄² the item's residual variance over the average one; 1 without a baseline).
 //! - Low-rank mixture: `N(o + b_l + c_l + m_jl + w_jl·ẑ_j, σ_j² + w_jlᵀ S_j w_jl)`, the type's
 //!   predictive with its taste ẑ_j ~ N(ẑ_j, S_j) integrated out.
 //! - Gaussian pLSA: `N(μ_u + σ_u μ_lz, σ_u² σ²_lz)`, the type's Gaussian in rating units under
@@ -93,11 +94,16 @@ impl<'a> View<'a> {
         }
     }
 
-    /// For the mixture, `(V, m2)` of item l under `w` straight from its row of means, without
+    /// For the mixture, `(V, m2, ln s_l)` of item l under `w` straight from its row of means, without
     /// filling buffers: `V = Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the profile's
     /// shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`. Other kinds: `None`.
     #[inline]
-    pub(super) fn mixture_spread(&self, l: usize, w: &[f64], within: f64) -> Option<(f64, f64)> {
+    pub(super) fn mixture_spread(
+        &self,
+        l: usize,
+        w: &[f64],
+        within: f64,
+    ) -> Option<(f64, f64, f64)> {
         let Self::Mixture { model, .. } = self else {
             return None;
         };
@@ -108,7 +114,8 @@ impl<'a> View<'a> {
             m1 += w * m;
             m2 += w * m * m;
         }
-        Some((within + m2 - m1 * m1, within + m2))
+        let s = gain_scale(model, l);
+        Some((s * within + m2 - m1 * m1, s * within + m2, s.ln()))
     }
 
     /// Whether [`Self::log_var_floor`] is the same for every item (then worked out once).
@@ -132,7 +139,8 @@ impl<'a> View<'a> {
                     .as_ref()
                     .map_or(0.0, |b| offset + b.item[l] + b.centre[l]);
                 mean.iter_mut().zip(mu).for_each(|(o, m)| *o = shift + m);
-                var.copy_from_slice(v);
+                let s = gain_scale(model, l);
+                var.iter_mut().zip(v).for_each(|(o, v)| *o = s * v);
             }
             Self::Mfa {
                 model,
@@ -151,6 +159,15 @@ impl<'a> View<'a> {
             }
         }
     }
+}
+
+/// The factor on the mixture's type variances for item l: `s_l = v_l / σ̄²` with a baseline
+/// (as the posterior reads an answer), else 1.
+fn gain_scale(model: &Model, l: usize) -> f64 {
+    model
+        .baseline
+        .as_ref()
+        .map_or(1.0, |b| b.var_scale(l as u32))
 }
 
 /// pLSA's types read as a mixture: the user resembles one type z, a priori with the

@@ -14,7 +14,7 @@
 //! in nats. What "type j's Gaussian" is depends on the kind ([`kinds`]):
 //!
 //! - **Mixture** and **low-rank mixture**: `w | s` is the exact Bayes update of the posterior
-//!   the model holds, by the density its E-step multiplies in (the low-rank mixture's with the
+//!   the model holds, by the density its fold-in multiplies in (the low-rank mixture's with the
 //!   type's taste integrated out: `N(m + w·ẑ_j, σ_j² + wᵀ S_j w)`). Conditioning on the answer
 //!   also moves ẑ_j, but the gain over *types* needs only the types' likelihoods of it.
 //! - **Gaussian pLSA** is an admixture: P(z|u) is fitted by maximum likelihood (fold-in EM),
@@ -212,11 +212,11 @@ impl<'a> Gains<'a> {
         if self.cap <= 0.0 {
             return 0.0;
         }
-        if let (Some((spread, m2)), Some(floor)) = (
+        if let (Some((spread, m2, log_scale)), Some(floor)) = (
             self.view.mixture_spread(l, &self.w, self.within),
             self.floor,
         ) {
-            return gain::bound_of_spread(spread, m2, floor, self.cap);
+            return gain::bound_of_spread(spread, m2, floor + log_scale, self.cap);
         }
         self.view.fill(l, true, &mut self.mean, &mut self.var);
         let floor = match self.floor {

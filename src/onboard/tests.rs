@@ -104,6 +104,8 @@ fn baseline(rng: &mut Pcg64, d: usize) -> Baseline {
         item: (0..d).map(|_| random(rng, -0.5, 0.5)).collect(),
         lambda_user: 15.0,
         centre: (0..d).map(|_| random(rng, -0.1, 0.1)).collect(),
+        item_var: (0..d).map(|_| random(rng, 0.4, 2.5)).collect(),
+        noise: 0.8,
     }
 }
 

@@ -57,6 +57,8 @@ pub(super) fn encode_baseline(b: &Baseline, named: &mut Vec<(&str, Vec<f64>)>) {
     named.push(("baseline_item", b.item.clone()));
     named.push(("baseline_lambda_user", vec![b.lambda_user]));
     named.push(("baseline_centre", b.centre.clone()));
+    named.push(("baseline_item_var", b.item_var.clone()));
+    named.push(("baseline_noise", vec![b.noise]));
 }
 
 /// The baseline [`encode_baseline`] wrote. Files from before the ridge was tuned have neither
@@ -75,10 +77,84 @@ pub(super) fn decode_baseline(
     } else {
         (15.0, vec![0.0; d])
     };
+    // Files from before the per-item variances: every item weighs the same (v_l = σ̄² = 1).
+    let weighted = layout.arrays.iter().any(|a| a.0 == "baseline_item_var");
+    let (item_var, noise) = if weighted {
+        let v = arrays.take("baseline_item_var", d)?;
+        (v, arrays.take("baseline_noise", 1)?[0])
+    } else {
+        (vec![1.0; d], 1.0)
+    };
     Ok(Baseline {
         global,
         item,
         lambda_user,
         centre,
+        item_var,
+        noise,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::RatingScale;
+    use crate::mixture::Algorithm;
+    use crate::predictor::Predictor;
+
+    fn model() -> Model {
+        Model {
+            mixture: Mixture {
+                means: ndarray::array![[0.5, -0.5], [-0.2, 0.2], [0.0, 0.1]],
+                variances: ndarray::array![0.6, 0.8],
+                weights: ndarray::array![0.4, 0.6],
+            },
+            algorithm: Algorithm::Em,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            clip: true,
+            baseline: Some(Baseline {
+                global: 3.5,
+                item: vec![0.1, -0.3, 0.2],
+                lambda_user: 4.0,
+                centre: vec![0.01, -0.02, 0.0],
+                item_var: vec![2.0, 0.5, 0.7],
+                noise: 0.75,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_item_variances_round_trip_and_older_files_weigh_every_item_alike() {
+        let m = model();
+        let e = m.encode();
+        let named = |e: &Encoded| -> Vec<(String, Vec<f64>)> {
+            e.layout
+                .arrays
+                .iter()
+                .map(|a| a.0.clone())
+                .zip(e.arrays.clone())
+                .collect()
+        };
+        let Predictor::Mixture(back) = Predictor::decode(&e.layout, named(&e)).unwrap() else {
+            panic!("not a mixture")
+        };
+        assert_eq!(back.baseline, m.baseline);
+        // A file written before the variances: the same layout without their two arrays.
+        let mut old = e.clone();
+        let keep: Vec<bool> = old
+            .layout
+            .arrays
+            .iter()
+            .map(|a| !matches!(a.0.as_str(), "baseline_item_var" | "baseline_noise"))
+            .collect();
+        let mut it = keep.iter();
+        old.layout.arrays.retain(|_| *it.next().unwrap());
+        let mut it = keep.iter();
+        old.arrays.retain(|_| *it.next().unwrap());
+        let Predictor::Mixture(back) = Predictor::decode(&old.layout, named(&old)).unwrap() else {
+            panic!("not a mixture")
+        };
+        let b = back.baseline.unwrap();
+        assert_eq!((b.item_var, b.noise), (vec![1.0; 3], 1.0));
+    }
 }

@@ -272,12 +272,13 @@ mod tests {
 
     #[test]
     fn a_fit_that_loses_a_type_is_retried_with_more_restarts() {
-        // K = 6 with one restart from seed 0 leaves a type empty on the demo (weight 2e-6);
-        // two restarts do too, four find all six planted types.
+        // K = 6 with one restart from seed 5 leaves a type empty on the demo (seed 0 did before
+        // the baseline's precision-weighted offsets); the retries with more restarts find all
+        // six planted types.
         let settings = TrainingSettings {
             k: crate::config::Auto::Is(6),
             n_init: 1,
-            seed: 0,
+            seed: 5,
             max_iter: 500,
             holdout: 0.0,
             ..quick_settings()
