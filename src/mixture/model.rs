@@ -9,7 +9,7 @@
 
 use std::ops::Deref;
 
-use super::pass::{Terms, argmin, log_sum_exp};
+use super::pass::{Terms, argmin, exp_or_zero, log_sum_exp};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
 
@@ -185,7 +185,7 @@ impl Model {
             Algorithm::Em => {
                 Terms::new(&self.mixture).log_joint(&mut a, profile.len());
                 let lse = log_sum_exp(&a);
-                a.iter_mut().for_each(|v| *v = (*v - lse).exp());
+                a.iter_mut().for_each(|v| *v = exp_or_zero(*v - lse));
             }
             Algorithm::Kmeans => {
                 let j = argmin(&a);
