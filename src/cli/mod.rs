@@ -202,9 +202,17 @@ fn synth(args: &crate::synth::SynthArgs) -> anyhow::Result<()> {
 }
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
     let snapshot = load(&args.data)?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    if args.verbose {
+        eprintln!(
+            "loaded {} ratings in {load_seconds:.3} s",
+            snapshot.ratings.nnz()
+        );
+    }
     let (trained, seconds) = train(args, &snapshot)?;
-    let report = FitReport::new(&snapshot, &trained, seconds);
+    let report = FitReport::new(&snapshot, &trained, load_seconds, seconds);
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer(&mut out, &report)?;

@@ -50,6 +50,8 @@ pub struct FitReport {
     /// Mixtures: which restart won.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub best_init: Option<usize>,
+    /// Wall-clock seconds of loading the snapshot (parse or decode, ids, checks).
+    pub load_seconds: f64,
     /// Wall-clock seconds of training, selection included (loading excluded).
     pub training_seconds: f64,
     /// What was chosen on held-out ratings, and every configuration tried.
@@ -58,7 +60,7 @@ pub struct FitReport {
 
 impl FitReport {
     /// The report of `trained` on `snapshot`.
-    pub fn new(snapshot: &Snapshot, trained: &Trained, seconds: f64) -> Self {
+    pub fn new(snapshot: &Snapshot, trained: &Trained, load_seconds: f64, seconds: f64) -> Self {
         let (r, p, f) = (&snapshot.ratings, &trained.predictor, &trained.figures);
         let k = p.k();
         let fit = trained.fit.as_ref();
@@ -86,6 +88,7 @@ impl FitReport {
                 .collect(),
             history: fit.map(|f| f.history.clone()).unwrap_or_default(),
             best_init: fit.map(|f| f.best_init),
+            load_seconds,
             training_seconds: seconds,
             chosen: trained.chosen.clone(),
         }
