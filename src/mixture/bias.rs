@@ -174,12 +174,20 @@ impl Biases {
     }
 
     fn sweep_held(mut self, ratings: &Ratings, sweeps: usize) -> Self {
+        use rayon::prelude::*;
+        let mut next = Vec::with_capacity(self.user.len());
         for _ in 0..sweeps {
             self.update_items(ratings);
-            for u in 0..ratings.n_users() {
-                let (items, values) = ratings.row(u);
-                self.user[u] = self.user_offset(items, values.iter().map(|&x| f64::from(x)));
-            }
+            // Each user's offset from their own row and the item offsets alone: in parallel,
+            // the same bits.
+            (0..ratings.n_users())
+                .into_par_iter()
+                .map(|u| {
+                    let (items, values) = ratings.row(u);
+                    self.user_offset(items, values.iter().map(|&x| f64::from(x)))
+                })
+                .collect_into_vec(&mut next);
+            std::mem::swap(&mut self.user, &mut next);
         }
         self
     }

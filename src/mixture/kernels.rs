@@ -71,8 +71,10 @@ fn squared_distances_any(items: &[u32], values: &[f32], means: &[f64], sq: &mut 
     xx
 }
 
-/// `num[j] = Σ post_uj x_u` and `den[j] = Σ post_uj` over one item's (user, rating) pairs;
-/// `posts` rows have `num.len()` entries. Fixed widths keep the sums in registers.
+/// `num[j] += Σ post_uj x_u` and `den[j] += Σ post_uj` over (a run of) one item's (user,
+/// rating) pairs, in their order; `posts` rows have `num.len()` entries. Adding to what the
+/// rows hold lets the item pass sum an item's raters block by block in the same order, so to
+/// the same bits, as in one go. Fixed widths keep the sums in registers.
 #[inline(always)]
 pub(crate) fn column_sums(
     users: &[u32],
@@ -111,6 +113,8 @@ fn column_sums_fixed<const W: usize>(
 ) {
     let (rows, _) = posts.as_chunks::<W>();
     let (mut n_acc, mut d_acc) = ([0.0f64; W], [0.0f64; W]);
+    n_acc.copy_from_slice(num);
+    d_acc.copy_from_slice(den);
     for (&u, &x) in users.iter().zip(values) {
         add_column(&mut n_acc, &mut d_acc, &rows[u as usize], x);
     }
@@ -121,8 +125,6 @@ fn column_sums_fixed<const W: usize>(
 #[inline(always)]
 fn column_sums_any(users: &[u32], values: &[f32], posts: &[f64], num: &mut [f64], den: &mut [f64]) {
     let width = num.len();
-    num.fill(0.0);
-    den.fill(0.0);
     for (&u, &x) in users.iter().zip(values) {
         let x = f64::from(x);
         let p = &posts[u as usize * width..][..width];
