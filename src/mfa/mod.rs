@@ -219,25 +219,18 @@ impl Mfa {
     /// item index first). Ranking needs only the means (d K (r + 1)); spreads are worked out
     /// for the `n` kept.
     pub fn recommend(&self, latent: &Latent, n: usize, skip: &[u32]) -> Vec<Prediction> {
-        let skip = crate::mixture::sorted(skip);
         let (k, r) = (self.k, self.rank);
-        let mut scored: Vec<(f64, u32)> = (0..self.n_items() as u32)
-            .filter(|l| skip.binary_search(l).is_err())
-            .map(|l| {
-                let mut mean = 0.0;
-                for j in 0..k {
-                    let t = self.row(l as usize, j);
-                    let z = &latent.tastes[j * r..][..r];
-                    let mu = t[0] + t[1..].iter().zip(z).map(|(a, b)| a * b).sum::<f64>();
-                    mean += latent.weights[j] * mu;
-                }
-                (latent.offset + self.baseline.item[l as usize] + mean, l)
-            })
-            .collect();
-        crate::mixture::top_n(&mut scored, n, |a, b| {
-            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+        let scored = crate::mixture::unskipped(self.n_items(), skip).map(|l| {
+            let mut mean = 0.0;
+            for j in 0..k {
+                let t = self.row(l as usize, j);
+                let z = &latent.tastes[j * r..][..r];
+                let mu = t[0] + t[1..].iter().zip(z).map(|(a, b)| a * b).sum::<f64>();
+                mean += latent.weights[j] * mu;
+            }
+            (latent.offset + self.baseline.item[l as usize] + mean, l)
         });
-        scored
+        crate::mixture::best_scores(scored, n)
             .into_iter()
             .map(|(_, l)| self.predict(latent, l))
             .collect()

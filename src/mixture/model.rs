@@ -276,16 +276,9 @@ impl Model {
     /// The `n` items with the highest predicted rating outside `skip`, best first (ties: lower
     /// item index first). Partial selection: the catalogue is never sorted whole.
     pub fn recommend(&self, post: &Posterior, n: usize, skip: &[u32]) -> Vec<ItemScore> {
-        let skip = sorted(skip);
-        let mut scored: Vec<(f64, u32)> = (0..self.n_items() as u32)
-            .zip(self.raw_scores(post))
-            .filter(|(l, _)| skip.binary_search(l).is_err())
-            .map(|(l, score)| (score, l))
-            .collect();
-        top_n(&mut scored, n, |a, b| {
-            b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
-        });
-        scored
+        let scores = self.raw_scores(post);
+        let scored = unskipped(self.n_items(), skip).map(|l| (scores[l as usize], l));
+        best_scores(scored, n)
             .into_iter()
             .map(|(_, l)| self.predict(post, l))
             .collect()
@@ -305,6 +298,48 @@ pub(crate) fn top_n<T>(items: &mut Vec<T>, n: usize, order: impl Fn(&T, &T) -> s
     items.sort_unstable_by(order);
 }
 
+/// Item indices `0..d` outside `skip`, ascending (a merge walk over `skip` sorted, not a search
+/// per item).
+pub(crate) fn unskipped(d: usize, skip: &[u32]) -> impl Iterator<Item = u32> {
+    let skip = sorted(skip);
+    let mut next = 0;
+    (0..d as u32).filter(move |&l| {
+        while next < skip.len() && skip[next] < l {
+            next += 1;
+        }
+        skip.get(next) != Some(&l)
+    })
+}
+
+/// Up to this many results are kept in order as the scores stream past; more go through
+/// [`top_n`] (a sorted insert costs up to n moves).
+const STREAMED_TOP_N: usize = 64;
+
+/// The `n` best (score, item) pairs, best first: the highest score, ties to the lower item (the
+/// order [`top_n`] gives). For small `n`, one pass that keeps the n best so far in order: most
+/// items cost one comparison with the n-th, and nothing the size of the catalogue is allocated.
+pub(crate) fn best_scores(scored: impl Iterator<Item = (f64, u32)>, n: usize) -> Vec<(f64, u32)> {
+    let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if n > STREAMED_TOP_N {
+        let mut all: Vec<(f64, u32)> = scored.collect();
+        top_n(&mut all, n, order);
+        return all;
+    }
+    let mut best: Vec<(f64, u32)> = Vec::with_capacity(n + 1);
+    if n == 0 {
+        return best;
+    }
+    for c in scored {
+        if best.len() == n && order(&c, &best[n - 1]).is_ge() {
+            continue;
+        }
+        let at = best.partition_point(|b| order(b, &c).is_lt());
+        best.insert(at, c);
+        best.truncate(n);
+    }
+    best
+}
+
 /// `items` in ascending order, for binary searches.
 pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
     let mut v = items.to_vec();
@@ -315,6 +350,22 @@ pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_best_scores_are_those_of_top_n() {
+        // Scores with many ties (four values), over 300 items, a few skipped.
+        let scores: Vec<f64> = (0..300u32).map(|l| f64::from((l * 37) % 4) / 2.0).collect();
+        let skip = [5, 0, 299, 17, 17, 120];
+        let kept: Vec<u32> = unskipped(300, &skip).collect();
+        assert_eq!(kept.len(), 300 - 5);
+        assert!(kept.iter().all(|l| !skip.contains(l)));
+        for n in [0, 1, 3, 10, 64, 65, 200, 400] {
+            let mut all: Vec<(f64, u32)> = kept.iter().map(|&l| (scores[l as usize], l)).collect();
+            top_n(&mut all, n, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let streamed = best_scores(kept.iter().map(|&l| (scores[l as usize], l)), n);
+            assert_eq!(streamed, all, "n = {n}");
+        }
+    }
     use ndarray::array;
 
     fn two_types() -> Model {
