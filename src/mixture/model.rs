@@ -12,6 +12,7 @@ use std::ops::Deref;
 use super::pass::{Terms, argmin, exp_or_zero, log_sum_exp};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
+use crate::simd::dispatched;
 
 /// The part of a baseline a model keeps: the global mean and the item offsets.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,28 +223,9 @@ impl Model {
     /// chain of dependent additions, and four independent chains keep the adder busy (this loop
     /// was the largest item of a loaded server's profile).
     fn raw_scores(&self, post: &Posterior) -> Vec<f64> {
-        const AT_ONCE: usize = 4;
-        let (k, d) = (self.k(), self.n_items());
         let means = self.mixture.means.as_slice().expect("standard layout");
-        let mut out = vec![0.0; d];
-        let full = d / AT_ONCE * AT_ONCE;
-        for (c, o) in out[..full].chunks_exact_mut(AT_ONCE).enumerate() {
-            let rows = &means[c * AT_ONCE * k..][..AT_ONCE * k];
-            let mut acc = [0.0f64; AT_ONCE];
-            for (j, &p) in post.iter().enumerate() {
-                for (i, a) in acc.iter_mut().enumerate() {
-                    *a += p * rows[i * k + j];
-                }
-            }
-            o.copy_from_slice(&acc);
-        }
-        for (l, o) in out.iter_mut().enumerate().skip(full) {
-            *o = post
-                .iter()
-                .zip(&means[l * k..][..k])
-                .map(|(p, m)| p * m)
-                .sum();
-        }
+        let mut out = vec![0.0; self.n_items()];
+        mixed_scores(means, &post.weights, &mut out);
         for (l, o) in out.iter_mut().enumerate() {
             *o += post.offset + self.item_offset(l);
         }
@@ -298,6 +280,40 @@ pub(crate) fn top_n<T>(items: &mut Vec<T>, n: usize, order: impl Fn(&T, &T) -> s
     items.sort_unstable_by(order);
 }
 
+dispatched! {
+    /// `out[l] = Σ_j post_j mu_lj` for every item (`means` item-major, K = `post.len()`).
+    fn mixed_scores, mixed_scores_avx2, mixed_scores_avx512 => mixed_scores_generic(
+        means: &[f64], post: &[f64], out: &mut [f64]
+    )
+}
+
+/// Four items at a time: one item's K-term sum is a chain of dependent additions, and four
+/// independent chains keep the adder busy (this loop was the largest item of a loaded server's
+/// profile).
+#[inline(always)]
+fn mixed_scores_generic(means: &[f64], post: &[f64], out: &mut [f64]) {
+    const AT_ONCE: usize = 4;
+    let k = post.len();
+    let full = out.len() / AT_ONCE * AT_ONCE;
+    for (c, o) in out[..full].chunks_exact_mut(AT_ONCE).enumerate() {
+        let rows = &means[c * AT_ONCE * k..][..AT_ONCE * k];
+        let mut acc = [0.0f64; AT_ONCE];
+        for (j, &p) in post.iter().enumerate() {
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a += p * rows[i * k + j];
+            }
+        }
+        o.copy_from_slice(&acc);
+    }
+    for (l, o) in out.iter_mut().enumerate().skip(full) {
+        *o = post
+            .iter()
+            .zip(&means[l * k..][..k])
+            .map(|(p, m)| p * m)
+            .sum();
+    }
+}
+
 /// Item indices `0..d` outside `skip`, ascending (a merge walk over `skip` sorted, not a search
 /// per item).
 pub(crate) fn unskipped(d: usize, skip: &[u32]) -> impl Iterator<Item = u32> {
@@ -350,6 +366,30 @@ pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn every_dispatch_level_scores_the_same_bits() {
+        use crate::simd::{Level, detected};
+        for (k, d) in [(12, 1181), (5, 7), (16, 3)] {
+            let means: Vec<f64> = (0..k * d).map(|t| ((t * 37 % 101) as f64).sin()).collect();
+            let post: Vec<f64> = (0..k).map(|j| 1.0 / (j as f64 + 1.7)).collect();
+            let mut portable = vec![0.0; d];
+            mixed_scores_generic(&means, &post, &mut portable);
+            for level in Level::ALL.into_iter().filter(|&l| l <= detected()) {
+                let mut out = vec![0.0; d];
+                match level {
+                    Level::Portable => mixed_scores_generic(&means, &post, &mut out),
+                    // SAFETY: only levels up to `detected()` run.
+                    Level::Avx2 => unsafe { mixed_scores_avx2(&means, &post, &mut out) },
+                    // SAFETY: as above.
+                    Level::Avx512 => unsafe { mixed_scores_avx512(&means, &post, &mut out) },
+                }
+                assert_eq!(out, portable, "k = {k}, {level:?}");
+            }
+        }
+    }
 
     #[test]
     fn streamed_best_scores_are_those_of_top_n() {
