@@ -94,16 +94,14 @@ impl<'a> View<'a> {
         }
     }
 
-    /// For the mixture, `(V, m2, ln s_l)` of item l under `w` straight from its row of means, without
-    /// filling buffers: `V = Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the profile's
-    /// shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`. Other kinds: `None`.
+    /// For the mixture, `(V / s_l, m2 / s_l)` of item l under `w` straight from its row of
+    /// means, without filling buffers: `V = s_l Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²`
+    /// (the profile's shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`, s_l the
+    /// item's variance scale. Divided by s_l because the bound needs `ln V − ln s_l` (the log
+    /// floor of item l is `ln s_l` above the common one): one logarithm, not two. Other kinds:
+    /// `None`.
     #[inline]
-    pub(super) fn mixture_spread(
-        &self,
-        l: usize,
-        w: &[f64],
-        within: f64,
-    ) -> Option<(f64, f64, f64)> {
+    pub(super) fn mixture_spread(&self, l: usize, w: &[f64], within: f64) -> Option<(f64, f64)> {
         let Self::Mixture { model, .. } = self else {
             return None;
         };
@@ -115,7 +113,7 @@ impl<'a> View<'a> {
             m2 += w * m * m;
         }
         let s = gain_scale(model, l);
-        Some((s * within + m2 - m1 * m1, s * within + m2, s.ln()))
+        Some((within + (m2 - m1 * m1) / s, within + m2 / s))
     }
 
     /// Whether [`Self::log_var_floor`] is the same for every item (then worked out once).

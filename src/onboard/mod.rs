@@ -212,11 +212,11 @@ impl<'a> Gains<'a> {
         if self.cap <= 0.0 {
             return 0.0;
         }
-        if let (Some((spread, m2, log_scale)), Some(floor)) = (
+        if let (Some((spread, m2)), Some(floor)) = (
             self.view.mixture_spread(l, &self.w, self.within),
             self.floor,
         ) {
-            return gain::bound_of_spread(spread, m2, floor + log_scale, self.cap);
+            return gain::bound_of_spread(spread, m2, floor, self.cap);
         }
         self.view.fill(l, true, &mut self.mean, &mut self.var);
         let floor = match self.floor {
