@@ -19,6 +19,7 @@ use crate::mfa::{Latent, Mfa};
 use crate::mixture::{Model, Posterior};
 use crate::plsa::{Folded, Plsa};
 use crate::predictor::{Belief, Predictor};
+use crate::simd::dispatched;
 
 /// One profile's view of a model: the per-type Gaussians of any item.
 pub(super) enum View<'a> {
@@ -94,26 +95,30 @@ impl<'a> View<'a> {
         }
     }
 
-    /// For the mixture, `(V / s_l, m2 / s_l)` of item l under `w` straight from its row of
-    /// means, without filling buffers: `V = s_l Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²`
-    /// (the profile's shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`, s_l the
-    /// item's variance scale. Divided by s_l because the bound needs `ln V − ln s_l` (the log
-    /// floor of item l is `ln s_l` above the common one): one logarithm, not two. Other kinds:
+    /// For the mixture, `(V_l / s_l, m2_l / s_l)` of every item under `w`, straight from the
+    /// rows of means in one pass: `V_l = s_l Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the
+    /// profile's shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`, s_l the item's
+    /// variance scale. Divided by s_l because the bound needs `ln V − ln s_l` (the log floor
+    /// of item l is `ln s_l` above the common one): one logarithm, not two. Other kinds:
     /// `None`.
-    #[inline]
-    pub(super) fn mixture_spread(&self, l: usize, w: &[f64], within: f64) -> Option<(f64, f64)> {
+    pub(super) fn mixture_spreads(&self, w: &[f64], within: f64) -> Option<Vec<(f64, f64)>> {
         let Self::Mixture { model, .. } = self else {
             return None;
         };
-        let k = w.len();
-        let mu = &model.mixture.means.as_slice().expect("standard layout")[l * k..][..k];
-        let (mut m1, mut m2) = (0.0, 0.0);
-        for (w, m) in w.iter().zip(mu) {
-            m1 += w * m;
-            m2 += w * m * m;
-        }
-        let s = gain_scale(model, l);
-        Some((within + (m2 - m1 * m1) / s, within + m2 / s))
+        let means = model.mixture.means.as_slice().expect("standard layout");
+        let d = model.n_items();
+        let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
+        moments(means, w, &mut m1, &mut m2);
+        Some(
+            m1.iter()
+                .zip(&m2)
+                .enumerate()
+                .map(|(l, (&m1, &m2))| {
+                    let s = gain_scale(model, l);
+                    (within + (m2 - m1 * m1) / s, within + m2 / s)
+                })
+                .collect(),
+        )
     }
 
     /// Whether [`Self::log_var_floor`] is the same for every item (then worked out once).
@@ -166,6 +171,47 @@ fn gain_scale(model: &Model, l: usize) -> f64 {
         .baseline
         .as_ref()
         .map_or(1.0, |b| b.var_scale(l as u32))
+}
+
+dispatched! {
+    /// `m1[l] = Σ_j w_j m_lj` and `m2[l] = Σ_j w_j m_lj²` of every item (`means` item-major).
+    fn moments, moments_avx2, moments_avx512 => moments_generic(
+        means: &[f64], w: &[f64], m1: &mut [f64], m2: &mut [f64]
+    )
+}
+
+/// Four items at a time, so four items' chains of additions overlap (each item's sums still
+/// run over the types in order).
+#[inline(always)]
+fn moments_generic(means: &[f64], w: &[f64], m1: &mut [f64], m2: &mut [f64]) {
+    const AT_ONCE: usize = 4;
+    let k = w.len();
+    let full = m1.len() / AT_ONCE * AT_ONCE;
+    for (c, (a, b)) in m1[..full]
+        .chunks_exact_mut(AT_ONCE)
+        .zip(m2[..full].chunks_exact_mut(AT_ONCE))
+        .enumerate()
+    {
+        let rows = &means[c * AT_ONCE * k..][..AT_ONCE * k];
+        let (mut x, mut y) = ([0.0f64; AT_ONCE], [0.0f64; AT_ONCE]);
+        for (j, &wj) in w.iter().enumerate() {
+            for i in 0..AT_ONCE {
+                let m = rows[i * k + j];
+                x[i] += wj * m;
+                y[i] += wj * m * m;
+            }
+        }
+        a.copy_from_slice(&x);
+        b.copy_from_slice(&y);
+    }
+    for l in full..m1.len() {
+        let (mut x, mut y) = (0.0, 0.0);
+        for (wj, m) in w.iter().zip(&means[l * k..][..k]) {
+            x += wj * m;
+            y += wj * m * m;
+        }
+        (m1[l], m2[l]) = (x, y);
+    }
 }
 
 /// pLSA's types read as a mixture: the user resembles one type z, a priori with the

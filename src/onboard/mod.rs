@@ -47,7 +47,6 @@ pub mod gain;
 mod kinds;
 
 use crate::data::{RatingScale, Ratings};
-use crate::mixture::sorted;
 use crate::predictor::{Belief, Predictor};
 use gain::{Scratch, Steps};
 use kinds::View;
@@ -105,11 +104,18 @@ pub fn ask(
     skip: &[u32],
 ) -> Vec<Question> {
     let mut g = Gains::new(model, belief, profile, askable);
-    let skip = sorted(skip);
-    let bounds: Vec<(f64, u32)> = (0..model.n_items() as u32)
-        .filter(|l| skip.binary_search(l).is_err())
-        .map(|l| (g.bound(l as usize) * askable.known[l as usize], l))
-        .collect();
+    let mut bounds: Vec<(f64, u32)> = Vec::with_capacity(model.n_items());
+    match g.spreads.take() {
+        // The mixture's bounds from its spreads, worked out for every item in one pass.
+        Some(spreads) => bounds.extend(crate::mixture::unskipped(model.n_items(), skip).map(|l| {
+            let (spread, m2) = spreads[l as usize];
+            (g.bound_of(spread, m2) * askable.known[l as usize], l)
+        })),
+        None => bounds.extend(
+            crate::mixture::unskipped(model.n_items(), skip)
+                .map(|l| (g.bound(l as usize) * askable.known[l as usize], l)),
+        ),
+    }
     best_n(bounds, n, |l| g.question(l))
 }
 
@@ -167,8 +173,9 @@ struct Gains<'a> {
     /// min(H(w), ln levels): no answer can tell more.
     cap: f64,
     floor: Option<f64>,
-    /// Σ_j w_j σ_j² (the mixture's, for its fast bound).
-    within: f64,
+    /// The mixture's `(V_l / s_l, m2_l / s_l)` of every item (`View::mixture_spreads`), with a
+    /// floor common to every item; `None` for the other kinds.
+    spreads: Option<Vec<(f64, f64)>>,
     mean: Vec<f64>,
     var: Vec<f64>,
     sd: Vec<f64>,
@@ -193,13 +200,18 @@ impl<'a> Gains<'a> {
             View::Mixture { var, .. } => w.iter().zip(var).map(|(w, v)| w * v).sum(),
             _ => 0.0,
         };
+        let spreads = if cap > 0.0 && floor.is_some() {
+            view.mixture_spreads(&w, within)
+        } else {
+            None
+        };
         Self {
             view,
             w,
             askable,
             cap,
             floor,
-            within,
+            spreads,
             mean: vec![0.0; k],
             var: vec![0.0; k],
             sd: vec![0.0; k],
@@ -212,11 +224,9 @@ impl<'a> Gains<'a> {
         if self.cap <= 0.0 {
             return 0.0;
         }
-        if let (Some((spread, m2)), Some(floor)) = (
-            self.view.mixture_spread(l, &self.w, self.within),
-            self.floor,
-        ) {
-            return gain::bound_of_spread(spread, m2, floor, self.cap);
+        if let Some(spreads) = &self.spreads {
+            let (spread, m2) = spreads[l];
+            return self.bound_of(spread, m2);
         }
         self.view.fill(l, true, &mut self.mean, &mut self.var);
         let floor = match self.floor {
@@ -224,6 +234,12 @@ impl<'a> Gains<'a> {
             None => self.view.log_var_floor(&self.w, &self.var),
         };
         gain::gain_bound(&self.w, &self.mean, &self.var, floor, self.cap)
+    }
+
+    /// The mixture's bound from an item's spread (see `spreads`).
+    fn bound_of(&self, spread: f64, m2: f64) -> f64 {
+        let floor = self.floor.expect("spreads come with a common floor");
+        gain::bound_of_spread(spread, m2, floor, self.cap)
     }
 
     /// Item l's exact gain, share and score.
