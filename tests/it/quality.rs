@@ -47,7 +47,7 @@ fn synthetic_long_tail() -> Snapshot {
 fn the_default_beats_the_bias_baseline_by_a_tenth_on_a_synthetic_long_tail() {
     let snap = synthetic_long_tail();
     let (default, bias, _) = default_and_bias(&snap);
-    // Measured: default 0.8759, tuned bias 0.9913 (ALS 0.8564; README, "Prediction quality").
+    // Measured: default 0.8777, tuned bias 0.9908 (ALS 0.8564; README, "Prediction quality").
     assert!(default < 0.99 * bias, "default {default} vs bias {bias}");
     assert!(default < 0.90, "default {default}");
 }
