@@ -106,7 +106,9 @@ pub fn ask(
     let mut g = Gains::new(model, belief, profile, askable);
     let mut bounds: Vec<(f64, u32)> = Vec::with_capacity(model.n_items());
     match g.spreads.take() {
-        // The mixture's bounds from its spreads, worked out for every item in one pass.
+        // The mixture's bounds from its spreads, worked out for every item in one pass. (The
+        // same values `bound` gives; one `bound` call an item instead measured 7 % slower
+        // through the router: 54.5 against 51 µs.)
         Some(spreads) => bounds.extend(crate::mixture::unskipped(model.n_items(), skip).map(|l| {
             let (spread, m2) = spreads[l as usize];
             (g.bound_of(spread, m2) * askable.known[l as usize], l)

@@ -1,18 +1,11 @@
 //! The real `mixrec` binary, run as a user would.
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use clap::CommandFactory;
 use serde_json::Value;
 
-use crate::support::{assert_rel, shared_data};
-
-fn mixrec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mixrec"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
+use crate::support::{assert_rel, mixrec, shared_data};
 
 fn fit_json(args: &[&str]) -> Value {
     let out = mixrec(&[&["fit", "--json"], args].concat());

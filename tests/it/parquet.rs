@@ -3,7 +3,6 @@
 //! same collector as text, with errors naming the file, the column and the row.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use mixrec::data::{
@@ -17,6 +16,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
 use crate::loaders::by_id;
+use crate::support::mixrec_ok;
 
 /// One column's values in a row group; `defs`: definition levels of an optional column.
 enum Col {
@@ -270,24 +270,12 @@ fn the_stop_flag_is_asked_and_the_fingerprint_is_the_whole_file() {
     assert_eq!(loaded.snapshot.format, Format::Parquet);
 }
 
-fn mixrec(args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mixrec"))
-        .args(args)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn convert_to_parquet_round_trips_a_csv_and_auto_detects_it() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
     let (csv, pq) = (p("r.csv"), p("r.parquet"));
-    mixrec(&[
+    mixrec_ok(&[
         "synth",
         "--users",
         "300",
@@ -302,7 +290,7 @@ fn convert_to_parquet_round_trips_a_csv_and_auto_detects_it() {
         "--out",
         &csv,
     ]);
-    mixrec(&["convert", "--data", &csv, "--out", &pq, "--to", "parquet"]);
+    mixrec_ok(&["convert", "--data", &csv, "--out", &pq, "--to", "parquet"]);
     let text = data::load(Path::new(&csv), LoadOptions::default()).unwrap();
     let auto = data::load(Path::new(&pq), LoadOptions::default()).unwrap();
     assert_eq!(auto.format, Format::Parquet);
@@ -329,7 +317,7 @@ fn convert_to_parquet_round_trips_a_csv_and_auto_detects_it() {
     ));
     // And the CLI reads it back: parquet -> CSV gives the ratings of the first CSV.
     let back = p("back.csv");
-    mixrec(&["convert", "--data", &pq, "--out", &back, "--to", "triples"]);
+    mixrec_ok(&["convert", "--data", &pq, "--out", &back, "--to", "triples"]);
     assert_eq!(
         by_id(&data::load(Path::new(&back), LoadOptions::default()).unwrap()),
         by_id(&text)

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// The folder of the seed's data sets, or `None` (with a message) when it is absent and not
 /// required. Panics when `MIXREC_REQUIRE_SHARED_DATA=1` and the folder is missing.
@@ -75,4 +76,23 @@ pub fn demo_model() -> mixrec::serving::ServedModel {
                 .expect("the demo trains")
         })
         .clone()
+}
+
+/// The real `mixrec` binary run with `args`, as a user would; its output, whatever the status.
+pub fn mixrec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mixrec"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// [`mixrec`], which must succeed (its stderr is the message otherwise).
+pub fn mixrec_ok(args: &[&str]) -> Output {
+    let out = mixrec(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
