@@ -4,6 +4,7 @@
 //!
 //! Pure arithmetic on slices: no model, web or async types here.
 
+use super::lanes;
 use crate::data::{RatingScale, Ratings};
 
 /// Levels of a discretised scale, at most: a scale with more steps (0..100 in whole points) is
@@ -76,25 +77,9 @@ impl Steps {
     }
 }
 
-/// The standard normal CDF, Φ(x) = ½ erfc(−x/√2), with erfc from Numerical Recipes' Chebyshev
-/// fit (`erfcc`, relative error below 1.2e-7 everywhere): one `exp`, where libm's erfc takes
-/// several times as long, and a gain needs K (levels − 1) of them per item.
-#[inline]
+/// The standard normal CDF (see [`super::lanes`], which works out a whole item's at once).
 pub fn phi(x: f64) -> f64 {
-    let z = -x * std::f64::consts::FRAC_1_SQRT_2;
-    let a = z.abs();
-    let t = 1.0 / (1.0 + 0.5 * a);
-    let poly = -1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * (-a * a + poly).exp();
-    let erfc = if z >= 0.0 { erfc } else { 2.0 - erfc };
-    0.5 * erfc
+    lanes::phi_one(x)
 }
 
 /// `−Σ p ln p` of `p` (zeros contribute nothing).
@@ -109,10 +94,12 @@ pub fn entropy(p: &[f64]) -> f64 {
 /// Reused buffers of [`discrete_gain`].
 #[derive(Debug, Default)]
 pub struct Scratch {
-    /// P(answer) = Σ_j w_j P(answer | j). (levels,)
-    mix: Vec<f64>,
-    /// P(answer | j) of one type. (levels,)
-    given: Vec<f64>,
+    /// The types heavier than [`NEGLIGIBLE_WEIGHT`].
+    live: Vec<usize>,
+    /// Φ at every cut, one row of `levels − 1` a live type.
+    cdf: Vec<f64>,
+    /// P(answer | j), one row of `levels` a live type, then P(answer); then `p ln p` of each.
+    p: Vec<f64>,
 }
 
 /// I(type; answer) in nats for one item: types weighted `w`, type j's rating
@@ -124,38 +111,49 @@ pub struct Scratch {
 /// ```
 ///
 /// The second line is Bayes' rule, `w'_j ∝ w_j P(s | j)`, averaged over the answers: the
-/// `ln w_j` terms cancel. Types below [`NEGLIGIBLE_WEIGHT`] are left out.
+/// `ln w_j` terms cancel. Types below [`NEGLIGIBLE_WEIGHT`] are left out. Every Φ and every
+/// logarithm of the item is worked out in one vector pass ([`super::lanes`]).
 pub fn discrete_gain(w: &[f64], mean: &[f64], sd: &[f64], steps: &Steps, s: &mut Scratch) -> f64 {
     let levels = steps.levels;
-    s.mix.clear();
-    s.mix.resize(levels, 0.0);
-    s.given.resize(levels, 0.0);
-    let mut within = 0.0;
-    let mut total = 0.0;
-    for j in 0..w.len() {
-        if w[j] < NEGLIGIBLE_WEIGHT {
-            continue;
-        }
-        let mut below = 0.0;
-        for (c, p) in steps.cuts.iter().zip(s.given.iter_mut()) {
-            let at = phi((c - mean[j]) / sd[j]);
-            *p = (at - below).max(0.0);
-            below = at;
-        }
-        s.given[levels - 1] = (1.0 - below).max(0.0);
-        within += w[j] * entropy(&s.given);
-        total += w[j];
-        s.mix
-            .iter_mut()
-            .zip(&s.given)
-            .for_each(|(m, p)| *m += w[j] * p);
-    }
-    if total <= 0.0 {
+    s.live.clear();
+    s.live
+        .extend((0..w.len()).filter(|&j| w[j] >= NEGLIGIBLE_WEIGHT));
+    let total: f64 = s.live.iter().map(|&j| w[j]).sum();
+    if levels < 2 || total <= 0.0 {
         return 0.0;
     }
-    // The weights kept sum to `total` (≤ 1): the gain of the renormalised mixture.
-    s.mix.iter_mut().for_each(|m| *m /= total);
-    (entropy(&s.mix) - within / total).max(0.0)
+    s.cdf.clear();
+    for &j in &s.live {
+        s.cdf
+            .extend(steps.cuts.iter().map(|c| (c - mean[j]) / sd[j]));
+    }
+    lanes::phi_each(&mut s.cdf);
+    s.p.clear();
+    for row in s.cdf.chunks_exact(levels - 1) {
+        let mut below = 0.0;
+        for &at in row {
+            s.p.push((at - below).max(0.0));
+            below = at;
+        }
+        s.p.push((1.0 - below).max(0.0));
+    }
+    // P(answer) of the renormalised mixture (the weights kept sum to `total` ≤ 1).
+    let types = s.p.len();
+    s.p.resize(types + levels, 0.0);
+    let (given, mix) = s.p.split_at_mut(types);
+    for (&j, row) in s.live.iter().zip(given.chunks_exact(levels)) {
+        mix.iter_mut().zip(row).for_each(|(m, p)| *m += w[j] * p);
+    }
+    mix.iter_mut().for_each(|m| *m /= total);
+    lanes::x_ln_x_each(&mut s.p);
+    let (given, mix) = s.p.split_at(types);
+    let within: f64 = s
+        .live
+        .iter()
+        .zip(given.chunks_exact(levels))
+        .map(|(&j, row)| w[j] * -row.iter().sum::<f64>())
+        .sum();
+    (-mix.iter().sum::<f64>() - within / total).max(0.0)
 }
 
 /// An upper bound of [`discrete_gain`] from the first two moments alone, O(K) and one `ln`:
@@ -174,16 +172,24 @@ pub fn gain_bound(w: &[f64], mean: &[f64], var: &[f64], log_var_floor: f64, cap:
         m1 += w[j] * mean[j];
         m2 += w[j] * (var[j] + mean[j] * mean[j]);
     }
-    bound_of_spread(m2 - m1 * m1, m2, log_var_floor, cap)
+    let mut bound = [m2 - m1 * m1];
+    bounds_of_spreads(&mut bound, &[m2], log_var_floor, cap);
+    bound[0]
 }
 
-/// The bound of [`gain_bound`] from the mixture's variance `spread` = m2 − m1², m2 the second
-/// moment it was computed from.
-#[inline]
-pub fn bound_of_spread(spread: f64, m2: f64, log_var_floor: f64, cap: f64) -> f64 {
+/// The bounds of [`gain_bound`] of many items at once: `spread[l]` is item l's mixture
+/// variance m2 − m1² on entry (all types' variances sharing the floor `log_var_floor`), its
+/// bound on exit; `m2[l]` the second moment it was computed from.
+pub fn bounds_of_spreads(spread: &mut [f64], m2: &[f64], log_var_floor: f64, cap: f64) {
     // Rounding in m2 − m1² is relative to m2: widen by that much so the bound stays a bound.
-    let spread = spread.max(f64::MIN_POSITIVE) + 4.0 * f64::EPSILON * m2.abs();
-    (0.5 * (spread.ln() - log_var_floor)).clamp(0.0, cap)
+    spread
+        .iter_mut()
+        .zip(m2)
+        .for_each(|(v, m2)| *v = v.max(f64::MIN_POSITIVE) + 4.0 * f64::EPSILON * m2.abs());
+    lanes::ln_each(spread);
+    spread
+        .iter_mut()
+        .for_each(|b| *b = (0.5 * (*b - log_var_floor)).clamp(0.0, cap));
 }
 
 #[cfg(test)]

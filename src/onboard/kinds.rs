@@ -15,6 +15,7 @@
 //!
 //! No web or async types here.
 
+use super::gain;
 use crate::mfa::{Latent, Mfa};
 use crate::mixture::{Model, Posterior};
 use crate::plsa::{Folded, Plsa};
@@ -95,13 +96,19 @@ impl<'a> View<'a> {
         }
     }
 
-    /// For the mixture, `(V_l / s_l, m2_l / s_l)` of every item under `w`, straight from the
-    /// rows of means in one pass: `V_l = s_l Σ_j w_j σ_j² + Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the
-    /// profile's shift of every type's mean cancels), `within` = `Σ_j w_j σ_j²`, s_l the item's
-    /// variance scale. Divided by s_l because the bound needs `ln V − ln s_l` (the log floor
-    /// of item l is `ln s_l` above the common one): one logarithm, not two. Other kinds:
-    /// `None`.
-    pub(super) fn mixture_spreads(&self, w: &[f64], within: f64) -> Option<Vec<(f64, f64)>> {
+    /// For the mixture, the gain bound of every item under `w` ([`gain::gain_bound`]), straight
+    /// from the rows of means in one pass: the mixture's variance is `V_l = s_l Σ_j w_j σ_j² +
+    /// Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the profile's shift of every type's mean cancels),
+    /// `within` = `Σ_j w_j σ_j²`, s_l the item's variance scale. Divided by s_l because the bound
+    /// needs `ln V − ln s_l` (the log floor of item l is `ln s_l` above the common `floor`): one
+    /// logarithm, not two. Other kinds: `None`.
+    pub(super) fn mixture_bounds(
+        &self,
+        w: &[f64],
+        within: f64,
+        floor: f64,
+        cap: f64,
+    ) -> Option<Vec<f64>> {
         let Self::Mixture { model, .. } = self else {
             return None;
         };
@@ -109,16 +116,15 @@ impl<'a> View<'a> {
         let d = model.n_items();
         let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
         moments(means, w, &mut m1, &mut m2);
-        Some(
-            m1.iter()
-                .zip(&m2)
-                .enumerate()
-                .map(|(l, (&m1, &m2))| {
-                    let s = gain_scale(model, l);
-                    (within + (m2 - m1 * m1) / s, within + m2 / s)
-                })
-                .collect(),
-        )
+        match &model.baseline {
+            Some(b) => spreads(&mut m1, &mut m2, &b.item_var, b.noise, within),
+            None => {
+                let ones = vec![1.0; d];
+                spreads(&mut m1, &mut m2, &ones, 1.0, within);
+            }
+        }
+        gain::bounds_of_spreads(&mut m1, &m2, floor, cap);
+        Some(m1)
     }
 
     /// Whether [`Self::log_var_floor`] is the same for every item (then worked out once).
@@ -178,6 +184,22 @@ dispatched! {
     fn moments, moments_avx2, moments_avx512 => moments_generic(
         means: &[f64], w: &[f64], m1: &mut [f64], m2: &mut [f64]
     )
+}
+
+dispatched! {
+    /// `m1[l] = within + (m2[l] − m1[l]²) / s_l` and `m2[l] = within + m2[l] / s_l`, with
+    /// `s_l = item_var[l] / noise`: the mixture's variance and second moment over s_l.
+    fn spreads, spreads_avx2, spreads_avx512 => spreads_generic(
+        m1: &mut [f64], m2: &mut [f64], item_var: &[f64], noise: f64, within: f64
+    )
+}
+
+#[inline(always)]
+fn spreads_generic(m1: &mut [f64], m2: &mut [f64], item_var: &[f64], noise: f64, within: f64) {
+    for ((a, b), v) in m1.iter_mut().zip(m2.iter_mut()).zip(item_var) {
+        let s = v / noise;
+        (*a, *b) = (within + (*b - *a * *a) / s, within + *b / s);
+    }
 }
 
 /// Four items at a time, so four items' chains of additions overlap (each item's sums still

@@ -45,6 +45,7 @@
 
 pub mod gain;
 mod kinds;
+mod lanes;
 
 use crate::data::{RatingScale, Ratings};
 use crate::predictor::{Belief, Predictor};
@@ -105,14 +106,13 @@ pub fn ask(
 ) -> Vec<Question> {
     let mut g = Gains::new(model, belief, profile, askable);
     let mut bounds: Vec<(f64, u32)> = Vec::with_capacity(model.n_items());
-    match g.spreads.take() {
-        // The mixture's bounds from its spreads, worked out for every item in one pass. (The
-        // same values `bound` gives; one `bound` call an item instead measured 7 % slower
-        // through the router: 54.5 against 51 µs.)
-        Some(spreads) => bounds.extend(crate::mixture::unskipped(model.n_items(), skip).map(|l| {
-            let (spread, m2) = spreads[l as usize];
-            (g.bound_of(spread, m2) * askable.known[l as usize], l)
-        })),
+    match g.bounds.take() {
+        // The mixture's bounds, worked out for every item in one pass. (One `bound` call an item
+        // instead measured 7 % slower through the router: 54.5 against 51 µs.)
+        Some(all) => bounds.extend(
+            crate::mixture::unskipped(model.n_items(), skip)
+                .map(|l| (all[l as usize] * askable.known[l as usize], l)),
+        ),
         None => bounds.extend(
             crate::mixture::unskipped(model.n_items(), skip)
                 .map(|l| (g.bound(l as usize) * askable.known[l as usize], l)),
@@ -175,9 +175,9 @@ struct Gains<'a> {
     /// min(H(w), ln levels): no answer can tell more.
     cap: f64,
     floor: Option<f64>,
-    /// The mixture's `(V_l / s_l, m2_l / s_l)` of every item (`View::mixture_spreads`), with a
-    /// floor common to every item; `None` for the other kinds.
-    spreads: Option<Vec<(f64, f64)>>,
+    /// The mixture's gain bound of every item (`View::mixture_bounds`); `None` for the other
+    /// kinds.
+    bounds: Option<Vec<f64>>,
     mean: Vec<f64>,
     var: Vec<f64>,
     sd: Vec<f64>,
@@ -202,10 +202,9 @@ impl<'a> Gains<'a> {
             View::Mixture { var, .. } => w.iter().zip(var).map(|(w, v)| w * v).sum(),
             _ => 0.0,
         };
-        let spreads = if cap > 0.0 && floor.is_some() {
-            view.mixture_spreads(&w, within)
-        } else {
-            None
+        let bounds = match floor {
+            Some(floor) if cap > 0.0 => view.mixture_bounds(&w, within, floor, cap),
+            _ => None,
         };
         Self {
             view,
@@ -213,7 +212,7 @@ impl<'a> Gains<'a> {
             askable,
             cap,
             floor,
-            spreads,
+            bounds,
             mean: vec![0.0; k],
             var: vec![0.0; k],
             sd: vec![0.0; k],
@@ -226,9 +225,8 @@ impl<'a> Gains<'a> {
         if self.cap <= 0.0 {
             return 0.0;
         }
-        if let Some(spreads) = &self.spreads {
-            let (spread, m2) = spreads[l];
-            return self.bound_of(spread, m2);
+        if let Some(bounds) = &self.bounds {
+            return bounds[l];
         }
         self.view.fill(l, true, &mut self.mean, &mut self.var);
         let floor = match self.floor {
@@ -236,12 +234,6 @@ impl<'a> Gains<'a> {
             None => self.view.log_var_floor(&self.w, &self.var),
         };
         gain::gain_bound(&self.w, &self.mean, &self.var, floor, self.cap)
-    }
-
-    /// The mixture's bound from an item's spread (see `spreads`).
-    fn bound_of(&self, spread: f64, m2: f64) -> f64 {
-        let floor = self.floor.expect("spreads come with a common floor");
-        gain::bound_of_spread(spread, m2, floor, self.cap)
     }
 
     /// Item l's exact gain, share and score.
