@@ -439,7 +439,8 @@ fn default_poll_interval_ms() -> u64 {
 }
 
 fn default_k_range() -> [usize; 2] {
-    [1, 16]
+    let (lo, hi) = crate::select::DEFAULT_K_RANGE;
+    [lo, hi]
 }
 
 /// A string that never shows in `Debug` output (and so never in logs).

@@ -31,6 +31,11 @@ use crate::score;
 pub const PRIOR_GRID: [f64; 11] = [
     0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0,
 ];
+/// The Ks an automatic K is chosen from by default. 32, not 16: on the dense Netflix subset
+/// the held-out curve still falls at K = 16 (chosen at the top of 1..=16 in every split), and
+/// with 32 two of three splits choose 24 and 32 (test RMSE over split seeds 0, 1, 2: mean
+/// 0.8152 → 0.8137); the sparse sets stop at K ≤ 12 either way (the same models, bit for bit).
+pub const DEFAULT_K_RANGE: (usize, usize) = (1, 32);
 /// Where the search starts: λ, and K (clamped into the range).
 const START_PRIOR: f64 = 20.0;
 const START_PRIOR_MFA: f64 = 10.0;
@@ -88,7 +93,7 @@ impl Spec {
             mixture: FitParams::new(1),
             plsa: PlsaParams::new(1),
             k: None,
-            k_range: (1, 16),
+            k_range: DEFAULT_K_RANGE,
             prior_strength: None,
             ridge: None,
             rank: None,

@@ -126,7 +126,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub k: Option<KArg>,
     /// The range an automatic K is chosen from, as MIN:MAX.
-    #[arg(long, default_value = "1:16")]
+    #[arg(long, default_value = "1:32")]
     pub k_range: KRange,
     /// How an automatic K is chosen: held-out RMSE (`heldout`) or BIC (`bic`).
     #[arg(long, default_value = "heldout")]
