@@ -265,6 +265,195 @@ impl Model {
             .map(|(_, l)| self.predict(post, l))
             .collect()
     }
+
+    /// [`Self::recommend`] with `table` ([`ScoreTable::new`] of this model): the same items,
+    /// ratings and spreads to the bit, the catalogue scored a block at a time from the
+    /// type-major means, with no vector of every item's score.
+    pub fn recommend_from(
+        &self,
+        table: &ScoreTable,
+        post: &Posterior,
+        n: usize,
+        skip: &[u32],
+    ) -> Vec<ItemScore> {
+        assert_eq!(
+            (table.k, table.d),
+            (self.k(), self.n_items()),
+            "a score table of another model"
+        );
+        if n > STREAMED_TOP_N {
+            return self.recommend(post, n, skip);
+        }
+        let (d, skip) = (table.d, sorted(skip));
+        let (mut block, mut next_skip) = ([0.0; SCORE_BLOCK], 0);
+        let mut best = Best::new(n);
+        for start in (0..d).step_by(SCORE_BLOCK) {
+            let block = &mut block[..SCORE_BLOCK.min(d - start)];
+            let (by_type, offsets) = (&table.by_type[..], &table.item_offset[..]);
+            table_scores(
+                by_type,
+                d,
+                &post.weights,
+                post.offset,
+                offsets,
+                start,
+                block,
+            );
+            // The block in runs between skipped items; within a run, most items cost one
+            // comparison with the n-th best score so far.
+            let mut i = 0;
+            while i < block.len() {
+                while skip
+                    .get(next_skip)
+                    .is_some_and(|&k| (k as usize) < start + i)
+                {
+                    next_skip += 1;
+                }
+                let end = skip
+                    .get(next_skip)
+                    .map_or(block.len(), |&k| (k as usize - start).min(block.len()));
+                for (at, &score) in (i..end).zip(&block[i..end]) {
+                    if score < best.floor {
+                        continue;
+                    }
+                    best.offer((score, (start + at) as u32));
+                }
+                // `end` is skipped (or the block's end).
+                i = end + 1;
+            }
+        }
+        best.items
+            .into_iter()
+            .map(|(_, l)| self.predict(post, l))
+            .collect()
+    }
+}
+
+/// Items a block of [`Model::recommend_from`] scores at once (its scores stay in L1).
+const SCORE_BLOCK: usize = 256;
+
+/// A mixture's means type-major, `by_type[j · d + l] = m_lj`, and each item's baseline offset:
+/// what serving keeps beside a model so that scoring every item reads each type's row straight
+/// through (eight items a vector) instead of gathering K strided means an item. Built once per
+/// model; [`Model::recommend_from`] checks it belongs to the model's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreTable {
+    k: usize,
+    d: usize,
+    by_type: Vec<f64>,
+    item_offset: Vec<f64>,
+}
+
+impl ScoreTable {
+    /// `model`'s table.
+    pub fn new(model: &Model) -> Self {
+        let (k, d) = (model.k(), model.n_items());
+        let mut by_type = vec![0.0; k * d];
+        for (l, row) in model.mixture.means.rows().into_iter().enumerate() {
+            for (j, &m) in row.iter().enumerate() {
+                by_type[j * d + l] = m;
+            }
+        }
+        Self {
+            k,
+            d,
+            by_type,
+            item_offset: (0..d).map(|l| model.item_offset(l)).collect(),
+        }
+    }
+}
+
+impl ScoreTable {
+    /// `m1[l] = Σ_j w_j m_lj` and `m2[l] = Σ_j w_j m_lj²` of every item, each sum over the types
+    /// in order: onboarding's moments ([`crate::onboard`]), the operations of its item-major
+    /// pass, so the same bits.
+    pub fn moments(&self, w: &[f64], m1: &mut [f64], m2: &mut [f64]) {
+        assert_eq!((w.len(), m1.len(), m2.len()), (self.k, self.d, self.d));
+        table_moments(&self.by_type, self.d, w, m1, m2);
+    }
+}
+
+dispatched! {
+    fn table_moments, table_moments_avx2, table_moments_avx512 => table_moments_generic(
+        by_type: &[f64], d: usize, w: &[f64], m1: &mut [f64], m2: &mut [f64]
+    )
+}
+
+/// Sixteen items at a time, two sums each in registers across the types.
+#[inline(always)]
+fn table_moments_generic(by_type: &[f64], d: usize, w: &[f64], m1: &mut [f64], m2: &mut [f64]) {
+    const W: usize = 16;
+    let (c1, t1) = m1.as_chunks_mut::<W>();
+    let (c2, t2) = m2.as_chunks_mut::<W>();
+    let full = c1.len() * W;
+    for (c, (a, b)) in c1.iter_mut().zip(c2.iter_mut()).enumerate() {
+        let (mut x, mut y) = ([0.0f64; W], [0.0f64; W]);
+        for (j, &wj) in w.iter().enumerate() {
+            let row = &by_type[j * d + c * W..][..W];
+            for i in 0..W {
+                x[i] += wj * row[i];
+                y[i] += wj * row[i] * row[i];
+            }
+        }
+        (*a, *b) = (x, y);
+    }
+    for (i, (a, b)) in t1.iter_mut().zip(t2.iter_mut()).enumerate() {
+        let l = full + i;
+        let (mut x, mut y) = (0.0, 0.0);
+        for (j, &wj) in w.iter().enumerate() {
+            let m = by_type[j * d + l];
+            x += wj * m;
+            y += wj * m * m;
+        }
+        (*a, *b) = (x, y);
+    }
+}
+
+dispatched! {
+    /// `out[i] = Σ_j post_j m_(start+i)j + (offset + b_(start+i))`, each sum over the types in
+    /// order from 0: the operations of [`mixed_scores`] and `raw_scores`, so the same bits.
+    fn table_scores, table_scores_avx2, table_scores_avx512 => table_scores_generic(
+        by_type: &[f64], d: usize, post: &[f64], offset: f64, item_offset: &[f64], start: usize, out: &mut [f64]
+    )
+}
+
+/// Thirty-two items at a time in four independent chains of eight (one chain's K additions
+/// are dependent: one chain alone waits on the adder), each item's sum in a register across
+/// the types in order (one store an item).
+#[inline(always)]
+fn table_scores_generic(
+    by_type: &[f64],
+    d: usize,
+    post: &[f64],
+    offset: f64,
+    item_offset: &[f64],
+    start: usize,
+    out: &mut [f64],
+) {
+    const W: usize = 32;
+    let offsets = &item_offset[start..][..out.len()];
+    let (chunks, tail) = out.as_chunks_mut::<W>();
+    let full = chunks.len() * W;
+    for (c, o) in chunks.iter_mut().enumerate() {
+        let mut acc = [0.0f64; W];
+        for (j, &p) in post.iter().enumerate() {
+            let row = &by_type[j * d + start + c * W..][..W];
+            for i in 0..W {
+                acc[i] += p * row[i];
+            }
+        }
+        for i in 0..W {
+            o[i] = acc[i] + (offset + offsets[c * W + i]);
+        }
+    }
+    for (i, o) in tail.iter_mut().enumerate() {
+        let l = start + full + i;
+        let mut acc = 0.0;
+        for (j, &p) in post.iter().enumerate() {
+            acc += p * by_type[j * d + l];
+        }
+        *o = acc + (offset + offsets[full + i]);
+    }
 }
 
 /// Keeps the `n` first of `items` by `order`, sorted: partial selection, so the rest is never
@@ -341,19 +530,50 @@ pub(crate) fn best_scores(scored: impl Iterator<Item = (f64, u32)>, n: usize) ->
         top_n(&mut all, n, order);
         return all;
     }
-    let mut best: Vec<(f64, u32)> = Vec::with_capacity(n + 1);
-    if n == 0 {
-        return best;
-    }
-    for c in scored {
-        if best.len() == n && order(&c, &best[n - 1]).is_ge() {
-            continue;
+    let mut best = Best::new(n);
+    scored.for_each(|c| best.offer(c));
+    best.items
+}
+
+/// The n best (score, item) pairs offered so far, in order (see [`best_scores`]).
+struct Best {
+    n: usize,
+    items: Vec<(f64, u32)>,
+    /// The n-th best score once there are n (−∞ before): a score below it can only rank after
+    /// it, so [`Self::offer`] need not be called (NaN and equal scores take the exact order).
+    floor: f64,
+}
+
+impl Best {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            items: Vec::with_capacity(n + 1),
+            floor: if n == 0 {
+                f64::INFINITY
+            } else {
+                f64::NEG_INFINITY
+            },
         }
-        let at = best.partition_point(|b| order(b, &c).is_lt());
-        best.insert(at, c);
-        best.truncate(n);
     }
-    best
+
+    #[inline]
+    fn offer(&mut self, c: (f64, u32)) {
+        let order = |a: &(f64, u32), b: &(f64, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+        let n = self.n;
+        if n == 0 || c.0 < self.floor {
+            return;
+        }
+        if self.items.len() == n && order(&c, &self.items[n - 1]).is_ge() {
+            return;
+        }
+        let at = self.items.partition_point(|b| order(b, &c).is_lt());
+        self.items.insert(at, c);
+        self.items.truncate(n);
+        if self.items.len() == n {
+            self.floor = self.items[n - 1].0;
+        }
+    }
 }
 
 /// `items` in ascending order, for binary searches.
@@ -406,6 +626,88 @@ mod tests {
             assert_eq!(streamed, all, "n = {n}");
         }
     }
+    #[test]
+    fn the_score_table_recommends_what_the_model_does_to_the_bit() {
+        // K = 5 over 601 items (two full blocks and a part), with and without a baseline;
+        // many tied scores (means on a coarse grid), skips in and across blocks.
+        let (k, d) = (5, 601);
+        let means = ndarray::Array2::from_shape_fn((d, k), |(l, j)| {
+            f64::from(((l * 7 + j * 13) % 9) as u32) / 4.0 - 1.0
+        });
+        let mut m = Model {
+            mixture: Mixture {
+                means,
+                variances: ndarray::Array1::from_elem(k, 0.4),
+                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
+            },
+            algorithm: Algorithm::Em,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            clip: true,
+            baseline: None,
+        };
+        let profile: Vec<(u32, f64)> = (0..30)
+            .map(|i| (i * 19 % d as u32, 1.0 + f64::from(i % 5)))
+            .collect();
+        let skip: Vec<u32> = (0..40)
+            .map(|i| i * 37 % 700)
+            .filter(|&l| l < d as u32)
+            .collect();
+        for with_baseline in [false, true] {
+            if with_baseline {
+                m.baseline = Some(Baseline {
+                    global: 3.6,
+                    item: (0..d).map(|l| ((l % 11) as f64 - 5.0) / 10.0).collect(),
+                    lambda_user: 4.0,
+                    centre: vec![0.0; d],
+                    item_var: vec![0.8; d],
+                    noise: 0.8,
+                });
+            }
+            let table = ScoreTable::new(&m);
+            let post = m.posterior(&profile).unwrap();
+            for n in [1, 10, 64, 65, 700] {
+                let (want, got) = (
+                    m.recommend(&post, n, &skip),
+                    m.recommend_from(&table, &post, n, &skip),
+                );
+                assert_eq!(want.len(), got.len());
+                for (a, b) in want.iter().zip(&got) {
+                    assert_eq!(
+                        (a.item, a.rating.to_bits(), a.spread.to_bits()),
+                        (b.item, b.rating.to_bits(), b.spread.to_bits())
+                    );
+                }
+            }
+            // And the scores themselves, every item.
+            let mut block = vec![0.0; d];
+            table_scores_generic(
+                &table.by_type,
+                d,
+                &post.weights,
+                post.offset,
+                &table.item_offset,
+                0,
+                &mut block,
+            );
+            assert_eq!(block, m.raw_scores(&post));
+            // The moments, against each item's sums over the types in order.
+            let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
+            table.moments(&post.weights, &mut m1, &mut m2);
+            for l in 0..d {
+                let (mut x, mut y) = (0.0, 0.0);
+                for j in 0..k {
+                    let v = m.mixture.means[[l, j]];
+                    x += post.weights[j] * v;
+                    y += post.weights[j] * v * v;
+                }
+                assert_eq!(
+                    (m1[l].to_bits(), m2[l].to_bits()),
+                    (x.to_bits(), y.to_bits())
+                );
+            }
+        }
+    }
+
     use ndarray::array;
 
     fn two_types() -> Model {

@@ -17,7 +17,7 @@
 
 use super::gain;
 use crate::mfa::{Latent, Mfa};
-use crate::mixture::{Model, Posterior};
+use crate::mixture::{Model, Posterior, ScoreTable};
 use crate::plsa::{Folded, Plsa};
 use crate::predictor::{Belief, Predictor};
 use crate::simd::dispatched;
@@ -104,6 +104,7 @@ impl<'a> View<'a> {
     /// logarithm, not two. Other kinds: `None`.
     pub(super) fn mixture_bounds(
         &self,
+        table: Option<&ScoreTable>,
         w: &[f64],
         within: f64,
         floor: f64,
@@ -115,7 +116,10 @@ impl<'a> View<'a> {
         let means = model.mixture.means.as_slice().expect("standard layout");
         let d = model.n_items();
         let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
-        moments(means, w, &mut m1, &mut m2);
+        match table {
+            Some(t) => t.moments(w, &mut m1, &mut m2),
+            None => moments(means, w, &mut m1, &mut m2),
+        }
         match &model.baseline {
             Some(b) => spreads(&mut m1, &mut m2, &b.item_var, b.noise, within),
             None => {

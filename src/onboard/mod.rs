@@ -51,7 +51,7 @@ mod kinds;
 mod lanes;
 
 use crate::data::{RatingScale, Ratings};
-use crate::predictor::{Belief, Predictor};
+use crate::predictor::{Belief, Predictor, Prepared};
 use gain::{Scratch, Steps};
 use kinds::View;
 
@@ -107,7 +107,29 @@ pub fn ask(
     n: usize,
     skip: &[u32],
 ) -> Vec<Question> {
-    let mut g = Gains::new(model, belief, profile, askable);
+    ask_prepared(
+        model,
+        &Prepared::default(),
+        belief,
+        profile,
+        askable,
+        n,
+        skip,
+    )
+}
+
+/// [`ask`] with what [`Predictor::prepare`] worked out for `model` (the mixture's means
+/// type-major, read straight through for every item's moments): the same questions to the bit.
+pub fn ask_prepared(
+    model: &Predictor,
+    prepared: &Prepared,
+    belief: &Belief,
+    profile: &[(u32, f64)],
+    askable: &Askable,
+    n: usize,
+    skip: &[u32],
+) -> Vec<Question> {
+    let mut g = Gains::new(model, prepared, belief, profile, askable);
     let mut bounds: Vec<(f64, u32)> = Vec::with_capacity(model.n_items());
     match g.bounds.take() {
         // The mixture's bounds, worked out for every item in one pass. (One `bound` call an item
@@ -131,7 +153,7 @@ pub fn ask_all(
     profile: &[(u32, f64)],
     askable: &Askable,
 ) -> Vec<Question> {
-    let mut g = Gains::new(model, belief, profile, askable);
+    let mut g = Gains::new(model, &Prepared::default(), belief, profile, askable);
     (0..model.n_items() as u32).map(|l| g.question(l)).collect()
 }
 
@@ -190,6 +212,7 @@ struct Gains<'a> {
 impl<'a> Gains<'a> {
     fn new(
         model: &'a Predictor,
+        prepared: &Prepared,
         belief: &'a Belief,
         profile: &[(u32, f64)],
         askable: &'a Askable,
@@ -206,7 +229,9 @@ impl<'a> Gains<'a> {
             _ => 0.0,
         };
         let bounds = match floor {
-            Some(floor) if cap > 0.0 => view.mixture_bounds(&w, within, floor, cap),
+            Some(floor) if cap > 0.0 => {
+                view.mixture_bounds(prepared.table(), &w, within, floor, cap)
+            }
             _ => None,
         };
         Self {

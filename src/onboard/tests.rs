@@ -165,9 +165,13 @@ fn pruning_finds_the_exact_top_n_on_every_kind() {
                 .filter(|q| !skip.contains(&q.item))
                 .collect();
             all.sort_by(order);
+            let prepared = model.prepare();
             for n in [1, 5, 40] {
                 let asked = ask(&model, &belief, &profile, &a, n, &skip);
                 assert_eq!(asked, all[..n], "{} n = {n}", model.kind());
+                // What serving asks with the type-major means: the same questions, bit for bit.
+                let served = ask_prepared(&model, &prepared, &belief, &profile, &a, n, &skip);
+                assert_eq!(served, asked, "{} n = {n}", model.kind());
             }
             assert!(all.iter().all(|q| q.gain >= 0.0));
             assert!(all[0].gain > 0.01, "{}: {}", model.kind(), all[0].gain);
@@ -182,7 +186,7 @@ fn every_bound_is_above_its_gain() {
         for profile in [vec![], vec![(3, 5.0), (40, 1.0), (41, 2.0)]] {
             let belief = model.posterior(&profile).unwrap();
             let a = askable(vec![1.0; d]);
-            let mut g = Gains::new(&model, &belief, &profile, &a);
+            let mut g = Gains::new(&model, &Prepared::default(), &belief, &profile, &a);
             for l in 0..d as u32 {
                 let (b, q) = (g.bound(l as usize), g.question(l));
                 assert!(

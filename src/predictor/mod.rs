@@ -226,6 +226,31 @@ impl Predictor {
         all
     }
 
+    /// What serving works out once per model to answer recommendations faster.
+    pub fn prepare(&self) -> Prepared {
+        Prepared {
+            table: match self {
+                Self::Mixture(m) => Some(crate::mixture::ScoreTable::new(m)),
+                _ => None,
+            },
+        }
+    }
+
+    /// [`Self::recommend`] with what [`Self::prepare`] worked out for this model: the same
+    /// answer to the bit.
+    pub fn recommend_prepared(
+        &self,
+        prepared: &Prepared,
+        belief: &Belief,
+        n: usize,
+        skip: &[u32],
+    ) -> Vec<Prediction> {
+        match (self, belief, &prepared.table) {
+            (Self::Mixture(m), Belief::Mixture(p), Some(t)) => m.recommend_from(t, p, n, skip),
+            _ => self.recommend(belief, n, skip),
+        }
+    }
+
     /// Fills `row` with a user's completed profile: observed ratings as given, the rest predicted.
     pub fn complete_row(
         &self,
@@ -246,5 +271,18 @@ impl Predictor {
             row[l as usize] = x;
         }
         Ok(())
+    }
+}
+/// What [`Predictor::prepare`] works out once per model: for a mixture, its means type-major
+/// ([`crate::mixture::ScoreTable`]); nothing for the other kinds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepared {
+    table: Option<crate::mixture::ScoreTable>,
+}
+
+impl Prepared {
+    /// The mixture's type-major means, if the model is a mixture.
+    pub fn table(&self) -> Option<&crate::mixture::ScoreTable> {
+        self.table.as_ref()
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::mixture::{Prediction, ProfileError};
 use crate::onboard::{self, Question};
-use crate::predictor::Predictor;
+use crate::predictor::{Predictor, Prepared};
 
 use super::catalogue::Catalogue;
 use super::info::{ModelInfo, TypeSummary};
@@ -79,6 +79,8 @@ pub struct Onboarding {
 #[derive(Debug, Clone)]
 pub struct ServedModel {
     model: Predictor,
+    /// What the model's recommendations read faster than the model itself (built once).
+    prepared: Prepared,
     info: ModelInfo,
     catalogue: Catalogue,
     types: Vec<TypeSummary>,
@@ -96,6 +98,7 @@ impl ServedModel {
         types: Vec<TypeSummary>,
     ) -> Self {
         Self {
+            prepared: model.prepare(),
             model,
             info,
             catalogue,
@@ -176,7 +179,9 @@ impl ServedModel {
         skip.extend(rated(&profile));
         let post = self.model.posterior(&profile)?;
         Ok(Answer {
-            items: self.model.recommend(&post, n, &skip),
+            items: self
+                .model
+                .recommend_prepared(&self.prepared, &post, n, &skip),
             posterior: ranked(&post),
         })
     }
@@ -197,7 +202,15 @@ impl ServedModel {
         let belief = self.model.posterior(&profile)?;
         let askable = self.catalogue.askable();
         Ok(Onboarding {
-            questions: onboard::ask(&self.model, &belief, &profile, askable, n, &skip),
+            questions: onboard::ask_prepared(
+                &self.model,
+                &self.prepared,
+                &belief,
+                &profile,
+                askable,
+                n,
+                &skip,
+            ),
             posterior: ranked(&belief),
         })
     }
@@ -245,7 +258,9 @@ impl ServedModel {
         let profile: Vec<(u32, f64)> = profile.into_iter().collect();
         let post = self.model.posterior(&profile)?;
         Ok(Answer {
-            items: self.model.recommend(&post, n, &rated(&profile)),
+            items: self
+                .model
+                .recommend_prepared(&self.prepared, &post, n, &rated(&profile)),
             posterior: ranked(&post),
         })
     }
