@@ -8,15 +8,18 @@
 /// vector code; K is padded up to a multiple inside a pass (padded types have no weight).
 pub(crate) const LANES: usize = 4;
 
-/// `sq[j] = Σ_{l ∈ items} (x_l − mu_jl)²`; returns Σ x_l². `means` is item-major with rows
-/// of `sq.len()` entries.
+/// `Σ x_l²` of one user's ratings, in their order (what the E-step's per-type sums need; the
+/// data's, so worked out once per pass's buffers, not every iteration).
+pub(crate) fn sum_of_squares(values: &[f32]) -> f64 {
+    values
+        .iter()
+        .fold(0.0, |xx, &x| xx + f64::from(x) * f64::from(x))
+}
+
+/// `sq[j] = Σ_{l ∈ items} (x_l − mu_jl)²`. `means` is item-major with rows of `sq.len()`
+/// entries.
 #[inline(always)]
-pub(crate) fn squared_distances(
-    items: &[u32],
-    values: &[f32],
-    means: &[f64],
-    sq: &mut [f64],
-) -> f64 {
+pub(crate) fn squared_distances(items: &[u32], values: &[f32], means: &[f64], sq: &mut [f64]) {
     match sq.len() {
         4 => squared_distances_fixed::<4>(items, values, means, sq),
         8 => squared_distances_fixed::<8>(items, values, means, sq),
@@ -28,9 +31,8 @@ pub(crate) fn squared_distances(
 
 /// One rating's share of [`squared_distances`].
 #[inline(always)]
-fn add_squares<const W: usize>(acc: &mut [f64; W], xx: &mut f64, mu: &[f64; W], x: f32) {
+fn add_squares<const W: usize>(acc: &mut [f64; W], mu: &[f64; W], x: f32) {
     let x = f64::from(x);
-    *xx += x * x;
     for j in 0..W {
         let diff = x - mu[j];
         acc[j] += diff * diff;
@@ -45,30 +47,26 @@ fn squared_distances_fixed<const W: usize>(
     values: &[f32],
     means: &[f64],
     sq: &mut [f64],
-) -> f64 {
+) {
     let (rows, _) = means.as_chunks::<W>();
-    let (mut acc, mut xx) = ([0.0f64; W], 0.0);
+    let mut acc = [0.0f64; W];
     for (&l, &x) in items.iter().zip(values) {
-        add_squares(&mut acc, &mut xx, &rows[l as usize], x);
+        add_squares(&mut acc, &rows[l as usize], x);
     }
     sq.copy_from_slice(&acc);
-    xx
 }
 
 #[inline(always)]
-fn squared_distances_any(items: &[u32], values: &[f32], means: &[f64], sq: &mut [f64]) -> f64 {
+fn squared_distances_any(items: &[u32], values: &[f32], means: &[f64], sq: &mut [f64]) {
     let k = sq.len();
     sq.fill(0.0);
-    let mut xx = 0.0;
     for (&l, &x) in items.iter().zip(values) {
         let x = f64::from(x);
-        xx += x * x;
         for (s, &m) in sq.iter_mut().zip(&means[l as usize * k..][..k]) {
             let diff = x - m;
             *s += diff * diff;
         }
     }
-    xx
 }
 
 /// `num[j] += Σ post_uj x_u` and `den[j] += Σ post_uj` over (a run of) one item's (user,

@@ -32,7 +32,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::Mixture;
-use super::kernels::{LANES, column_sums, squared_distances};
+use super::kernels::{LANES, column_sums, squared_distances, sum_of_squares};
 use crate::data::Ratings;
 use crate::simd::dispatched;
 
@@ -223,6 +223,8 @@ pub(crate) struct Pass<'r> {
     ratings: &'r Ratings,
     /// The same ratings by item: row l lists (user, rating) of item l.
     by_item: Ratings,
+    /// Each user's Σ x² (the data's: worked out once, not every E-step). (n_users,)
+    sq_norms: Vec<f64>,
     user_chunks: Vec<Range<usize>>,
     item_chunks: Vec<Range<usize>>,
     k: usize,
@@ -251,6 +253,7 @@ impl<'r> Pass<'r> {
         let by_item = ratings.transposed();
         Self {
             ratings,
+            sq_norms: (0..n).map(|u| sum_of_squares(ratings.row(u).1)).collect(),
             user_chunks: chunks(ratings),
             item_chunks: chunks(&by_item),
             by_item,
@@ -315,12 +318,15 @@ impl<'r> Pass<'r> {
             slices.push(head);
             rest = tail;
         }
-        let (ratings, means) = (self.ratings, &self.means);
+        let (ratings, means, sq_norms) = (self.ratings, &self.means, &self.sq_norms[..]);
         let parts: Vec<UserSums> = self
             .user_chunks
             .par_iter()
             .zip(slices)
-            .map(|(users, posts)| estep_chunk(ratings, users.clone(), means, terms, assign, posts))
+            .map(|(users, posts)| {
+                let norms = &sq_norms[users.clone()];
+                estep_chunk(ratings, users.clone(), means, norms, terms, assign, posts)
+            })
             .collect();
         let mut total = parts[0].clone();
         parts[1..].iter().for_each(|p| total.add(p));
@@ -367,7 +373,7 @@ fn pad_means(mixture: &Mixture, out: &mut [f64]) {
 dispatched! {
     /// The E-step of one chunk of users; `posts` are their padded posterior rows.
     fn estep_chunk, estep_chunk_avx2, estep_chunk_avx512 => estep_chunk_generic(
-        ratings: &Ratings, users: Range<usize>, means: &[f64], terms: &Terms, assign: Assign, posts: &mut [f64]
+        ratings: &Ratings, users: Range<usize>, means: &[f64], sq_norms: &[f64], terms: &Terms, assign: Assign, posts: &mut [f64]
     ) -> UserSums
 }
 
@@ -426,6 +432,7 @@ fn estep_chunk_generic(
     ratings: &Ratings,
     users: Range<usize>,
     means: &[f64],
+    sq_norms: &[f64],
     terms: &Terms,
     assign: Assign,
     posts: &mut [f64],
@@ -434,9 +441,9 @@ fn estep_chunk_generic(
     let stride = padded(k);
     let mut sums = UserSums::zeros(k);
     let mut sq = vec![0.0; stride];
-    for (u, post) in users.zip(posts.chunks_exact_mut(stride)) {
+    for ((u, post), &xx) in users.zip(posts.chunks_exact_mut(stride)).zip(sq_norms) {
         let (items, values) = ratings.row(u);
-        let xx = squared_distances(items, values, means, &mut sq);
+        squared_distances(items, values, means, &mut sq);
         let (sq, post) = (&mut sq[..k], &mut post[..k]);
         match assign {
             Assign::Soft => {
@@ -518,6 +525,7 @@ mod tests {
             let mut means = vec![0.0; 40 * stride];
             pad_means(&m, &mut means);
             let terms = Terms::new(&m);
+            let norms: Vec<f64> = (0..300).map(|u| sum_of_squares(r.row(u).1)).collect();
             let run = |level: Level, block: usize| {
                 let mut posts = vec![0.0; 300 * stride];
                 let (mut numer, mut denom) = (vec![0.0; 40 * stride], vec![0.0; 40 * stride]);
@@ -527,6 +535,7 @@ mod tests {
                             &r,
                             0..300,
                             &means,
+                            &norms,
                             &terms,
                             Assign::Soft,
                             &mut posts,
@@ -536,8 +545,15 @@ mod tests {
                     }
                     // SAFETY: only levels up to `detected()` run (the filter below).
                     Level::Avx2 => unsafe {
-                        let s =
-                            estep_chunk_avx2(&r, 0..300, &means, &terms, Assign::Soft, &mut posts);
+                        let s = estep_chunk_avx2(
+                            &r,
+                            0..300,
+                            &means,
+                            &norms,
+                            &terms,
+                            Assign::Soft,
+                            &mut posts,
+                        );
                         item_chunk_avx2(&by_item, 0..40, &posts, block, &mut numer, &mut denom);
                         s
                     },
@@ -547,6 +563,7 @@ mod tests {
                             &r,
                             0..300,
                             &means,
+                            &norms,
                             &terms,
                             Assign::Soft,
                             &mut posts,
