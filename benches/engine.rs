@@ -203,10 +203,12 @@ fn onboarding_20_ratings_netflix_k12(bencher: divan::Bencher) {
     let askable = mixrec::onboard::Askable::new(&snap.ratings, snap.scale);
     let profile = profile_of(snap, 7, 20);
     let rated: Vec<u32> = profile.iter().map(|p| p.0).collect();
+    // Prepared once, as a served model is.
+    let prepared = model.prepare();
     bencher.bench_local(|| {
         let belief = model.posterior(&profile).unwrap();
-        divan::black_box(mixrec::onboard::ask(
-            &model, &belief, &profile, &askable, 5, &rated,
+        divan::black_box(mixrec::onboard::ask_prepared(
+            &model, &prepared, &belief, &profile, &askable, 5, &rated,
         ))
     });
 }

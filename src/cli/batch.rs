@@ -50,6 +50,7 @@ pub fn recommend(
     let write_err = || format!("cannot write {}", out.display());
     writeln!(w, "user,item,rank,rating,spread").with_context(write_err)?;
     let r = &snapshot.ratings;
+    let prepared = model.prepare();
     for start in (0..r.n_users()).step_by(BLOCK) {
         let block: Vec<String> = (start..(start + BLOCK).min(r.n_users()))
             .into_par_iter()
@@ -61,7 +62,8 @@ pub fn recommend(
                 let name = snapshot.users.name(u);
                 let user = csv_field(&name);
                 let mut lines = String::new();
-                for (rank, p) in model.recommend(&belief, n, items).iter().enumerate() {
+                let best = model.recommend_prepared(&prepared, &belief, n, items);
+                for (rank, p) in best.iter().enumerate() {
                     let name = snapshot.items.name(p.item as usize);
                     let item = csv_field(&name);
                     lines += &format!("{user},{item},{},{},{}\n", rank + 1, p.rating, p.spread);

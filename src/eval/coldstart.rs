@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::data::{RatingScale, Ratings, RatingsBuilder};
 use crate::onboard::{self, Askable};
-use crate::predictor::Predictor;
+use crate::predictor::{Predictor, Prepared};
 use crate::select::{self, SelectError, Spec, Trained};
 
 /// The numbers of answers a curve is scored at, besides N.
@@ -112,6 +112,8 @@ struct Cell {
 /// What every interview reads.
 struct Context<'a> {
     model: &'a Predictor,
+    /// The model's tables for asking (built once, as serving does).
+    prepared: Prepared,
     askable: &'a Askable,
     popular: Vec<u32>,
     answers: usize,
@@ -137,6 +139,7 @@ pub fn run(
     });
     let ctx = Context {
         model: &trained.predictor,
+        prepared: trained.predictor.prepare(),
         askable: &askable,
         popular,
         answers: p.answers,
@@ -276,7 +279,15 @@ fn informative(
             .model
             .posterior(&it.answers)
             .expect("answers are catalogue items");
-        let batch = onboard::ask(ctx.model, &belief, &it.answers, ctx.askable, BATCH, &skip);
+        let batch = onboard::ask_prepared(
+            ctx.model,
+            &ctx.prepared,
+            &belief,
+            &it.answers,
+            ctx.askable,
+            BATCH,
+            &skip,
+        );
         if batch.is_empty() {
             return;
         }

@@ -96,15 +96,15 @@ impl<'a> View<'a> {
         }
     }
 
-    /// For the mixture, the gain bound of every item under `w` ([`gain::gain_bound`]), straight
-    /// from the rows of means in one pass: the mixture's variance is `V_l = s_l Σ_j w_j σ_j² +
+    /// For the mixture, the gain bound of every item under `w` ([`gain::gain_bound`]), from
+    /// `table` (the model's means type-major) in one pass: the mixture's variance is `V_l = s_l Σ_j w_j σ_j² +
     /// Σ_j w_j m_jl² − (Σ_j w_j m_jl)²` (the profile's shift of every type's mean cancels),
     /// `within` = `Σ_j w_j σ_j²`, s_l the item's variance scale. Divided by s_l because the bound
     /// needs `ln V − ln s_l` (the log floor of item l is `ln s_l` above the common `floor`): one
     /// logarithm, not two. Other kinds: `None`.
     pub(super) fn mixture_bounds(
         &self,
-        table: Option<&ScoreTable>,
+        table: &ScoreTable,
         w: &[f64],
         within: f64,
         floor: f64,
@@ -113,13 +113,9 @@ impl<'a> View<'a> {
         let Self::Mixture { model, .. } = self else {
             return None;
         };
-        let means = model.mixture.means.as_slice().expect("standard layout");
         let d = model.n_items();
         let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
-        match table {
-            Some(t) => t.moments(w, &mut m1, &mut m2),
-            None => moments(means, w, &mut m1, &mut m2),
-        }
+        table.moments(w, &mut m1, &mut m2);
         match &model.baseline {
             Some(b) => spreads(&mut m1, &mut m2, &b.item_var, b.noise, within),
             None => {
@@ -184,13 +180,6 @@ fn gain_scale(model: &Model, l: usize) -> f64 {
 }
 
 dispatched! {
-    /// `m1[l] = Σ_j w_j m_lj` and `m2[l] = Σ_j w_j m_lj²` of every item (`means` item-major).
-    fn moments, moments_avx2, moments_avx512 => moments_generic(
-        means: &[f64], w: &[f64], m1: &mut [f64], m2: &mut [f64]
-    )
-}
-
-dispatched! {
     /// `m1[l] = within + (m2[l] − m1[l]²) / s_l` and `m2[l] = within + m2[l] / s_l`, with
     /// `s_l = item_var[l] / noise`: the mixture's variance and second moment over s_l.
     fn spreads, spreads_avx2, spreads_avx512 => spreads_generic(
@@ -203,40 +192,6 @@ fn spreads_generic(m1: &mut [f64], m2: &mut [f64], item_var: &[f64], noise: f64,
     for ((a, b), v) in m1.iter_mut().zip(m2.iter_mut()).zip(item_var) {
         let s = v / noise;
         (*a, *b) = (within + (*b - *a * *a) / s, within + *b / s);
-    }
-}
-
-/// Four items at a time, so four items' chains of additions overlap (each item's sums still
-/// run over the types in order).
-#[inline(always)]
-fn moments_generic(means: &[f64], w: &[f64], m1: &mut [f64], m2: &mut [f64]) {
-    const AT_ONCE: usize = 4;
-    let k = w.len();
-    let full = m1.len() / AT_ONCE * AT_ONCE;
-    for (c, (a, b)) in m1[..full]
-        .chunks_exact_mut(AT_ONCE)
-        .zip(m2[..full].chunks_exact_mut(AT_ONCE))
-        .enumerate()
-    {
-        let rows = &means[c * AT_ONCE * k..][..AT_ONCE * k];
-        let (mut x, mut y) = ([0.0f64; AT_ONCE], [0.0f64; AT_ONCE]);
-        for (j, &wj) in w.iter().enumerate() {
-            for i in 0..AT_ONCE {
-                let m = rows[i * k + j];
-                x[i] += wj * m;
-                y[i] += wj * m * m;
-            }
-        }
-        a.copy_from_slice(&x);
-        b.copy_from_slice(&y);
-    }
-    for l in full..m1.len() {
-        let (mut x, mut y) = (0.0, 0.0);
-        for (wj, m) in w.iter().zip(&means[l * k..][..k]) {
-            x += wj * m;
-            y += wj * m * m;
-        }
-        (m1[l], m2[l]) = (x, y);
     }
 }
 

@@ -107,15 +107,7 @@ pub fn ask(
     n: usize,
     skip: &[u32],
 ) -> Vec<Question> {
-    ask_prepared(
-        model,
-        &Prepared::default(),
-        belief,
-        profile,
-        askable,
-        n,
-        skip,
-    )
+    ask_prepared(model, &model.prepare(), belief, profile, askable, n, skip)
 }
 
 /// [`ask`] with what [`Predictor::prepare`] worked out for `model` (the mixture's means
@@ -153,7 +145,7 @@ pub fn ask_all(
     profile: &[(u32, f64)],
     askable: &Askable,
 ) -> Vec<Question> {
-    let mut g = Gains::new(model, &Prepared::default(), belief, profile, askable);
+    let mut g = Gains::new(model, &model.prepare(), belief, profile, askable);
     (0..model.n_items() as u32).map(|l| g.question(l)).collect()
 }
 
@@ -229,9 +221,9 @@ impl<'a> Gains<'a> {
             _ => 0.0,
         };
         let bounds = match floor {
-            Some(floor) if cap > 0.0 => {
-                view.mixture_bounds(prepared.table(), &w, within, floor, cap)
-            }
+            Some(floor) if cap > 0.0 => prepared
+                .table()
+                .and_then(|t| view.mixture_bounds(t, &w, within, floor, cap)),
             _ => None,
         };
         Self {

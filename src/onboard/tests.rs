@@ -186,7 +186,7 @@ fn every_bound_is_above_its_gain() {
         for profile in [vec![], vec![(3, 5.0), (40, 1.0), (41, 2.0)]] {
             let belief = model.posterior(&profile).unwrap();
             let a = askable(vec![1.0; d]);
-            let mut g = Gains::new(&model, &Prepared::default(), &belief, &profile, &a);
+            let mut g = Gains::new(&model, &model.prepare(), &belief, &profile, &a);
             for l in 0..d as u32 {
                 let (b, q) = (g.bound(l as usize), g.question(l));
                 assert!(

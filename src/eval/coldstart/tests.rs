@@ -54,6 +54,7 @@ fn an_interview_skips_what_the_user_does_not_know() {
     let askable = Askable::new(&snap.ratings, snap.scale);
     let ctx = Context {
         model: &trained.predictor,
+        prepared: trained.predictor.prepare(),
         askable: &askable,
         // Popularity order: item 119 first, then down.
         popular: (0..120).rev().collect(),
