@@ -13,6 +13,8 @@
 //!
 //! No model, web or async types here.
 
+pub(crate) mod math;
+
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A build of the kernels, narrowest first.
