@@ -15,15 +15,9 @@ use rayon::prelude::*;
 use super::fields::{check_scale, parse_value, small_integer};
 use super::{DataError, IdMap, Problem, RatingScale, Ratings, RatingsBuilder};
 
-/// Lines per parallel block.
-const BLOCK_LINES: usize = 256;
-
-/// One block's rows.
-struct Block {
-    items: Vec<u32>,
-    values: Vec<f32>,
-    lens: Vec<u32>,
-}
+/// Lines per parallel block: enough blocks for both cores to finish together on the seed's
+/// 1,200-line matrix (256 made five blocks, three of them on one core).
+const BLOCK_LINES: usize = 64;
 
 /// Parses `text`, whose first line is line `first_line` of the file (1-based).
 pub(super) fn parse(
@@ -49,9 +43,9 @@ pub(super) fn parse(
         ));
     };
     let n_cols = tokens(lines[rows.start]).count();
-    let blocks = parse_blocks(&lines, rows.clone(), n_cols, scale).map_err(error)?;
+    let ratings = parse_rows(&lines, rows.clone(), n_cols, scale).map_err(error)?;
     Ok((
-        join(blocks, rows.len(), n_cols),
+        ratings,
         IdMap::Positional(rows.len()),
         IdMap::Positional(n_cols),
     ))
@@ -79,42 +73,50 @@ fn rows(lines: &[&[u8]]) -> Result<Option<Range<usize>>, (usize, Problem)> {
 
 /// The rows parsed in blocks of [`BLOCK_LINES`] on every core, in order; the first error by
 /// line wins, whatever the thread count.
-fn parse_blocks(
+///
+/// Every block parses into its own stretch of one pair of arrays with room for every cell (a
+/// rating per two bytes of text at most, as the reader's memory guard assumes), and the
+/// stretches then close up in order: no per-block buffers to allocate, fault in and copy.
+fn parse_rows(
     lines: &[&[u8]],
     rows: Range<usize>,
     n_cols: usize,
     scale: Option<RatingScale>,
-) -> Result<Vec<Block>, (usize, Problem)> {
-    let blocks: Vec<Range<usize>> = rows
+) -> Result<Ratings, (usize, Problem)> {
+    let stretch = (BLOCK_LINES * n_cols).max(1);
+    let (mut items, mut values) = (
+        vec![0u32; rows.len() * n_cols],
+        vec![0f32; rows.len() * n_cols],
+    );
+    let blocks: Vec<_> = rows
         .clone()
         .step_by(BLOCK_LINES)
         .map(|s| s..(s + BLOCK_LINES).min(rows.end))
+        .zip(items.chunks_mut(stretch).zip(values.chunks_mut(stretch)))
         .collect();
-    blocks
+    let lens: Vec<Vec<u32>> = blocks
         .into_par_iter()
-        .map(|r| parse_block(lines, r, n_cols, scale))
+        .map(|(r, (items, values))| parse_block(lines, r, n_cols, scale, items, values))
         .collect::<Vec<_>>()
         .into_iter()
-        .collect()
-}
-
-/// The blocks' rows as one set of compressed rows.
-fn join(blocks: Vec<Block>, n_rows: usize, n_cols: usize) -> Ratings {
-    let nnz = blocks.iter().map(|b| b.items.len()).sum();
-    let (mut offsets, mut items, mut values) = (
-        Vec::with_capacity(n_rows + 1),
-        Vec::with_capacity(nnz),
-        Vec::with_capacity(nnz),
-    );
+        .collect::<Result<_, _>>()?;
+    let mut offsets = Vec::with_capacity(rows.len() + 1);
     offsets.push(0u64);
-    for block in blocks {
-        for len in block.lens {
-            offsets.push(offsets.last().expect("non-empty") + u64::from(len));
+    let mut end = 0;
+    for (b, block) in lens.iter().enumerate() {
+        let kept = block.iter().map(|&n| n as usize).sum::<usize>();
+        items.copy_within(b * stretch..b * stretch + kept, end);
+        values.copy_within(b * stretch..b * stretch + kept, end);
+        end += kept;
+        for &n in block {
+            offsets.push(offsets.last().expect("non-empty") + u64::from(n));
         }
-        items.extend_from_slice(&block.items);
-        values.extend_from_slice(&block.values);
     }
-    Ratings::from_parts(offsets, items, values, n_cols)
+    items.truncate(end);
+    values.truncate(end);
+    items.shrink_to_fit();
+    values.shrink_to_fit();
+    Ok(Ratings::from_parts(offsets, items, values, n_cols))
 }
 
 /// The non-empty whitespace-separated tokens of a line.
@@ -123,60 +125,151 @@ fn tokens(line: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// Parses lines `range`; an error carries the index of its line.
+/// Parses lines `range` into `items` and `values`, row after row; returns each row's number
+/// of ratings. An error carries the index of its line.
 fn parse_block(
     lines: &[&[u8]],
     range: Range<usize>,
     n_cols: usize,
     scale: Option<RatingScale>,
-) -> Result<Block, (usize, Problem)> {
-    // A token and its separator take at least two bytes: room enough without regrowing.
-    let bytes: usize = lines[range.clone()].iter().map(|l| l.len() + 1).sum();
-    let room = (bytes / 2).min(range.len() * n_cols);
-    let mut block = Block {
-        items: Vec::with_capacity(room),
-        values: Vec::with_capacity(room),
-        lens: Vec::with_capacity(range.len()),
-    };
-    for at in range {
-        let before = block.items.len();
-        parse_row(lines[at], n_cols, scale, &mut block).map_err(|p| (at, p))?;
-        block.lens.push((block.items.len() - before) as u32);
+    items: &mut [u32],
+    values: &mut [f32],
+) -> Result<Vec<u32>, (usize, Problem)> {
+    let mut lens = Vec::with_capacity(range.len());
+    let mut at = 0;
+    for line in range {
+        let room = at..at + n_cols;
+        let kept = parse_row(
+            lines[line],
+            scale,
+            &mut items[room.clone()],
+            &mut values[room],
+        )
+        .map_err(|p| (line, p))?;
+        lens.push(kept as u32);
+        at += kept;
     }
-    Ok(block)
+    Ok(lens)
 }
 
+/// Parses one row into `items` and `values` (room for one rating a column); returns how many
+/// it holds. A one-digit token (a rating on a 1–5 or 0–9 scale, or the 0 of a missing entry:
+/// nearly every token of a dense matrix) is read where it stands; longer tokens go through the
+/// general field parser. Every column is written and a missing one is overwritten by the next:
+/// no branch on the matrix's gaps, which are as unpredictable as the data.
 fn parse_row(
     line: &[u8],
-    n_cols: usize,
     scale: Option<RatingScale>,
-    out: &mut Block,
-) -> Result<(), Problem> {
-    let mut found = 0;
-    for tok in tokens(line) {
+    items: &mut [u32],
+    values: &mut [f32],
+) -> Result<usize, Problem> {
+    let n_cols = items.len();
+    let (mut found, mut kept, mut at) = (0, 0, 0);
+    while at < line.len() {
+        if line[at].is_ascii_whitespace() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < line.len() && !line[at].is_ascii_whitespace() {
+            at += 1;
+        }
         found += 1;
         if found > n_cols {
             continue; // keep counting, for the message
         }
-        let x = match small_integer(tok) {
-            Some(x) => x,
-            None => parse_value(
-                std::str::from_utf8(tok).map_err(|_| Problem::NotUtf8)?,
-                found,
-            )?,
+        let x = match &line[start..at] {
+            [digit @ b'0'..=b'9'] => f64::from(digit - b'0'),
+            tok => token_value(tok, found)?,
         };
-        if x != 0.0 {
+        if scale.is_some() && x != 0.0 {
             check_scale(x, found, scale)?;
-            out.items.push(found as u32 - 1);
-            out.values.push(x as f32);
         }
+        items[kept] = found as u32 - 1;
+        values[kept] = x as f32;
+        kept += usize::from(x != 0.0);
     }
     if found == n_cols {
-        Ok(())
+        Ok(kept)
     } else {
         Err(Problem::Ragged {
             expected: n_cols,
             found,
         })
+    }
+}
+
+/// A token of more than one digit, or not a plain number.
+fn token_value(tok: &[u8], field: usize) -> Result<f64, Problem> {
+    match small_integer(tok) {
+        Some(x) => Ok(x),
+        None => parse_value(
+            std::str::from_utf8(tok).map_err(|_| Problem::NotUtf8)?,
+            field,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 200 rows × 30 columns (four blocks of lines), about a third missing, some two-digit and
+    /// fractional ratings among the one-digit ones.
+    fn rows() -> Vec<Vec<f64>> {
+        (0..200)
+            .map(|u| {
+                (0..30)
+                    .map(|l| match (u * 31 + l * 17) % 9 {
+                        0..=2 => 0.0,
+                        3 => 10.0,
+                        4 => 2.5,
+                        h => (h - 4) as f64,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn text(rows: &[Vec<f64>]) -> String {
+        let line = |r: &Vec<f64>| {
+            r.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        rows.iter().map(line).collect::<Vec<_>>().join("\n") + "\n"
+    }
+
+    #[test]
+    fn blocks_of_rows_join_into_the_matrix_it_wrote() {
+        let rows = rows();
+        let (r, users, items) = parse(text(&rows).as_bytes(), 1, Path::new("m.txt"), None).unwrap();
+        assert_eq!(r, Ratings::from_dense_rows(&rows));
+        assert!(matches!(
+            (users, items),
+            (IdMap::Positional(200), IdMap::Positional(30))
+        ));
+    }
+
+    #[test]
+    fn the_first_bad_row_by_line_is_reported_whatever_block_it_is_in() {
+        let mut rows = rows();
+        rows[170].pop();
+        rows[100].push(1.0);
+        let err = parse(text(&rows).as_bytes(), 3, Path::new("m.txt"), None).unwrap_err();
+        match err {
+            DataError::Parse { line, problem, .. } => {
+                assert_eq!(line, 103, "row 100 is the file's line 103");
+                assert_eq!(
+                    problem,
+                    Problem::Ragged {
+                        expected: 30,
+                        found: 31
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
