@@ -132,8 +132,9 @@ macro_rules! dispatched {
 pub(crate) use dispatched;
 
 /// The machine's own limits, for the roofline of `benches/engine.rs`: a STREAM-style triad
-/// (bandwidth at a given footprint) and a multiply-add loop (arithmetic peak), both run at
-/// [`level`] through the same dispatch as the kernels and on every thread of rayon's pool.
+/// (bandwidth at a given footprint), a read of a table (the rows a kernel gathers) and a
+/// multiply-add loop (arithmetic peak), all run at [`level`] through the same dispatch as the
+/// kernels and on every thread of rayon's pool.
 pub mod limits {
     use rayon::prelude::*;
 
@@ -161,6 +162,35 @@ pub mod limits {
         for ((a, &b), &c) in a.iter_mut().zip(b).zip(c) {
             *a = b + s * c;
         }
+    }
+
+    /// Sums each of `tables` `reps` times, each table on its own thread (one a core: a
+    /// kernel's table is read from every core's own cache); returns the bytes read and a sum
+    /// to keep the work alive. The read side of a kernel that gathers rows from a table of
+    /// that size in ascending order, which is as close to a streaming read as a gather gets.
+    pub fn read(tables: &[Vec<f64>], reps: usize) -> (f64, f64) {
+        let sum = tables
+            .par_iter()
+            .map(|t| (0..reps).map(|_| read_share(t)).sum::<f64>())
+            .sum();
+        let bytes = tables.iter().map(|t| t.len() * 8).sum::<usize>() * reps;
+        (bytes as f64, sum)
+    }
+
+    super::dispatched! {
+        fn read_share, read_avx2, read_avx512 => read_generic(a: &[f64]) -> f64
+    }
+
+    #[inline(always)]
+    fn read_generic(a: &[f64]) -> f64 {
+        let mut acc = [0.0f64; LANES];
+        let (chunks, tail) = a.as_chunks::<LANES>();
+        for c in chunks {
+            for (s, &x) in acc.iter_mut().zip(c) {
+                *s += x;
+            }
+        }
+        acc.iter().sum::<f64>() + tail.iter().sum::<f64>()
     }
 
     /// `rounds` of `acc = acc · m + x` (a multiply and an add, unfused, as the kernels run
@@ -214,6 +244,8 @@ mod tests {
         let mut a = vec![0.0; 1000];
         limits::triad(&mut a, &b, &c, 0.5);
         assert!(a.iter().all(|&x| x == 2.0));
+        let tables = vec![vec![0.5; 1000]; 2];
+        assert_eq!(limits::read(&tables, 3), (48_000.0, 3000.0));
         let (flops, sum) = limits::multiply_add(10);
         assert_eq!(flops, (10 * 64 * 2 * rayon::current_num_threads()) as f64);
         assert!(sum.is_finite() && sum > 0.0);

@@ -3,19 +3,28 @@
 //!
 //! The limits are measured first, on every thread of the pool and through the kernels' own
 //! dispatch ([`mixrec::simd::limits`]): a STREAM-style triad (`a = b + s·c`, 24 bytes and 2
-//! flops an element) at the footprint of the kernel it bounds and at 384 MB (memory), and an
+//! flops an element) at the footprint of the kernel it bounds and at 384 MB (memory), a read
+//! of a table the size of the one a kernel gathers rows from (each core its own copy), and an
 //! unfused multiply-add loop (the operations the kernels run: Rust never fuses them). Then each
 //! kernel's median time, the bytes and flops it moves by the model below, and
-//! `time / max(bytes / bandwidth, flops / peak)`: 1.0 is at the limit.
+//! `time / max(memory, flops / peak)`: 1.0 is at the limit, where memory is the streamed bytes
+//! over the triad's bandwidth plus the gathered rows over the table read's.
 //!
 //! The model of one EM iteration with stride s (K padded to 4), n users, d items, r ratings:
 //!
 //! - E-step: per rating a (u32 item, f32 rating) pair read (8 B) and `sq_j += (x − mu_j)²` for
-//!   every lane (3 s flops), plus x² (2); per user the posterior row written (8 s B). The
-//!   means (8 s d B) are read from cache; the per-user log-sum-exp (O(K) a user) is not counted.
+//!   every lane (3 s flops), plus x² (2); per user the posterior row written (8 s B). Per rating
+//!   the item's row of means is gathered (8 s B) from a table of 8 s d bytes; the per-user
+//!   posterior (O(K) a user) is not counted.
 //! - Item pass: per rating a (u32 user, f32 rating) pair of the transposed copy read (8 B) and
-//!   `num_j += p_j x; den_j += p_j` (3 s flops); per item two rows written (16 s B). Posterior
-//!   rows are gathered from a table of 8 s n bytes.
+//!   `num_j += p_j x; den_j += p_j` (3 s flops); per item two rows written (16 s B). Per rating
+//!   the user's posterior row is gathered (8 s B) from a table of 8 s n bytes.
+//!
+//! The gathered rows are most of the traffic (96 of 104 bytes a rating at K = 12) and they come
+//! from the table's own level of the hierarchy (L2 for the Netflix subset's 115 KB tables), not
+//! from registers: a model without them puts the bound at the arithmetic, which the kernels
+//! cannot reach while every rating's row is a fresh load. The `vs flops` column keeps the
+//! arithmetic-only ratio for comparison.
 //!
 //! Run with `cargo bench --bench engine -- roofline` (or no filter); skipped for other filters.
 
@@ -61,6 +70,19 @@ fn triad_bandwidth(bytes: usize) -> f64 {
     (24 * n * reps) as f64 / best.as_secs_f64()
 }
 
+/// Best read bandwidth (bytes/s, all threads) of a table of `bytes`, each thread its own copy.
+fn read_bandwidth(bytes: usize) -> f64 {
+    let tables = vec![vec![1.0f64; (bytes / 8).max(1024)]; rayon::current_num_threads()];
+    let reps = (MEMORY_BYTES / (8 * tables[0].len())).clamp(1, 256);
+    let mut read = 0.0;
+    let best = best_of(LIMIT_SAMPLES, || {
+        let (b, sum) = limits::read(&tables, reps);
+        read = b;
+        std::hint::black_box(sum);
+    });
+    read / best.as_secs_f64()
+}
+
 fn peak_flops() -> f64 {
     let rounds = 2_000_000;
     let mut flops = 0.0;
@@ -89,44 +111,89 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// One kernel's row: its time, what it moves, and its distance from the bound.
+/// One kernel's row: its time, what it moves and does, and its distance from the bound.
 struct Row {
     name: String,
     time: Duration,
-    bytes: f64,
-    flops: f64,
+    cost: Cost,
 }
 
-fn print_row(row: &Row, limits: &Limits, cache_bw: f64) {
+fn print_row(row: &Row, peak_flops: f64) {
     let secs = row.time.as_secs_f64();
-    let (mem, arith) = (row.bytes / cache_bw, row.flops / limits.peak_flops);
+    let (mem, arith) = (row.cost.memory_seconds, row.cost.flops / peak_flops);
     let (bound, by) = if mem >= arith {
         (mem, "bytes")
     } else {
         (arith, "flops")
     };
     println!(
-        "  {:<34} {:>9.3} ms {:>8.1} MB {:>8.1} Mflop {:>7.1} GB/s {:>6.1} Gflop/s {:>7.3} ms {:<5} {:>5.2}",
+        "  {:<30} {:>9.3} ms {:>8.1} MB {:>7.1} Mflop {:>7.1} GB/s {:>6.1} Gflop/s {:>7.3} ms {:<5} {:>5.2} {:>8.2}",
         row.name,
         secs * 1e3,
-        row.bytes / 1e6,
-        row.flops / 1e6,
-        row.bytes / secs / 1e9,
-        row.flops / secs / 1e9,
+        row.cost.bytes / 1e6,
+        row.cost.flops / 1e6,
+        row.cost.bytes / secs / 1e9,
+        row.cost.flops / secs / 1e9,
         bound * 1e3,
         by,
         secs / bound,
+        secs / arith,
     );
 }
 
-/// Bytes and flops of the E-step and the item pass by the model in the module docs.
-fn model(r: &Ratings, k: usize) -> ((f64, f64), (f64, f64)) {
+/// What a kernel moves and does by the model in the module docs, and the time its bytes take
+/// at the bandwidths measured for them.
+#[derive(Clone, Copy)]
+struct Cost {
+    /// Streamed and gathered bytes.
+    bytes: f64,
+    /// Streamed bytes over the triad's bandwidth plus gathered rows over the table read's.
+    memory_seconds: f64,
+    flops: f64,
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, o: Cost) -> Cost {
+        Cost {
+            bytes: self.bytes + o.bytes,
+            memory_seconds: self.memory_seconds + o.memory_seconds,
+            flops: self.flops + o.flops,
+        }
+    }
+}
+
+/// Streamed bytes, gathered bytes, the gathered table's size and flops of the E-step and the
+/// item pass by the model in the module docs.
+fn model(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
     let s = k.div_ceil(4) * 4;
     let (n, d, nnz) = (r.n_users() as f64, r.n_items() as f64, r.nnz() as f64);
     let s = s as f64;
-    let estep = (8.0 * nnz + 8.0 * s * n + 8.0 * s * d, (3.0 * s + 2.0) * nnz);
-    let items = (8.0 * nnz + 16.0 * s * d + 8.0 * s * n, 3.0 * s * nnz);
+    let estep = [
+        8.0 * nnz + 8.0 * s * n,
+        8.0 * s * nnz,
+        8.0 * s * d,
+        (3.0 * s + 2.0) * nnz,
+    ];
+    let items = [
+        8.0 * nnz + 16.0 * s * d,
+        8.0 * s * nnz,
+        8.0 * s * n,
+        3.0 * s * nnz,
+    ];
     (estep, items)
+}
+
+/// A kernel's [`Cost`] from its model, with the streamed bytes at `stream_bw` and the gathered
+/// rows at the read bandwidth of their table.
+fn cost([stream, rows, table, flops]: [f64; 4], stream_bw: f64) -> (Cost, f64) {
+    let table_bw = read_bandwidth(table as usize);
+    let cost = Cost {
+        bytes: stream + rows,
+        memory_seconds: stream / stream_bw + rows / table_bw,
+        flops,
+    };
+    (cost, table_bw)
 }
 
 /// The median E-step, item pass and whole iteration of `KERNEL_SAMPLES` EM steps.
@@ -178,11 +245,13 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
     );
     for (name, ratings, rows) in sets {
         let k = rows.len();
-        let ((eb, ef), (ib, iflop)) = model(ratings, k);
-        // The bound uses the bandwidth at the iteration's own footprint: both copies of the
-        // ratings, the posteriors, the means and the sums.
-        let footprint = (eb + ib) as usize;
+        let (e_model, i_model) = model(ratings, k);
+        // The streamed bytes use the bandwidth at the iteration's own footprint: both copies
+        // of the ratings, the posteriors, the means and the sums.
+        let footprint = (e_model[0] + e_model[2] + i_model[0] + i_model[2]) as usize;
         let cache_bw = triad_bandwidth(footprint);
+        let (e_cost, means_bw) = cost(e_model, cache_bw);
+        let (i_cost, posts_bw) = cost(i_model, cache_bw);
         println!(
             "  {name}: {} users × {} items, {} ratings, K = {k}; triad at its {:.1} MB footprint {:.1} GB/s",
             ratings.n_users(),
@@ -192,8 +261,23 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
             cache_bw / 1e9,
         );
         println!(
-            "  {:<34} {:>12} {:>11} {:>14} {:>12} {:>14} {:>16} {:>5}",
-            "kernel (median)", "time", "moves", "does", "attained", "attained", "bound", "ratio"
+            "  rows gathered: means from {:.0} KB at {:.1} GB/s, posteriors from {:.0} KB at {:.1} GB/s (table reads, every core)",
+            e_model[2] / 1e3,
+            means_bw / 1e9,
+            i_model[2] / 1e3,
+            posts_bw / 1e9,
+        );
+        println!(
+            "  {:<30} {:>12} {:>11} {:>13} {:>12} {:>14} {:>16} {:>5} {:>8}",
+            "kernel (median)",
+            "time",
+            "moves",
+            "does",
+            "attained",
+            "attained",
+            "bound",
+            "ratio",
+            "vs flops"
         );
         let mut whole_by_level = Vec::new();
         for level in Level::ALL
@@ -209,23 +293,20 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
                 Row {
                     name: format!("em iteration [{l}]"),
                     time: whole,
-                    bytes: eb + ib,
-                    flops: ef + iflop,
+                    cost: e_cost + i_cost,
                 },
                 Row {
                     name: format!("  e-step [{l}]"),
                     time: e,
-                    bytes: eb,
-                    flops: ef,
+                    cost: e_cost,
                 },
                 Row {
                     name: format!("  item pass [{l}]"),
                     time: m,
-                    bytes: ib,
-                    flops: iflop,
+                    cost: i_cost,
                 },
             ] {
-                print_row(&row, &limits, cache_bw);
+                print_row(&row, limits.peak_flops);
             }
         }
         simd::cap(Level::Avx512);
