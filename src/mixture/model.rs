@@ -9,7 +9,7 @@
 
 use std::ops::Deref;
 
-use super::pass::{Terms, argmin, exp_or_zero, log_sum_exp};
+use super::pass::{Terms, argmin, posterior_from_log_joint};
 use super::{Algorithm, Mixture};
 use crate::data::RatingScale;
 use crate::simd::dispatched;
@@ -185,8 +185,9 @@ impl Model {
         match self.algorithm {
             Algorithm::Em => {
                 Terms::new(&self.mixture).log_joint(&mut a, profile.len());
-                let lse = log_sum_exp(&a);
-                a.iter_mut().for_each(|v| *v = exp_or_zero(*v - lse));
+                let mut post = vec![0.0; k];
+                posterior_from_log_joint(&mut a, &mut post);
+                a = post;
             }
             Algorithm::Kmeans => {
                 let j = argmin(&a);

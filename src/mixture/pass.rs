@@ -184,7 +184,7 @@ pub(crate) fn exp_or_zero(x: f64) -> f64 {
 }
 
 /// The posterior of one user from the log joints `a_j = ln p_j + ln p(x | j)`, with one
-/// exponential a type, eight lanes at a time:
+/// exponential a type, eight lanes at a time (the E-step's and a served profile's alike):
 ///
 /// ```text
 /// e_j = e^(a_j − m), m = max a        post_j = e_j / Σ e        ln p(x) = m + ln Σ e
@@ -195,7 +195,7 @@ pub(crate) fn exp_or_zero(x: f64) -> f64 {
 /// Taking e^(a_j − ln p(x)) again, as log-sum-exp written out would, costs a second
 /// exponential a type, which on sparse data was as much as the user's ratings' share.
 #[inline(always)]
-pub(crate) fn posterior(a: &mut [f64], post: &mut [f64]) -> f64 {
+pub(crate) fn posterior_from_log_joint(a: &mut [f64], post: &mut [f64]) -> f64 {
     let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if m == f64::NEG_INFINITY {
         post.fill(f64::NAN);
@@ -475,7 +475,7 @@ fn estep_chunk_generic(
         match assign {
             Assign::Soft => {
                 terms.log_joint(sq, items.len());
-                sums.objective += posterior(sq, post);
+                sums.objective += posterior_from_log_joint(sq, post);
             }
             Assign::Hard => {
                 let j = argmin(sq);
@@ -631,6 +631,24 @@ mod tests {
         }
         assert_eq!(exp_or_zero(f64::NEG_INFINITY), 0.0);
         assert!(exp_or_zero(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn the_posterior_normalises_one_exponential_a_type_and_flushes_subnormal_terms() {
+        // a − max = (0, −1, −720, −2000): e^−720 is below e^−708, so 0, not a subnormal.
+        let mut a = [-5.0, -6.0, -725.0, -2005.0];
+        let mut post = [9.0; 4];
+        let ll = posterior_from_log_joint(&mut a, &mut post);
+        let z = 1.0 + (-1.0f64).exp();
+        assert!((ll - (-5.0 + z.ln())).abs() < 1e-14);
+        assert!((post[0] - 1.0 / z).abs() < 1e-15 && (post[1] - (-1.0f64).exp() / z).abs() < 1e-15);
+        assert_eq!((post[2], post[3]), (0.0, 0.0));
+        assert!((log_sum_exp(&[-5.0, -6.0, -725.0, -2005.0]) - ll).abs() < 1e-14);
+        let mut none = [f64::NEG_INFINITY; 2];
+        assert_eq!(
+            posterior_from_log_joint(&mut none, &mut post[..2]),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]
