@@ -126,23 +126,8 @@ impl Ratings {
         }
         let mut users = vec![0u32; self.nnz()];
         let mut values = vec![0f32; self.nnz()];
-        // Blocks of columns, cut into one run of blocks a thread: a thread walks its blocks in
-        // order, and each user's place in their row carries from one block to the next.
         let blocks = transpose_blocks(n, d, self.nnz());
-        let per_run = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
-        let mut runs = Vec::new();
-        let (mut rest_u, mut rest_v) = (users.as_mut_slice(), values.as_mut_slice());
-        for run in blocks.chunks(per_run) {
-            let mut slices = Vec::with_capacity(run.len());
-            for r in run {
-                let len = (offsets[r.end] - offsets[r.start]) as usize;
-                let (u_head, u_tail) = rest_u.split_at_mut(len);
-                let (v_head, v_tail) = rest_v.split_at_mut(len);
-                slices.push((r.clone(), u_head, v_head));
-                (rest_u, rest_v) = (u_tail, v_tail);
-            }
-            runs.push(slices);
-        }
+        let runs = column_runs(&blocks, &offsets, &mut users, &mut values);
         runs.into_par_iter().for_each(|run| {
             let first = run.first().map_or(0, |(r, _, _)| r.start);
             let mut cursor: Vec<usize> = (0..n)
@@ -205,6 +190,35 @@ fn transpose_blocks(n: usize, d: usize, nnz: usize) -> Vec<Range<usize>> {
     let count = d.div_ceil(TRANSPOSE_BLOCK_ITEMS).clamp(1, most);
     let size = d.div_ceil(count).max(1);
     (0..d).step_by(size).map(|a| a..(a + size).min(d)).collect()
+}
+
+/// One block of columns of a transpose and its stretches of the output arrays.
+type ColumnBlock<'a> = (Range<usize>, &'a mut [u32], &'a mut [f32]);
+
+/// The output arrays cut at the blocks' column offsets, the blocks grouped into one run a
+/// thread: a thread walks its run in order, and each user's place in their row carries from
+/// one block to the next.
+fn column_runs<'a>(
+    blocks: &[Range<usize>],
+    offsets: &[u64],
+    users: &'a mut [u32],
+    values: &'a mut [f32],
+) -> Vec<Vec<ColumnBlock<'a>>> {
+    let per_run = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+    let (mut rest_u, mut rest_v) = (users, values);
+    let mut runs = Vec::new();
+    for run in blocks.chunks(per_run) {
+        let mut slices = Vec::with_capacity(run.len());
+        for r in run {
+            let len = (offsets[r.end] - offsets[r.start]) as usize;
+            let (u_head, u_tail) = rest_u.split_at_mut(len);
+            let (v_head, v_tail) = rest_v.split_at_mut(len);
+            slices.push((r.clone(), u_head, v_head));
+            (rest_u, rest_v) = (u_tail, v_tail);
+        }
+        runs.push(slices);
+    }
+    runs
 }
 
 /// Builds [`Ratings`] row by row.
