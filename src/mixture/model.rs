@@ -185,9 +185,7 @@ impl Model {
         match self.algorithm {
             Algorithm::Em => {
                 Terms::new(&self.mixture).log_joint(&mut a, profile.len());
-                let mut post = vec![0.0; k];
-                posterior_from_log_joint(&mut a, &mut post);
-                a = post;
+                posterior_from_log_joint(&mut a);
             }
             Algorithm::Kmeans => {
                 let j = argmin(&a);

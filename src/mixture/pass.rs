@@ -177,36 +177,36 @@ const EXP_UNDERFLOW: f64 = -746.0;
 
 /// `x.exp()`, with the 0 of an underflow returned at once: the same bits, without libm's slow
 /// underflow path, which on dense data most types take for most users (a user with 900
-/// ratings is hundreds of nats more likely under one type than under the others).
+/// ratings is hundreds of nats more likely under one type than under the others). Libm's exp,
+/// for [`log_sum_exp`] (the low-rank mixture's and onboarding's posteriors); the E-step's own
+/// is `simd::math::exp_flushed`, eight lanes at a time.
 #[inline(always)]
 pub(crate) fn exp_or_zero(x: f64) -> f64 {
     if x < EXP_UNDERFLOW { 0.0 } else { x.exp() }
 }
 
-/// The posterior of one user from the log joints `a_j = ln p_j + ln p(x | j)`, with one
-/// exponential a type, eight lanes at a time (the E-step's and a served profile's alike):
+/// The posterior of one user from the log joints `a_j = ln p_j + ln p(x | j)`, in place, with
+/// one exponential a type, eight lanes at a time (the E-step's and a served profile's alike):
 ///
 /// ```text
 /// e_j = e^(a_j − m), m = max a        post_j = e_j / Σ e        ln p(x) = m + ln Σ e
 /// ```
 ///
-/// Returns ln p(x); `a` is left holding the e_j. (An e_j below e^−708 is 0: beside the largest,
-/// which is 1, it changes neither the sum nor any posterior that is not itself below 1e−307.)
-/// Taking e^(a_j − ln p(x)) again, as log-sum-exp written out would, costs a second
+/// Returns ln p(x); `a` is left holding the posterior. (An e_j below e^−708 is 0: beside the
+/// largest, which is 1, it changes neither the sum nor any posterior that is not itself below
+/// 1e−307.) Taking e^(a_j − ln p(x)) again, as log-sum-exp written out would, costs a second
 /// exponential a type, which on sparse data was as much as the user's ratings' share.
 #[inline(always)]
-pub(crate) fn posterior_from_log_joint(a: &mut [f64], post: &mut [f64]) -> f64 {
+pub(crate) fn posterior_from_log_joint(a: &mut [f64]) -> f64 {
     let m = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if m == f64::NEG_INFINITY {
-        post.fill(f64::NAN);
+        a.fill(f64::NAN);
         return m;
     }
     a.iter_mut().for_each(|v| *v -= m);
-    math::each(a, 0.0, math::exp_or_zero);
+    math::each(a, 0.0, math::exp_flushed);
     let sum: f64 = a.iter().sum();
-    for (p, &e) in post.iter_mut().zip(a.iter()) {
-        *p = e / sum;
-    }
+    a.iter_mut().for_each(|e| *e /= sum);
     m + sum.ln()
 }
 
@@ -475,7 +475,8 @@ fn estep_chunk_generic(
         match assign {
             Assign::Soft => {
                 terms.log_joint(sq, items.len());
-                sums.objective += posterior_from_log_joint(sq, post);
+                sums.objective += posterior_from_log_joint(sq);
+                post.copy_from_slice(sq);
             }
             Assign::Hard => {
                 let j = argmin(sq);
@@ -636,19 +637,16 @@ mod tests {
     #[test]
     fn the_posterior_normalises_one_exponential_a_type_and_flushes_subnormal_terms() {
         // a − max = (0, −1, −720, −2000): e^−720 is below e^−708, so 0, not a subnormal.
-        let mut a = [-5.0, -6.0, -725.0, -2005.0];
-        let mut post = [9.0; 4];
-        let ll = posterior_from_log_joint(&mut a, &mut post);
+        let mut post = [-5.0, -6.0, -725.0, -2005.0];
+        let ll = posterior_from_log_joint(&mut post);
         let z = 1.0 + (-1.0f64).exp();
         assert!((ll - (-5.0 + z.ln())).abs() < 1e-14);
         assert!((post[0] - 1.0 / z).abs() < 1e-15 && (post[1] - (-1.0f64).exp() / z).abs() < 1e-15);
         assert_eq!((post[2], post[3]), (0.0, 0.0));
         assert!((log_sum_exp(&[-5.0, -6.0, -725.0, -2005.0]) - ll).abs() < 1e-14);
         let mut none = [f64::NEG_INFINITY; 2];
-        assert_eq!(
-            posterior_from_log_joint(&mut none, &mut post[..2]),
-            f64::NEG_INFINITY
-        );
+        assert_eq!(posterior_from_log_joint(&mut none), f64::NEG_INFINITY);
+        assert!(none.iter().all(|p| p.is_nan()));
     }
 
     #[test]

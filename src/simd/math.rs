@@ -72,14 +72,14 @@ pub(crate) fn ln(x: f64) -> f64 {
     k * LN2_HI - ((hfsq - (s * (hfsq + t1 + t2) + k * LN2_LO)) - f)
 }
 
-/// Below this, [`exp_or_zero`] returns 0: e^−708 is about 3e−308, the order of the smallest
+/// Below this, [`exp_flushed`] returns 0: e^−708 is about 3e−308, the order of the smallest
 /// normal, and nothing that adds such a term to a sum of order 1 can see it.
 pub(crate) const EXP_FLUSH: f64 = -708.0;
 
 /// e^x, or exactly 0 below [`EXP_FLUSH`] (where [`exp`] would clamp): the terms of a
 /// log-sum-exp after the maximum is taken out, which are at most 1.
 #[inline(always)]
-pub(crate) fn exp_or_zero(x: f64) -> f64 {
+pub(crate) fn exp_flushed(x: f64) -> f64 {
     let y = exp(x);
     if x < EXP_FLUSH { 0.0 } else { y }
 }
@@ -147,16 +147,16 @@ mod tests {
     }
 
     #[test]
-    fn exp_or_zero_flushes_below_the_smallest_normal_and_is_exp_above() {
-        assert_eq!(exp_or_zero(-1e9), 0.0);
-        assert_eq!(exp_or_zero(-708.5), 0.0);
-        assert_eq!(exp_or_zero(f64::NEG_INFINITY), 0.0);
+    fn exp_flushed_flushes_below_the_smallest_normal_and_is_exp_above() {
+        assert_eq!(exp_flushed(-1e9), 0.0);
+        assert_eq!(exp_flushed(-708.5), 0.0);
+        assert_eq!(exp_flushed(f64::NEG_INFINITY), 0.0);
         for x in [-707.9, -300.0, -1.0, 0.0] {
-            assert_eq!(exp_or_zero(x).to_bits(), exp(x).to_bits(), "{x}");
+            assert_eq!(exp_flushed(x).to_bits(), exp(x).to_bits(), "{x}");
         }
         let mut xs = [-800.0, -708.0, -1.0, 0.0, -3.5, -0.25, -707.0, -709.0, -2.0];
-        let want: Vec<f64> = xs.iter().map(|&x| exp_or_zero(x)).collect();
-        each(&mut xs, 0.0, exp_or_zero);
+        let want: Vec<f64> = xs.iter().map(|&x| exp_flushed(x)).collect();
+        each(&mut xs, 0.0, exp_flushed);
         assert_eq!(xs.to_vec(), want);
     }
 }
