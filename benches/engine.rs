@@ -9,7 +9,8 @@
 //! After the timings, the roofline (`engine/roofline.rs`): the machine's bandwidth and
 //! arithmetic peak measured in the same run, and how far each training kernel is from them.
 //!
-//! `cargo bench --bench engine` (figures in the README). Without the data set the benchmarks
+//! `cargo bench --bench engine` (figures in the README); `MIXREC_ROOFLINE_DATA=snapshot` adds
+//! that snapshot to the roofline. Without the data set the benchmarks
 //! that need it print a message and do nothing.
 
 use std::io::Read;
@@ -32,10 +33,23 @@ fn main() {
         let Some(snap) = NETFLIX.as_ref() else { return };
         let synth = data::load(&SYNTH_2M.2, LoadOptions::default()).expect("loads");
         let synth_rows: Vec<usize> = (0..12).map(|i| i * 3331).collect();
-        roofline::run(&[
+        let mut sets = vec![
             ("Netflix subset", &snap.ratings, SEED1_ROWS.to_vec()),
             ("synthetic 2 M", &synth.ratings, synth_rows),
-        ]);
+        ];
+        // A snapshot of the caller's (the 10 M synthetic of `scripts/scale-bench.sh`, say),
+        // started from 12 rows spread over its users.
+        let extra = std::env::var_os("MIXREC_ROOFLINE_DATA")
+            .map(|p| data::load(Path::new(&p), LoadOptions::default()).expect("loads"));
+        if let Some(extra) = &extra {
+            let n = extra.ratings.n_users();
+            sets.push((
+                "MIXREC_ROOFLINE_DATA",
+                &extra.ratings,
+                (0..12).map(|i| i * n / 12).collect(),
+            ));
+        }
+        roofline::run(&sets);
     }
 }
 

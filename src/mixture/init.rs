@@ -7,7 +7,7 @@ use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 
 use super::Mixture;
-use super::kernels::squared_distances;
+use super::kernels::{Gather, squared_distances};
 use crate::data::Ratings;
 
 /// The seed's start: type j's means are data row `rows[j]` as stored, missing entries as 0;
@@ -120,7 +120,7 @@ fn update_nearest(ratings: &Ratings, centre: &[f64], nearest: &mut [f64]) {
             return;
         }
         let mut sq = [0.0];
-        squared_distances(items, values, centre, &mut sq);
+        squared_distances(items, values, centre, Gather::Near, &mut sq);
         *best = best.min(sq[0] / items.len() as f64);
     });
 }

@@ -32,7 +32,7 @@ use ndarray::Array2;
 use rayon::prelude::*;
 
 use super::Mixture;
-use super::kernels::{LANES, column_sums, squared_distances, sum_of_squares};
+use super::kernels::{Gather, LANES, column_sums, squared_distances, sum_of_squares};
 use crate::data::Ratings;
 use crate::simd::{dispatched, math};
 
@@ -428,13 +428,14 @@ fn item_chunk_generic(
     numer.fill(0.0);
     denom.fill(0.0);
     let n_users = posts.len() / stride.max(1);
+    let gather = Gather::of(posts.len());
     if n_users <= block_users {
         let rows = numer
             .chunks_exact_mut(stride)
             .zip(denom.chunks_exact_mut(stride));
         for (l, (num, den)) in items.zip(rows) {
             let (users, values) = by_item.row(l);
-            column_sums(users, values, posts, num, den);
+            column_sums(users, values, posts, gather, num, den);
         }
         return;
     }
@@ -448,7 +449,7 @@ fn item_chunk_generic(
             let (users, values) = by_item.row(l);
             let (users, values) = (&users[*at..], &values[*at..]);
             let n = users.partition_point(|&u| (u as usize) < end);
-            column_sums(&users[..n], &values[..n], posts, num, den);
+            column_sums(&users[..n], &values[..n], posts, gather, num, den);
             *at += n;
         }
     }
@@ -468,9 +469,10 @@ fn estep_chunk_generic(
     let stride = padded(k);
     let mut sums = UserSums::zeros(k);
     let mut sq = vec![0.0; stride];
+    let gather = Gather::of(means.len());
     for ((u, post), &xx) in users.zip(posts.chunks_exact_mut(stride)).zip(sq_norms) {
         let (items, values) = ratings.row(u);
-        squared_distances(items, values, means, &mut sq);
+        squared_distances(items, values, means, gather, &mut sq);
         let (sq, post) = (&mut sq[..k], &mut post[..k]);
         match assign {
             Assign::Soft => {
