@@ -145,6 +145,39 @@ impl Ratings {
         }
     }
 
+    /// Every value replaced by `f(row, column, value)` (for ratings by user: user, item,
+    /// rating), runs of rows in parallel. Each value is worked out on its own, so the result
+    /// does not depend on the thread count.
+    pub fn map_values(mut self, f: impl Fn(usize, u32, f32) -> f32 + Sync) -> Ratings {
+        let n = self.n_users();
+        let mut runs: Vec<(Range<usize>, &mut [f32])> = Vec::new();
+        let mut rest = self.values.as_mut_slice();
+        let mut start = 0;
+        while start < n {
+            // Rows up to about MAP_RUN_RATINGS ratings, at least one row.
+            let from = self.offsets[start];
+            let end = (self
+                .offsets
+                .partition_point(|&o| o <= from + MAP_RUN_RATINGS)
+                - 1)
+            .clamp(start + 1, n);
+            let (head, tail) = rest.split_at_mut((self.offsets[end] - from) as usize);
+            runs.push((start..end, head));
+            (rest, start) = (tail, end);
+        }
+        let (offsets, items) = (&self.offsets, &self.items);
+        runs.into_par_iter().for_each(|(rows, values)| {
+            let base = offsets[rows.start] as usize;
+            for r in rows {
+                let (a, b) = (offsets[r] as usize, offsets[r + 1] as usize);
+                for (x, &c) in values[a - base..b - base].iter_mut().zip(&items[a..b]) {
+                    *x = f(r, c, *x);
+                }
+            }
+        });
+        self
+    }
+
     /// Columns `items` of the transpose into `users` and `values`, which start at column
     /// `items.start`'s offset; `cursor[u]` is where user u's ratings of these columns start,
     /// and is left where they end.
@@ -175,6 +208,9 @@ impl Ratings {
         }
     }
 }
+
+/// Ratings a parallel task of [`Ratings::map_values`] covers, about.
+const MAP_RUN_RATINGS: u64 = 1 << 16;
 
 /// Items per block of [`Ratings::transposed`] aim at this many write streams' worth of cache
 /// lines...
@@ -299,6 +335,36 @@ impl Ratings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn map_values_sees_every_rating_with_its_row_and_column() {
+        // Rows of 0 to 2,999 ratings: runs of rows cut across the 64 K mark.
+        let rows: Vec<Vec<f64>> = (0..120)
+            .map(|u| {
+                (0..3000)
+                    .map(|l| {
+                        if l < u * 25 {
+                            1.0 + (l % 4) as f64
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let r = Ratings::from_dense_rows(&rows);
+        let mapped = r
+            .clone()
+            .map_values(|u, l, x| x * 10.0 + u as f32 * 1000.0 + l as f32 / 4.0);
+        assert_eq!(mapped.parts().0, r.parts().0);
+        assert_eq!(mapped.parts().1, r.parts().1);
+        for (u, l, x) in r.iter() {
+            assert_eq!(
+                mapped.get(u, l),
+                Some(x * 10.0 + u as f32 * 1000.0 + l as f32 / 4.0)
+            );
+        }
+    }
 
     #[test]
     fn rows_keep_items_and_values() {

@@ -40,9 +40,19 @@ impl Baseline {
         ratings: &crate::data::Ratings,
         ridge: super::Ridge,
     ) -> (Self, crate::data::Ratings) {
-        let biases = super::Biases::fit(ratings, ridge);
-        let residuals = biases.residuals(ratings);
-        let centre = biases.residual_means(ratings);
+        let (baseline, residuals, _) = Self::fit_both(ratings, ridge);
+        (baseline, residuals)
+    }
+
+    /// [`Baseline::fit`], with the residuals by item too (what the mixture's item pass walks:
+    /// made from the transpose the fit used, not by a second one).
+    pub(crate) fn fit_both(
+        ratings: &crate::data::Ratings,
+        ridge: super::Ridge,
+    ) -> (Self, crate::data::Ratings, crate::data::Ratings) {
+        let both = super::bias::Both::new(ratings);
+        let biases = super::Biases::fit_both(&both, ridge);
+        let (residuals, by_item, centre) = biases.residuals_both(both);
         let baseline = Self {
             global: biases.global,
             item: biases.item,
@@ -51,7 +61,7 @@ impl Baseline {
             item_var: biases.item_var,
             noise: biases.noise,
         };
-        (baseline, residuals)
+        (baseline, residuals, by_item)
     }
 
     /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update,

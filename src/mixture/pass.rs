@@ -276,8 +276,16 @@ pub struct PassTimes {
 impl<'r> Pass<'r> {
     /// Buffers for passes over `ratings` with `k` types.
     pub fn new(ratings: &'r Ratings, k: usize) -> Self {
+        Self::with_transposed(ratings, ratings.transposed(), k)
+    }
+
+    /// [`Pass::new`] with the transpose already made (`by_item`: `ratings.transposed()`).
+    pub fn with_transposed(ratings: &'r Ratings, by_item: Ratings, k: usize) -> Self {
+        debug_assert_eq!(
+            (by_item.n_users(), by_item.nnz()),
+            (ratings.n_items(), ratings.nnz())
+        );
         let (n, d, stride) = (ratings.n_users(), ratings.n_items(), padded(k));
-        let by_item = ratings.transposed();
         Self {
             ratings,
             sq_norms: (0..n).map(|u| sum_of_squares(ratings.row(u).1)).collect(),

@@ -4,7 +4,7 @@
 use std::ops::ControlFlow;
 
 use super::model::Baseline;
-use super::{Fit, FitError, Model, Progress, ValidParams, fit};
+use super::{Fit, FitError, Model, Progress, ValidParams, em, fit};
 use crate::data::{RatingScale, Ratings};
 
 /// Trains on `ratings` (whose valid ratings are `scale`) and returns the fit and its model.
@@ -15,8 +15,9 @@ pub fn train(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<(Fit, Model), FitError> {
     let (fit, baseline) = if params.baseline() {
-        let (baseline, residuals) = Baseline::fit(ratings, params.ridge());
-        (fit(&residuals, params, on_iter)?, Some(baseline))
+        let (baseline, residuals, by_item) = Baseline::fit_both(ratings, params.ridge());
+        let fit = em::fit_transposed(&residuals, by_item, params, on_iter)?;
+        (fit, Some(baseline))
     } else {
         (fit(ratings, params, on_iter)?, None)
     };
