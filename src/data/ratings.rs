@@ -145,16 +145,67 @@ impl Ratings {
         }
     }
 
-    /// Every value replaced by `f(row, column, value)` (for ratings by user: user, item,
-    /// rating), runs of rows in parallel. Each value is worked out on its own, so the result
-    /// does not depend on the thread count.
-    pub fn map_values(mut self, f: impl Fn(usize, u32, f32) -> f32 + Sync) -> Ratings {
+    /// A copy with every value `f(row, column, value)` (for ratings by user: user, item,
+    /// rating), runs of rows in parallel: the copy's pages are first touched on every core,
+    /// not by one memcpy. Each value is worked out on its own, so the result does not depend
+    /// on the thread count.
+    pub fn map_values(&self, f: impl Fn(usize, u32, f32) -> f32 + Sync) -> Ratings {
+        let mut items = vec![0u32; self.nnz()];
+        let mut values = vec![0f32; self.nnz()];
+        let runs = self.runs(&mut values);
+        let mut items_rest = items.as_mut_slice();
+        let mut jobs = Vec::with_capacity(runs.len());
+        for (rows, out) in runs {
+            let (head, tail) = items_rest.split_at_mut(out.len());
+            jobs.push((rows, head, out));
+            items_rest = tail;
+        }
+        jobs.into_par_iter()
+            .for_each(|(rows, items_out, values_out)| {
+                let base = self.offsets[rows.start] as usize;
+                let end = self.offsets[rows.end] as usize;
+                items_out.copy_from_slice(&self.items[base..end]);
+                for r in rows {
+                    let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);
+                    let src = self.items[a..b].iter().zip(&self.values[a..b]);
+                    for (out, (&c, &x)) in values_out[a - base..b - base].iter_mut().zip(src) {
+                        *out = f(r, c, x);
+                    }
+                }
+            });
+        Ratings {
+            offsets: self.offsets.clone(),
+            items,
+            values,
+            n_items: self.n_items,
+        }
+    }
+
+    /// [`Ratings::map_values`] in place.
+    pub fn map_values_in_place(mut self, f: impl Fn(usize, u32, f32) -> f32 + Sync) -> Ratings {
+        let mut values = std::mem::take(&mut self.values);
+        let runs = self.runs(&mut values);
+        runs.into_par_iter().for_each(|(rows, values)| {
+            let base = self.offsets[rows.start] as usize;
+            for r in rows {
+                let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);
+                for (x, &c) in values[a - base..b - base].iter_mut().zip(&self.items[a..b]) {
+                    *x = f(r, c, *x);
+                }
+            }
+        });
+        self.values = values;
+        self
+    }
+
+    /// `values` (one per rating) cut into runs of whole rows of about [`MAP_RUN_RATINGS`]
+    /// ratings, with their rows.
+    fn runs<'v>(&self, values: &'v mut [f32]) -> Vec<(Range<usize>, &'v mut [f32])> {
         let n = self.n_users();
-        let mut runs: Vec<(Range<usize>, &mut [f32])> = Vec::new();
-        let mut rest = self.values.as_mut_slice();
+        let mut runs = Vec::new();
+        let mut rest = values;
         let mut start = 0;
         while start < n {
-            // Rows up to about MAP_RUN_RATINGS ratings, at least one row.
             let from = self.offsets[start];
             let end = (self
                 .offsets
@@ -165,17 +216,7 @@ impl Ratings {
             runs.push((start..end, head));
             (rest, start) = (tail, end);
         }
-        let (offsets, items) = (&self.offsets, &self.items);
-        runs.into_par_iter().for_each(|(rows, values)| {
-            let base = offsets[rows.start] as usize;
-            for r in rows {
-                let (a, b) = (offsets[r] as usize, offsets[r + 1] as usize);
-                for (x, &c) in values[a - base..b - base].iter_mut().zip(&items[a..b]) {
-                    *x = f(r, c, *x);
-                }
-            }
-        });
-        self
+        runs
     }
 
     /// Columns `items` of the transpose into `users` and `values`, which start at column
@@ -353,9 +394,10 @@ mod tests {
             })
             .collect();
         let r = Ratings::from_dense_rows(&rows);
-        let mapped = r
-            .clone()
-            .map_values(|u, l, x| x * 10.0 + u as f32 * 1000.0 + l as f32 / 4.0);
+        let f = |u: usize, l: u32, x: f32| x * 10.0 + u as f32 * 1000.0 + l as f32 / 4.0;
+        let mapped = r.map_values(f);
+        let in_place = r.clone().map_values_in_place(f);
+        assert_eq!(mapped, in_place);
         assert_eq!(mapped.parts().0, r.parts().0);
         assert_eq!(mapped.parts().1, r.parts().1);
         for (u, l, x) in r.iter() {

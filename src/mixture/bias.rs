@@ -368,10 +368,10 @@ impl Biases {
         let residual = |u: usize, l: u32, x: f32| {
             (f64::from(x) - self.predict(u, l) - centre[l as usize]) as f32
         };
-        let by_user = ratings.by_user.clone().map_values(residual);
+        let by_user = ratings.by_user.map_values(residual);
         let by_item = ratings
             .by_item
-            .map_values(|l, u, x| residual(u as usize, l as u32, x));
+            .map_values_in_place(|l, u, x| residual(u as usize, l as u32, x));
         (by_user, by_item, centre)
     }
 
