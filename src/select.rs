@@ -321,6 +321,7 @@ pub fn choose(
         trials: BTreeMap::new(),
         order: Vec::new(),
         predictions: BTreeMap::new(),
+        residuals: mixture::Residuals::new(),
     };
     let best = search.run(Config { ridge, ..start })?;
     let heldout_predictions = search.predictions.remove(&key(&best)).unwrap_or_default();
@@ -407,13 +408,15 @@ struct Fitted {
     validation_rmse: Option<f64>,
 }
 
-/// Trains configuration `c` on `ratings` with `n_init` restarts.
+/// Trains configuration `c` on `ratings` with `n_init` restarts; a mixture over a baseline
+/// takes it and its residuals from `residuals` (always given the same `ratings`).
 fn fit_one(
     ratings: &Ratings,
     scale: RatingScale,
     spec: &Spec,
     c: Config,
     n_init: usize,
+    residuals: &mut mixture::Residuals,
     on_iter: OnIter<'_>,
 ) -> Result<Fitted, SelectError> {
     let n = ratings.n_users();
@@ -424,7 +427,7 @@ fn fit_one(
                 p = p.ridge(r);
             }
             let params = p.check(n)?.with_n_init(n_init);
-            let (fit, model) = mixture::train(ratings, scale, &params, on_iter)?;
+            let (fit, model) = mixture::train_with(ratings, scale, &params, residuals, on_iter)?;
             let figures = Figures {
                 log_likelihood: fit.log_likelihood,
                 cost: fit.cost,
@@ -502,6 +505,8 @@ struct Search<'a, 's> {
     /// Each trial's held-out predictions (8 bytes a held-out rating a trial), kept until the
     /// choice is made; the chosen one's are returned.
     predictions: BTreeMap<(usize, u64, usize), Vec<f64>>,
+    /// The training share's baseline and residuals, shared by every trial (one ridge).
+    residuals: mixture::Residuals,
 }
 
 impl Search<'_, '_> {
@@ -618,7 +623,15 @@ impl Search<'_, '_> {
         }
         let train = &self.split.train;
         let n_init = self.spec.n_init().min(TRIAL_RESTARTS);
-        let f = fit_one(train, self.scale, self.spec, c, n_init, self.on_iter)?;
+        let f = fit_one(
+            train,
+            self.scale,
+            self.spec,
+            c,
+            n_init,
+            &mut self.residuals,
+            self.on_iter,
+        )?;
         let predicted = score::predictions(self.split, &f.predictor);
         let mut next = predicted.iter();
         let heldout_rmse = score::score(&self.split.test, f.predictor.scale(), |_| {
@@ -672,6 +685,8 @@ fn final_fit(
             .check(usize::MAX)
             .is_ok_and(|p| p.restartable());
     let mut n_init = spec.n_init();
+    // More restarts, or a smaller K, over the same baseline.
+    let mut residuals = mixture::Residuals::new();
     loop {
         let c = Config {
             k: chosen.k,
@@ -679,7 +694,7 @@ fn final_fit(
             rank: chosen.rank,
             ridge: chosen.ridge,
         };
-        let f = fit_one(ratings, scale, spec, c, n_init, on_iter)?;
+        let f = fit_one(ratings, scale, spec, c, n_init, &mut residuals, on_iter)?;
         let empty = (spec.kind != ModelKind::Gpl)
             .then(|| empty_type(&f.predictor, n))
             .flatten();

@@ -5,6 +5,7 @@
 //! the cluster shares as weights. With complete data (the seed's toy set) this is exactly the
 //! seed's k-means.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use ndarray::Array1;
@@ -86,13 +87,13 @@ pub fn fit(
     params: &ValidParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
-    fit_transposed(ratings, ratings.transposed(), params, on_iter)
+    fit_transposed(ratings, Cow::Owned(ratings.transposed()), params, on_iter)
 }
 
 /// [`fit`] with the ratings by item already made (`by_item`: `ratings.transposed()`).
-pub(crate) fn fit_transposed(
-    ratings: &Ratings,
-    by_item: Ratings,
+pub(crate) fn fit_transposed<'r>(
+    ratings: &'r Ratings,
+    by_item: Cow<'r, Ratings>,
     params: &ValidParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {

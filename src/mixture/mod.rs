@@ -31,7 +31,7 @@ pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};
 pub(crate) use pass::log_sum_exp;
 pub use pass::{Estep, PassTimes, estep};
 pub use select::{bic, free_parameters};
-pub use train::train;
+pub use train::{Residuals, train, train_with};
 
 use ndarray::{Array1, Array2};
 

@@ -24,6 +24,7 @@
 //! sums in user order and chunks combine in chunk order. Each item's sums run over its users in
 //! ascending order on one thread. So any thread count gives the same bits.
 
+use std::borrow::Cow;
 use std::f64::consts::PI;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -249,7 +250,7 @@ fn chunks(rows: &Ratings) -> Vec<Range<usize>> {
 pub(crate) struct Pass<'r> {
     ratings: &'r Ratings,
     /// The same ratings by item: row l lists (user, rating) of item l.
-    by_item: Ratings,
+    by_item: Cow<'r, Ratings>,
     /// Each user's Σ x² (the data's: worked out once, not every E-step). (n_users,)
     sq_norms: Vec<f64>,
     user_chunks: Vec<Range<usize>>,
@@ -276,11 +277,11 @@ pub struct PassTimes {
 impl<'r> Pass<'r> {
     /// Buffers for passes over `ratings` with `k` types.
     pub fn new(ratings: &'r Ratings, k: usize) -> Self {
-        Self::with_transposed(ratings, ratings.transposed(), k)
+        Self::with_transposed(ratings, Cow::Owned(ratings.transposed()), k)
     }
 
     /// [`Pass::new`] with the transpose already made (`by_item`: `ratings.transposed()`).
-    pub fn with_transposed(ratings: &'r Ratings, by_item: Ratings, k: usize) -> Self {
+    pub fn with_transposed(ratings: &'r Ratings, by_item: Cow<'r, Ratings>, k: usize) -> Self {
         debug_assert_eq!(
             (by_item.n_users(), by_item.nnz()),
             (ratings.n_items(), ratings.nnz())
