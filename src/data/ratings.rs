@@ -162,16 +162,10 @@ impl Ratings {
         }
         jobs.into_par_iter()
             .for_each(|(rows, items_out, values_out)| {
-                let base = self.offsets[rows.start] as usize;
-                let end = self.offsets[rows.end] as usize;
-                items_out.copy_from_slice(&self.items[base..end]);
-                for r in rows {
-                    let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);
-                    let src = self.items[a..b].iter().zip(&self.values[a..b]);
-                    for (out, (&c, &x)) in values_out[a - base..b - base].iter_mut().zip(src) {
-                        *out = f(r, c, x);
-                    }
-                }
+                let span = self.span(&rows);
+                items_out.copy_from_slice(&self.items[span.clone()]);
+                values_out.copy_from_slice(&self.values[span]);
+                self.map_run(rows, values_out, &f);
             });
         Ratings {
             offsets: self.offsets.clone(),
@@ -185,17 +179,30 @@ impl Ratings {
     pub fn map_values_in_place(mut self, f: impl Fn(usize, u32, f32) -> f32 + Sync) -> Ratings {
         let mut values = std::mem::take(&mut self.values);
         let runs = self.runs(&mut values);
-        runs.into_par_iter().for_each(|(rows, values)| {
-            let base = self.offsets[rows.start] as usize;
-            for r in rows {
-                let (a, b) = (self.offsets[r] as usize, self.offsets[r + 1] as usize);
-                for (x, &c) in values[a - base..b - base].iter_mut().zip(&self.items[a..b]) {
-                    *x = f(r, c, *x);
-                }
-            }
-        });
+        runs.into_par_iter()
+            .for_each(|(rows, values)| self.map_run(rows, values, &f));
         self.values = values;
         self
+    }
+
+    /// Positions of the ratings of `rows` in the arrays.
+    fn span(&self, rows: &Range<usize>) -> Range<usize> {
+        self.offsets[rows.start] as usize..self.offsets[rows.end] as usize
+    }
+
+    /// `values` (the ratings of `rows`, any values) each replaced by `f(row, column, value)`.
+    fn map_run(&self, rows: Range<usize>, values: &mut [f32], f: impl Fn(usize, u32, f32) -> f32) {
+        let base = self.offsets[rows.start] as usize;
+        for r in rows {
+            let span = self.span(&(r..r + 1));
+            let items = &self.items[span.clone()];
+            for (x, &c) in values[span.start - base..span.end - base]
+                .iter_mut()
+                .zip(items)
+            {
+                *x = f(r, c, *x);
+            }
+        }
     }
 
     /// `values` (one per rating) cut into runs of whole rows of about [`MAP_RUN_RATINGS`]

@@ -5,13 +5,14 @@
 //! chain that cost more than the arithmetic (perf annotate).
 //!
 //! Every rating gathers one row of a table (the item's means, the user's posteriors). Where the
-//! table is past a core's L2 ([`Gather::far`]) the fixed-width loops ask for the row
+//! table is past a core's L2 ([`Gather::Far`]) the fixed-width loops ask for the row
 //! [`AHEAD`] ratings on as they go (a prefetch: no value changes, so neither do the bits).
 //! Measured on a 2-core Zen 4, both ways alternating in one process: an iteration on the 10 M
-//! synthetic snapshot 0.84–0.88 of the time without (fastest of 40), on the 100 M one 0.86;
-//! 8 ahead did as well as 16, 32 less. On the Netflix subset, whose 115 KB tables sit in L2,
-//! the same hint cost 15–30 % (`cargo bench --bench engine -- roofline`), hence the choice by
-//! size.
+//! synthetic snapshot 0.84–0.87 of the time without (fastest of 40), on the 100 M one 0.86;
+//! 8 ahead did as well as 16, 32 less. On the Netflix subset, whose 115 KB tables sit in L2, a
+//! build that asked ahead everywhere made the iteration 1.16–1.45× slower (two runs of
+//! `cargo bench --bench engine -- roofline` alternated with the build before), hence the choice
+//! by size.
 //!
 //! No web or async types here.
 
@@ -28,7 +29,7 @@ pub(crate) fn sum_of_squares(values: &[f32]) -> f64 {
 }
 
 /// How far ahead a gathering loop asks for a row, in ratings.
-pub(crate) const AHEAD: usize = 16;
+const AHEAD: usize = 16;
 /// Tables larger than this are [`Gather::Far`]: a core's L2 on the machines measured (Zen 4,
 /// 1 MiB).
 const FAR_FROM_BYTES: usize = 1 << 20;
