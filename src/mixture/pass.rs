@@ -130,6 +130,7 @@ pub fn estep(ratings: &Ratings, mixture: &Mixture) -> Estep {
 }
 
 /// Per-type constants of the Gaussian log-density, hoisted out of the user loop.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Terms {
     /// ln p_j
     pub log_weight: Vec<f64>,

@@ -174,6 +174,19 @@ impl Predictor {
         }
     }
 
+    /// [`Self::posterior`] with what [`Self::prepare`] worked out for this model: the same
+    /// belief to the bit.
+    pub fn posterior_prepared(
+        &self,
+        prepared: &Prepared,
+        profile: &[(u32, f64)],
+    ) -> Result<Belief, ProfileError> {
+        match (self, &prepared.table) {
+            (Self::Mixture(m), Some(t)) => m.posterior_from(t, profile).map(Belief::Mixture),
+            _ => self.posterior(profile),
+        }
+    }
+
     /// What the model concludes from a profile of (item, rating) pairs.
     pub fn posterior(&self, profile: &[(u32, f64)]) -> Result<Belief, ProfileError> {
         match self {

@@ -150,7 +150,7 @@ impl ServedModel {
         only: Option<&[String]>,
     ) -> Result<Answer, QueryError> {
         let profile = self.resolve(ratings)?;
-        let post = self.model.posterior(&profile)?;
+        let post = self.model.posterior_prepared(&self.prepared, &profile)?;
         let items = match only {
             Some(ids) => self
                 .indices(ids.iter().map(String::as_str))?
@@ -177,7 +177,7 @@ impl ServedModel {
         let profile = self.resolve(ratings)?;
         let mut skip = self.indices(exclude.iter().map(String::as_str))?;
         skip.extend(rated(&profile));
-        let post = self.model.posterior(&profile)?;
+        let post = self.model.posterior_prepared(&self.prepared, &profile)?;
         Ok(Answer {
             items: self
                 .model
@@ -199,7 +199,7 @@ impl ServedModel {
         let profile = self.resolve(ratings)?;
         let mut skip = self.indices(exclude.iter().map(String::as_str))?;
         skip.extend(rated(&profile));
-        let belief = self.model.posterior(&profile)?;
+        let belief = self.model.posterior_prepared(&self.prepared, &profile)?;
         let askable = self.catalogue.askable();
         Ok(Onboarding {
             questions: onboard::ask_prepared(
@@ -256,7 +256,7 @@ impl ServedModel {
             }
         }
         let profile: Vec<(u32, f64)> = profile.into_iter().collect();
-        let post = self.model.posterior(&profile)?;
+        let post = self.model.posterior_prepared(&self.prepared, &profile)?;
         Ok(Answer {
             items: self
                 .model
