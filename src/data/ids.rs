@@ -57,10 +57,13 @@ impl IdMap {
     /// The index of `id`, if it is known. Positional ids are canonical decimals: `"07"` is not `"7"`.
     pub fn index(&self, id: &str) -> Option<usize> {
         match self {
-            Self::Positional(n) => id
-                .parse::<usize>()
-                .ok()
-                .filter(|&i| i < *n && i.to_string() == id),
+            Self::Positional(n) => {
+                // Canonical: digits only (no sign), no leading zero but in "0" itself.
+                let canonical = id.bytes().all(|b| b.is_ascii_digit())
+                    && (id.len() == 1 || !id.starts_with('0'));
+                let i = id.parse::<usize>().ok().filter(|_| canonical)?;
+                (i < *n).then_some(i)
+            }
             Self::Named { index, .. } => index.get(id).map(|&i| i as usize),
         }
     }
@@ -77,6 +80,15 @@ mod tests {
         assert_eq!(ids.index("07"), None);
         assert_eq!(ids.index("12"), None);
         assert_eq!(ids.index("-1"), None);
+        assert_eq!(ids.index("0"), Some(0));
+        assert_eq!(ids.index("00"), None);
+        assert_eq!(ids.index("+7"), None);
+        assert_eq!(ids.index(""), None);
+        assert_eq!(ids.index(" 7"), None);
+        assert_eq!(
+            IdMap::Positional(usize::MAX).index("99999999999999999999999"),
+            None
+        );
         assert_eq!(ids.name(11), "11");
     }
 
