@@ -28,8 +28,11 @@ pub struct Path<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_vec(&self.0) {
-            Ok(bytes) => {
+        // Most answers are a few hundred bytes to a few kB: one allocation for them, where
+        // serde_json's own start (128 bytes) grows four times for a recommendation.
+        let mut bytes = Vec::with_capacity(RESPONSE_CAPACITY);
+        match serde_json::to_writer(&mut bytes, &self.0) {
+            Ok(()) => {
                 let json = HeaderValue::from_static("application/json");
                 ([(header::CONTENT_TYPE, json)], bytes).into_response()
             }
@@ -37,6 +40,10 @@ impl<T: Serialize> IntoResponse for Json<T> {
         }
     }
 }
+
+/// The buffer a JSON answer is written into, in bytes: a recommendation of 10 items with its
+/// posterior over 12 types is about 1.3 kB.
+const RESPONSE_CAPACITY: usize = 2048;
 
 /// A body that could not be read: too large (413) or cut off.
 fn bytes_error(status: StatusCode, text: String) -> ApiError {
