@@ -364,15 +364,27 @@ impl Biases {
     /// transpose's own values, in place: the same arrays as a transpose of the residuals), and
     /// each item's mean residual that was taken off (see [`Biases::residual_means`]).
     pub(crate) fn residuals_both(&self, ratings: Both<'_>) -> (Ratings, Ratings, Vec<f64>) {
-        let centre = self.residual_means(&ratings.by_item);
-        let residual = |u: usize, l: u32, x: f32| {
-            (f64::from(x) - self.predict(u, l) - centre[l as usize]) as f32
-        };
-        let by_user = ratings.by_user.map_values(residual);
+        let (by_user, centre) = self.residuals_by_user(&ratings);
         let by_item = ratings
             .by_item
-            .map_values_in_place(|l, u, x| residual(u as usize, l as u32, x));
+            .map_values_in_place(|l, u, x| self.residual(&centre, u as usize, l as u32, x));
         (by_user, by_item, centre)
+    }
+
+    /// [`Self::residuals_both`] without the residuals by item, for a model that walks users
+    /// only: the transpose is read, not turned into residuals.
+    pub(crate) fn residuals_by_user(&self, ratings: &Both<'_>) -> (Ratings, Vec<f64>) {
+        let centre = self.residual_means(&ratings.by_item);
+        let by_user = ratings
+            .by_user
+            .map_values(|u, l, x| self.residual(&centre, u, l, x));
+        (by_user, centre)
+    }
+
+    /// `x − μ − b_u − b_l − centre_l`, in f32 as the ratings are stored.
+    #[inline]
+    fn residual(&self, centre: &[f64], u: usize, l: u32, x: f32) -> f32 {
+        (f64::from(x) - self.predict(u, l) - centre[l as usize]) as f32
     }
 
     /// Mean residual `x − μ − b_u − b_l` of each item (0 for items without ratings), from the
@@ -494,6 +506,15 @@ mod tests {
         assert_eq!(by_item, by_user.transposed());
         assert_eq!(by_user, b.residuals(&r));
         assert!(centre.iter().any(|&c| c != 0.0));
+        // The residuals by user alone are the same bits.
+        assert_eq!(
+            b.residuals_by_user(&Both::new(&r)),
+            (by_user.clone(), centre.clone())
+        );
+        let ridge = Ridge::default();
+        let (alone, residuals) = super::super::Baseline::fit(&r, ridge);
+        let (with_items, same, _) = super::super::Baseline::fit_both(&r, ridge);
+        assert_eq!((alone, residuals), (with_items, same));
         // The sweeps by item give the bits of the walk over users they replaced.
         let mut sum = vec![0.0; r.n_items()];
         for (u, l, x) in r.iter() {

@@ -87,16 +87,13 @@ pub fn fit(
     params: &ValidParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
+    enough_users(ratings, params)?;
     fit_transposed(ratings, Cow::Owned(ratings.transposed()), params, on_iter)
 }
 
-/// [`fit`] with the ratings by item already made (`by_item`: `ratings.transposed()`).
-pub(crate) fn fit_transposed<'r>(
-    ratings: &'r Ratings,
-    by_item: Cow<'r, Ratings>,
-    params: &ValidParams,
-    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-) -> Result<Fit, FitError> {
+/// At least K users with a rating, or the error that says so: checked before any work (the
+/// transpose of 100 M ratings is a second).
+fn enough_users(ratings: &Ratings, params: &ValidParams) -> Result<(), FitError> {
     let users = (0..ratings.n_users())
         .filter(|&u| !ratings.row(u).0.is_empty())
         .count();
@@ -106,6 +103,17 @@ pub(crate) fn fit_transposed<'r>(
             users,
         });
     }
+    Ok(())
+}
+
+/// [`fit`] with the ratings by item already made (`by_item`: `ratings.transposed()`).
+pub(crate) fn fit_transposed<'r>(
+    ratings: &'r Ratings,
+    by_item: Cow<'r, Ratings>,
+    params: &ValidParams,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Fit, FitError> {
+    enough_users(ratings, params)?;
     let prior = shrink_target(ratings, params);
     let mut best: Option<Fit> = None;
     // One pass's buffers for every restart: the item-major copy of the ratings (a transpose

@@ -40,8 +40,10 @@ impl Baseline {
         ratings: &crate::data::Ratings,
         ridge: super::Ridge,
     ) -> (Self, crate::data::Ratings) {
-        let (baseline, residuals, _) = Self::fit_both(ratings, ridge);
-        (baseline, residuals)
+        let both = super::bias::Both::new(ratings);
+        let biases = super::Biases::fit_both(&both, ridge);
+        let (residuals, centre) = biases.residuals_by_user(&both);
+        (Self::of(biases, centre), residuals)
     }
 
     /// [`Baseline::fit`], with the residuals by item too (what the mixture's item pass walks:
@@ -53,15 +55,19 @@ impl Baseline {
         let both = super::bias::Both::new(ratings);
         let biases = super::Biases::fit_both(&both, ridge);
         let (residuals, by_item, centre) = biases.residuals_both(both);
-        let baseline = Self {
+        (Self::of(biases, centre), residuals, by_item)
+    }
+
+    /// The baseline of fitted offsets and the residual means they leave.
+    fn of(biases: super::Biases, centre: Vec<f64>) -> Self {
+        Self {
             global: biases.global,
             item: biases.item,
             lambda_user: biases.ridge.user,
             centre,
             item_var: biases.item_var,
             noise: biases.noise,
-        };
-        (baseline, residuals, by_item)
+        }
     }
 
     /// μ + b_u for a profile of (item, rating) pairs: b_u by the training's user update,
