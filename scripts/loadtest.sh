@@ -11,6 +11,7 @@
 #   cargo build --release && scripts/loadtest.sh
 #   DURATION=20 CONNECTIONS=32 scripts/loadtest.sh
 #   DATA=big.bin CONNECTIONS=32 READY_TRIES=3000 MIXREC__TRAINING__N_INIT=1 scripts/loadtest.sh
+#   MIXREC_BIN=/tmp/old/mixrec scripts/loadtest.sh    # another build (to pair two builds)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 TOKEN=loadtest-token
 BASE="http://127.0.0.1:$PORT"
-BIN=target/release/mixrec
+BIN=${MIXREC_BIN:-target/release/mixrec}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 [[ -x $BIN ]] || { echo "build first: cargo build --release" >&2; exit 1; }
