@@ -124,7 +124,7 @@ fn app(state: AppState, serves: impl Fn(&str) -> bool) -> Router {
     // `Router::layer` wraps each route on its own, so the shedding layer takes its permits
     // from the one semaphore in the state. Built as one `ServiceBuilder` and laid once: each
     // `Router::layer` call boxes every route again, and a request clones every box on its way
-    // in (thirteen allocations a request, where one does).
+    // in (twelve boxes cloned a request, where one does).
     let stack = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(x_request_id.clone(), RandomIds))
         .layer(
@@ -185,8 +185,9 @@ impl MakeRequestId for RandomIds {
     }
 }
 
-/// 128 bits no other thread or process starts from: std's per-thread hash keys (random from
-/// the OS, then stepped per hasher) over the thread and the clock.
+/// 128 bits a thread starts from: std's hash keys (random from the OS once a thread, then
+/// stepped per hasher) over the thread's id and the clock, so two threads or processes are
+/// not expected to share a seed.
 fn thread_seed() -> [u8; 16] {
     use std::hash::{BuildHasher, RandomState};
     let a = RandomState::new().hash_one(std::thread::current().id());

@@ -88,7 +88,7 @@ pub fn fit(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
     enough_users(ratings, params)?;
-    fit_transposed(ratings, Cow::Owned(ratings.transposed()), params, on_iter)
+    fit_checked(ratings, Cow::Owned(ratings.transposed()), params, on_iter)
 }
 
 /// At least K users with a rating, or the error that says so: checked before any work (the
@@ -114,6 +114,16 @@ pub(crate) fn fit_transposed<'r>(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
     enough_users(ratings, params)?;
+    fit_checked(ratings, by_item, params, on_iter)
+}
+
+/// [`fit_transposed`] once [`enough_users`] has passed.
+fn fit_checked<'r>(
+    ratings: &'r Ratings,
+    by_item: Cow<'r, Ratings>,
+    params: &ValidParams,
+    on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Fit, FitError> {
     let prior = shrink_target(ratings, params);
     let mut best: Option<Fit> = None;
     // One pass's buffers for every restart: the item-major copy of the ratings (a transpose

@@ -185,11 +185,7 @@ impl Model {
         table: &ScoreTable,
         profile: &[(u32, f64)],
     ) -> Result<Posterior, ProfileError> {
-        assert_eq!(
-            (table.k, table.d),
-            (self.k(), self.n_items()),
-            "a score table of another model"
-        );
+        table.check_of(self);
         self.posterior_with(Some(&table.terms), profile)
     }
 
@@ -317,11 +313,7 @@ impl Model {
         n: usize,
         skip: &[u32],
     ) -> Vec<ItemScore> {
-        assert_eq!(
-            (table.k, table.d),
-            (self.k(), self.n_items()),
-            "a score table of another model"
-        );
+        table.check_of(self);
         if n > STREAMED_TOP_N {
             return self.recommend(post, n, skip);
         }
@@ -410,6 +402,15 @@ pub struct ScoreTable {
 }
 
 impl ScoreTable {
+    /// Panics unless this table has `model`'s shape (K types, d items).
+    fn check_of(&self, model: &Model) {
+        assert_eq!(
+            (self.k, self.d),
+            (model.k(), model.n_items()),
+            "a score table of another model"
+        );
+    }
+
     /// `model`'s table.
     pub fn new(model: &Model) -> Self {
         let (k, d) = (model.k(), model.n_items());
