@@ -111,38 +111,54 @@ impl Ratings {
     }
 
     /// The transpose: row l lists the users who rated item l (ascending) and their ratings.
-    /// A counting sort, O(ratings), in blocks of columns: a block's write positions stay in
-    /// cache (one block's 2 × 64 write streams at a time, not every item's 2 × 1,200 on the
-    /// Netflix subset), and each core fills its own run of blocks, carrying every user's place
-    /// in their row from one block to the next. The same arrays whatever the thread count.
+    /// A counting sort, O(ratings), staged through cache. Each core fills its own run of
+    /// columns (a contiguous stretch of the output). It walks the rows a chunk at a time: the
+    /// chunk's ratings in its columns are counted and sorted by column into a scratch buffer
+    /// that stays in cache, then each column's stretch is copied out whole. Writing every
+    /// rating straight to its column scatters the writes over thousands of pages (at 100 M
+    /// ratings each column's end is 22 kB from the next): that transpose, in blocks of 683
+    /// columns, took 1.6–1.9 s at 100 M ratings, this one 0.7–0.8 s (`docs/speed.md`). The
+    /// same arrays whatever the thread count.
     pub fn transposed(&self) -> Ratings {
-        let (n, d) = (self.n_users(), self.n_items);
-        let mut offsets = vec![0u64; d + 1];
-        for &l in &self.items {
-            offsets[l as usize + 1] += 1;
-        }
-        for l in 0..d {
-            offsets[l + 1] += offsets[l];
-        }
+        self.transposed_in(TRANSPOSE_CHUNK_RATINGS)
+    }
+
+    /// [`Ratings::transposed`] with rows cut into chunks of about `chunk_ratings` (at least
+    /// [`TRANSPOSE_RATINGS_PER_COLUMN`] a column, so copying out is a small share).
+    fn transposed_in(&self, chunk_ratings: u64) -> Ratings {
+        let d = self.n_items;
+        let offsets = column_offsets(&self.items, d);
         let mut users = vec![0u32; self.nnz()];
         let mut values = vec![0f32; self.nnz()];
-        let blocks = transpose_blocks(n, d, self.nnz());
-        let runs = column_runs(&blocks, &offsets, &mut users, &mut values);
-        runs.into_par_iter().for_each(|run| {
-            let first = run.first().map_or(0, |(r, _, _)| r.start);
-            let mut cursor: Vec<usize> = (0..n)
-                .map(|u| self.row(u).0.partition_point(|&l| (l as usize) < first))
-                .collect();
-            for (items, us, vs) in run {
-                self.fill_columns(items, &offsets, &mut cursor, us, vs);
+        let chunks = self.row_chunks(chunk_ratings.max(TRANSPOSE_RATINGS_PER_COLUMN * d as u64));
+        let runs = column_runs(&offsets, &mut users, &mut values);
+        runs.into_par_iter().for_each(|(columns, users, values)| {
+            let mut stage = Stage::new(columns, &offsets);
+            for rows in &chunks {
+                stage.chunk(self, rows.clone(), users, values);
             }
         });
         Ratings {
             offsets,
             items: users,
             values,
-            n_items: n,
+            n_items: self.n_users(),
         }
+    }
+
+    /// Ranges of rows of about `ratings` ratings each (at least one row), fixed by the data.
+    fn row_chunks(&self, ratings: u64) -> Vec<Range<usize>> {
+        let n = self.n_users();
+        let mut chunks = Vec::new();
+        let mut start = 0;
+        while start < n {
+            let from = self.offsets[start];
+            let end =
+                (self.offsets.partition_point(|&o| o <= from + ratings) - 1).clamp(start + 1, n);
+            chunks.push(start..end);
+            start = end;
+        }
+        chunks
     }
 
     /// A copy with every value `f(row, column, value)` (for ratings by user: user, item,
@@ -208,99 +224,165 @@ impl Ratings {
     /// `values` (one per rating) cut into runs of whole rows of about [`MAP_RUN_RATINGS`]
     /// ratings, with their rows.
     fn runs<'v>(&self, values: &'v mut [f32]) -> Vec<(Range<usize>, &'v mut [f32])> {
-        let n = self.n_users();
-        let mut runs = Vec::new();
         let mut rest = values;
-        let mut start = 0;
-        while start < n {
-            let from = self.offsets[start];
-            let end = (self
-                .offsets
-                .partition_point(|&o| o <= from + MAP_RUN_RATINGS)
-                - 1)
-            .clamp(start + 1, n);
-            let (head, tail) = rest.split_at_mut((self.offsets[end] - from) as usize);
-            runs.push((start..end, head));
-            (rest, start) = (tail, end);
+        let mut runs = Vec::new();
+        for rows in self.row_chunks(MAP_RUN_RATINGS) {
+            let (head, tail) = rest.split_at_mut(self.span(&rows).len());
+            runs.push((rows, head));
+            rest = tail;
         }
         runs
     }
+}
 
-    /// Columns `items` of the transpose into `users` and `values`, which start at column
-    /// `items.start`'s offset; `cursor[u]` is where user u's ratings of these columns start,
-    /// and is left where they end.
-    fn fill_columns(
-        &self,
-        items: Range<usize>,
-        offsets: &[u64],
-        cursor: &mut [usize],
+/// One core's share of a transpose: a run of columns, and the scratch buffers that stage
+/// each chunk of rows' ratings in those columns.
+struct Stage {
+    columns: Range<usize>,
+    /// Where each column of the run is up to in the run's stretch of the output.
+    next: Vec<usize>,
+    /// Where each column's ratings of the current chunk start in the scratch buffers, the
+    /// total last. (columns + 1)
+    start: Vec<usize>,
+    /// Where each column of the current chunk is up to in the scratch buffers.
+    at: Vec<usize>,
+    /// Each row's ratings in the run's columns, for the current chunk.
+    spans: Vec<Range<usize>>,
+    users: Vec<u32>,
+    values: Vec<f32>,
+}
+
+impl Stage {
+    fn new(columns: Range<usize>, offsets: &[u64]) -> Self {
+        let base = offsets[columns.start];
+        Self {
+            next: offsets[columns.clone()]
+                .iter()
+                .map(|&o| (o - base) as usize)
+                .collect(),
+            start: vec![0; columns.len() + 1],
+            at: vec![0; columns.len()],
+            columns,
+            spans: Vec::new(),
+            users: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The ratings of `rows` in the run's columns, sorted into the scratch buffers by
+    /// column (rows in order within a column), then each column's share copied to where
+    /// the column is up to in `users` and `values` (the run's stretch of the output).
+    fn chunk(
+        &mut self,
+        by_row: &Ratings,
+        rows: Range<usize>,
         users: &mut [u32],
         values: &mut [f32],
     ) {
-        let base = offsets[items.start];
-        let mut next: Vec<usize> = offsets[items.clone()]
-            .iter()
-            .map(|&o| (o - base) as usize)
-            .collect();
-        for (u, from) in cursor.iter_mut().enumerate() {
-            let (row, xs) = self.row(u);
-            for (&l, &x) in row[*from..].iter().zip(&xs[*from..]) {
-                let Some(at) = next.get_mut((l as usize).wrapping_sub(items.start)) else {
-                    break;
-                };
-                users[*at] = u as u32;
-                values[*at] = x;
+        let first = self.columns.start;
+        self.spans.clear();
+        self.start.fill(0);
+        for u in rows.clone() {
+            let row = by_row.row(u).0;
+            let a = row.partition_point(|&l| (l as usize) < first);
+            let b = a + row[a..].partition_point(|&l| (l as usize) < self.columns.end);
+            row[a..b]
+                .iter()
+                .for_each(|&l| self.start[l as usize - first + 1] += 1);
+            self.spans.push(a..b);
+        }
+        for c in 1..self.start.len() {
+            self.start[c] += self.start[c - 1];
+        }
+        let total = self.start[self.columns.len()];
+        self.users.resize(total, 0);
+        self.values.resize(total, 0.0);
+        self.at.copy_from_slice(&self.start[..self.columns.len()]);
+        for (u, span) in rows.zip(&self.spans) {
+            let (row, xs) = by_row.row(u);
+            for (&l, &x) in row[span.clone()].iter().zip(&xs[span.clone()]) {
+                let at = &mut self.at[l as usize - first];
+                self.users[*at] = u as u32;
+                self.values[*at] = x;
                 *at += 1;
-                *from += 1;
             }
         }
+        for (c, next) in self.next.iter_mut().enumerate() {
+            let from = self.start[c]..self.start[c + 1];
+            let to = *next..*next + from.len();
+            users[to.clone()].copy_from_slice(&self.users[from.clone()]);
+            values[to].copy_from_slice(&self.values[from]);
+            *next += self.start[c + 1] - self.start[c];
+        }
     }
+}
+
+/// Each column's first position in the transpose of ratings with these `items` (of `d`
+/// columns), and the total last: a count in parallel (integer sums, the same in any order),
+/// then a prefix sum. (d + 1,)
+fn column_offsets(items: &[u32], d: usize) -> Vec<u64> {
+    let counts = items
+        .par_chunks(1 << 20)
+        .fold(
+            || vec![0u64; d],
+            |mut counts, part| {
+                part.iter().for_each(|&l| counts[l as usize] += 1);
+                counts
+            },
+        )
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        })
+        .unwrap_or_else(|| vec![0; d]);
+    let mut offsets = Vec::with_capacity(d + 1);
+    offsets.push(0u64);
+    for c in counts {
+        offsets.push(offsets.last().expect("non-empty") + c);
+    }
+    offsets
 }
 
 /// Ratings a parallel task of [`Ratings::map_values`] covers, about.
 const MAP_RUN_RATINGS: u64 = 1 << 16;
 
-/// Items per block of [`Ratings::transposed`] aim at this many write streams' worth of cache
-/// lines...
-const TRANSPOSE_BLOCK_ITEMS: usize = 64;
-/// ...but every block costs each user a binary search: at least this many ratings a search.
-const TRANSPOSE_RATINGS_PER_SEARCH: usize = 8;
+/// Rows a chunk of [`Ratings::transposed`] covers, in ratings, about: a core's share of a
+/// chunk (its columns' ratings, 8 bytes each: 2 MB on two cores) stays in the last-level
+/// cache. Measured at 100 M ratings: 2^17 and 2^21 were slower.
+const TRANSPOSE_CHUNK_RATINGS: u64 = 1 << 19;
+/// Ratings a chunk holds at least for each column, where columns are many: copying a
+/// column's share out costs about what staging a few ratings does.
+const TRANSPOSE_RATINGS_PER_COLUMN: u64 = 4;
 
-/// The item blocks of a transpose of `nnz` ratings of `n` users over `d` items: small enough
-/// that a block's columns stay in cache, few enough that the users' searches stay below one
-/// in [`TRANSPOSE_RATINGS_PER_SEARCH`] ratings. Fixed by the shape alone.
-fn transpose_blocks(n: usize, d: usize, nnz: usize) -> Vec<Range<usize>> {
-    let most = (nnz / (TRANSPOSE_RATINGS_PER_SEARCH * n.max(1))).max(1);
-    let count = d.div_ceil(TRANSPOSE_BLOCK_ITEMS).clamp(1, most);
-    let size = d.div_ceil(count).max(1);
-    (0..d).step_by(size).map(|a| a..(a + size).min(d)).collect()
-}
+/// One run of columns of a transpose (a core's share) and its stretches of the output.
+type ColumnRun<'a> = (Range<usize>, &'a mut [u32], &'a mut [f32]);
 
-/// One block of columns of a transpose and its stretches of the output arrays.
-type ColumnBlock<'a> = (Range<usize>, &'a mut [u32], &'a mut [f32]);
-
-/// The output arrays cut at the blocks' column offsets, the blocks grouped into one run a
-/// thread: a thread walks its run in order, and each user's place in their row carries from
-/// one block to the next.
+/// The columns cut into one run a thread, balanced by ratings, and the output arrays cut at
+/// the runs' offsets.
 fn column_runs<'a>(
-    blocks: &[Range<usize>],
     offsets: &[u64],
     users: &'a mut [u32],
     values: &'a mut [f32],
-) -> Vec<Vec<ColumnBlock<'a>>> {
-    let per_run = blocks.len().div_ceil(rayon::current_num_threads()).max(1);
+) -> Vec<ColumnRun<'a>> {
+    let d = offsets.len() - 1;
+    let total = offsets[d];
+    let want = rayon::current_num_threads().clamp(1, d.max(1)) as u64;
+    let mut cuts = vec![0];
+    for r in 1..want {
+        let at = offsets.partition_point(|&o| o < total * r / want).min(d);
+        if at > *cuts.last().expect("non-empty") {
+            cuts.push(at);
+        }
+    }
+    cuts.push(d);
     let (mut rest_u, mut rest_v) = (users, values);
     let mut runs = Vec::new();
-    for run in blocks.chunks(per_run) {
-        let mut slices = Vec::with_capacity(run.len());
-        for r in run {
-            let len = (offsets[r.end] - offsets[r.start]) as usize;
-            let (u_head, u_tail) = rest_u.split_at_mut(len);
-            let (v_head, v_tail) = rest_v.split_at_mut(len);
-            slices.push((r.clone(), u_head, v_head));
-            (rest_u, rest_v) = (u_tail, v_tail);
-        }
-        runs.push(slices);
+    for w in cuts.windows(2) {
+        let len = (offsets[w[1]] - offsets[w[0]]) as usize;
+        let (u_head, u_tail) = rest_u.split_at_mut(len);
+        let (v_head, v_tail) = rest_v.split_at_mut(len);
+        runs.push((w[0]..w[1], u_head, v_head));
+        (rest_u, rest_v) = (u_tail, v_tail);
     }
     runs
 }
@@ -457,7 +539,6 @@ mod tests {
             })
             .collect();
         let r = Ratings::from_dense_rows(&rows);
-        assert!(transpose_blocks(r.n_users(), r.n_items(), r.nnz()).len() > 2);
         let mut want: Vec<(u32, usize, f32)> = r.iter().map(|(u, l, x)| (l, u, x)).collect();
         want.sort_by_key(|&(l, u, _)| (l, u));
         for threads in [1, 2, 3] {
@@ -465,33 +546,44 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let t = pool.install(|| r.transposed());
-            assert_eq!((t.n_users(), t.n_items(), t.nnz()), (500, 300, r.nnz()));
-            let got: Vec<(u32, usize, f32)> = t
-                .iter()
-                .map(|(l, u, x)| (l as u32, u as usize, x))
-                .collect();
-            assert_eq!(got, want, "{threads} threads");
+            // One chunk of rows, then chunks of about 97 ratings (about five rows each).
+            for chunk in [TRANSPOSE_CHUNK_RATINGS, 97] {
+                assert_eq!(r.row_chunks(chunk).len() > 50, chunk == 97);
+                let t = pool.install(|| r.transposed_in(chunk));
+                assert_eq!((t.n_users(), t.n_items(), t.nnz()), (500, 300, r.nnz()));
+                let got: Vec<(u32, usize, f32)> = t
+                    .iter()
+                    .map(|(l, u, x)| (l as u32, u as usize, x))
+                    .collect();
+                assert_eq!(got, want, "{threads} threads, chunks of {chunk}");
+            }
         }
     }
 
     #[test]
-    fn transpose_blocks_cover_every_item_once() {
-        for (n, d, nnz) in [
-            (1200, 1200, 1_111_768),
-            (480_189, 17_770, 100_480_507),
-            (3, 0, 0),
-            (1, 5, 5),
+    fn column_runs_cover_every_column_once() {
+        for (offsets, threads) in [
+            (vec![0u64, 5, 5, 9, 20], 3),
+            (vec![0, 0, 0], 2),
+            (vec![0], 2),
+            (vec![0, 7], 4),
         ] {
-            let b = transpose_blocks(n, d, nnz);
-            assert_eq!(b.first().map_or(0, |r| r.start), 0);
-            assert_eq!(b.last().map_or(0, |r| r.end), d);
-            assert!(
-                b.windows(2)
-                    .all(|w| w[0].end == w[1].start && !w[1].is_empty())
-            );
-            // At least eight ratings for each user's search in each block.
-            assert!(b.len() <= (nnz / (8 * n.max(1))).max(1), "{n} {d} {nnz}");
+            let nnz = *offsets.last().unwrap() as usize;
+            let (mut users, mut values) = (vec![0u32; nnz], vec![0f32; nnz]);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let runs = pool.install(|| column_runs(&offsets, &mut users, &mut values));
+            let d = offsets.len() - 1;
+            assert_eq!(runs.first().unwrap().0.start, 0);
+            assert_eq!(runs.last().unwrap().0.end, d);
+            assert!(runs.windows(2).all(|w| w[0].0.end == w[1].0.start));
+            assert!(runs.len() <= threads.max(1));
+            for (columns, users, values) in &runs {
+                let len = (offsets[columns.end] - offsets[columns.start]) as usize;
+                assert_eq!((users.len(), values.len()), (len, len), "{offsets:?}");
+            }
         }
     }
 }
