@@ -220,6 +220,11 @@ impl Biases {
         use rayon::prelude::*;
         let by_user = ratings.by_user;
         let mut next = Vec::with_capacity(self.user.len());
+        // The variances are held: each item's weight is worked out once, not once a rating
+        // (the same division, so the same bits).
+        let weights: Vec<f64> = (0..by_user.n_items() as u32)
+            .map(|l| self.weight(l))
+            .collect();
         for _ in 0..sweeps {
             self.update_items(&ratings.by_item);
             // Each user's offset from their own row and the item offsets alone: in parallel,
@@ -228,7 +233,8 @@ impl Biases {
                 .into_par_iter()
                 .map(|u| {
                     let (items, values) = by_user.row(u);
-                    self.user_offset(items, values.iter().map(|&x| f64::from(x)))
+                    let values = values.iter().map(|&x| f64::from(x));
+                    self.offset_weighted(items, values, |l| weights[l as usize])
                 })
                 .collect_into_vec(&mut next);
             std::mem::swap(&mut self.user, &mut next);
@@ -280,9 +286,20 @@ impl Biases {
     /// The offset of a user who rated `items` with `values`:
     /// `b_u = Σ w_l (x − μ − b_l) / (λ_user + Σ w_l)`.
     pub fn user_offset(&self, items: &[u32], values: impl Iterator<Item = f64>) -> f64 {
+        self.offset_weighted(items, values, |l| self.weight(l))
+    }
+
+    /// [`Biases::user_offset`] with item l's weight `weight(l)`.
+    #[inline(always)]
+    fn offset_weighted(
+        &self,
+        items: &[u32],
+        values: impl Iterator<Item = f64>,
+        weight: impl Fn(u32) -> f64,
+    ) -> f64 {
         let (mut sum, mut n) = (0.0, 0.0);
         for (&l, x) in items.iter().zip(values) {
-            let w = self.weight(l);
+            let w = weight(l);
             sum += w * (x - self.global - self.item[l as usize]);
             n += w;
         }
