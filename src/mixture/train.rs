@@ -114,7 +114,10 @@ mod tests {
             let what = format!("K = {k}, λ_item = {item}");
             assert_eq!(reused.mixture, fresh.mixture, "{what}");
             assert_eq!(reused.baseline, fresh.baseline, "{what}");
-            assert_eq!(shared.made.as_ref().unwrap().0.item, item);
+            let (ridge, _, by_user, _) = shared.made.as_ref().unwrap();
+            assert_eq!(ridge.item, item);
+            // The residuals by user hold the ratings' own index, not a copy of it.
+            assert!(by_user.shares_index(&r));
         }
     }
 }
