@@ -632,13 +632,12 @@ impl Search<'_, '_> {
             &mut self.residuals,
             self.on_iter,
         )?;
-        let predicted = score::predictions(self.split, &f.predictor);
-        let mut next = predicted.iter();
+        let kept = score::predicted_ratings(self.split, &f.predictor);
+        let mut next = kept.iter();
         let heldout_rmse = score::score(&self.split.test, f.predictor.scale(), |_| {
-            next.next().expect("one prediction per rating").rating
+            *next.next().expect("one prediction per rating")
         })
         .rmse;
-        let kept = predicted.iter().map(|p| p.rating).collect();
         self.predictions.insert(key(&c), kept);
         let (n, d) = (train.n_users(), train.n_items());
         let ll = f

@@ -52,6 +52,12 @@ async fn agree(
         test,
     };
     let offline = mixrec::score::predictions(&split, &trained.predictor);
+    // What a model search keeps of each trial is the same ratings, made on their own.
+    let ratings: Vec<f64> = offline.iter().map(|p| p.rating).collect();
+    assert_eq!(
+        mixrec::score::predicted_ratings(&split, &trained.predictor),
+        ratings
+    );
     let http = reqwest::Client::new();
     for (group, answers) in split
         .test
