@@ -129,7 +129,7 @@ impl Ratings {
     /// that stays in cache, then each column's stretch is copied out whole. Writing every
     /// rating straight to its column scatters the writes over thousands of pages (at 100 M
     /// ratings each column's end is 22 kB from the next): that transpose, in blocks of 683
-    /// columns, took 1.6–1.9 s at 100 M ratings, this one 0.7–0.8 s (`docs/speed.md`). The
+    /// columns, took 1.5–1.9 s at 100 M ratings, this one 0.7–0.85 s (`docs/speed.md`). The
     /// same arrays whatever the thread count.
     pub fn transposed(&self) -> Ratings {
         self.transposed_in(TRANSPOSE_CHUNK_RATINGS)
@@ -307,9 +307,9 @@ impl Stage {
         for (c, next) in self.next.iter_mut().enumerate() {
             let from = self.start[c]..self.start[c + 1];
             let to = *next..*next + from.len();
+            *next = to.end;
             users[to.clone()].copy_from_slice(&self.users[from.clone()]);
             values[to].copy_from_slice(&self.values[from]);
-            *next += self.start[c + 1] - self.start[c];
         }
     }
 }
