@@ -324,7 +324,11 @@ pub fn choose(
         residuals: mixture::Residuals::new(),
     };
     let best = search.run(Config { ridge, ..start })?;
-    let heldout_predictions = search.predictions.remove(&key(&best)).unwrap_or_default();
+    let heldout_predictions = match search.predictions.remove(&key(&best)) {
+        Some(Kept::Ratings(r)) => r,
+        Some(Kept::Model(m)) => score::predicted_ratings(&split, &m),
+        None => Vec::new(),
+    };
     let t = search.trials[&key(&best)].clone();
     chosen = Chosen {
         k: best.k,
@@ -494,6 +498,27 @@ fn fit_one(
     })
 }
 
+/// What a trial keeps for its held-out predictions: the predicted ratings, or the model that
+/// makes them again (the same bits: a prediction is a function of the model and the split
+/// alone), whichever takes less memory. At 100 M ratings the ratings are 80 MB a trial and a
+/// mixture at K = 12 a few MB; over a catalogue of a million items a model can be the larger.
+enum Kept {
+    Ratings(Vec<f64>),
+    Model(Box<Predictor>),
+}
+
+impl Kept {
+    fn smaller(ratings: Vec<f64>, model: &Predictor) -> Self {
+        // Its parameters, and as much again for what is derived from them (the score table).
+        let params: usize = model.encode().layout.arrays.iter().map(|a| a.1).sum();
+        if 2 * params < ratings.len() {
+            Self::Model(Box::new(model.clone()))
+        } else {
+            Self::Ratings(ratings)
+        }
+    }
+}
+
 /// The coordinate search's state: every trial so far, memoised.
 struct Search<'a, 's> {
     split: &'a Split,
@@ -502,9 +527,9 @@ struct Search<'a, 's> {
     on_iter: OnIter<'s>,
     trials: BTreeMap<(usize, u64, usize), Trial>,
     order: Vec<Trial>,
-    /// Each trial's held-out predictions (8 bytes a held-out rating a trial), kept until the
-    /// choice is made; the chosen one's are returned.
-    predictions: BTreeMap<(usize, u64, usize), Vec<f64>>,
+    /// What each trial keeps of its held-out predictions until the choice is made; the
+    /// chosen one's are returned.
+    predictions: BTreeMap<(usize, u64, usize), Kept>,
     /// The training share's baseline and residuals, shared by every trial (one ridge).
     residuals: mixture::Residuals,
 }
@@ -632,13 +657,14 @@ impl Search<'_, '_> {
             &mut self.residuals,
             self.on_iter,
         )?;
-        let kept = score::predicted_ratings(self.split, &f.predictor);
-        let mut next = kept.iter();
+        let predicted = score::predicted_ratings(self.split, &f.predictor);
+        let mut next = predicted.iter();
         let heldout_rmse = score::score(&self.split.test, f.predictor.scale(), |_| {
             *next.next().expect("one prediction per rating")
         })
         .rmse;
-        self.predictions.insert(key(&c), kept);
+        self.predictions
+            .insert(key(&c), Kept::smaller(predicted, &f.predictor));
         let (n, d) = (train.n_users(), train.n_items());
         let ll = f
             .figures
@@ -805,6 +831,46 @@ pub fn pick(curve: &[KPoint], criterion: Criterion) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trial_keeps_the_smaller_of_its_predictions_and_its_model_and_either_answers_alike() {
+        // 400 users × 30 items in two tastes, three cells in four rated.
+        let rows: Vec<Vec<f64>> = (0..400)
+            .map(|u| {
+                (0..30)
+                    .map(|l| match (u * 7 + l * 3) % 4 {
+                        0 => 0.0,
+                        h => (1 + (u % 2) * 2 + (l + h) % 3) as f64,
+                    })
+                    .collect()
+            })
+            .collect();
+        let r = Ratings::from_dense_rows(&rows);
+        let split = crate::data::holdout(&r, 0.2, 0);
+        let scale = RatingScale { min: 1.0, max: 5.0 };
+        let spec = Spec {
+            k: Some(2),
+            prior_strength: Some(10.0),
+            ridge: Some(Ridge::default()),
+            holdout: 0.0,
+            ..Spec::new(ModelKind::Mixture)
+        };
+        let model = train(&split.train, scale, &spec, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap()
+        .predictor;
+        let predicted = score::predicted_ratings(&split, &model);
+        assert!(predicted.len() > 1000);
+        // Many held-out ratings, a small model: the model is kept, and answers the same bits.
+        match Kept::smaller(predicted.clone(), &model) {
+            Kept::Model(m) => assert_eq!(score::predicted_ratings(&split, &m), predicted),
+            Kept::Ratings(_) => panic!("a model of 2 types over 30 items is the smaller"),
+        }
+        // A few: they are kept as they are.
+        let few = predicted[..10].to_vec();
+        assert!(matches!(Kept::smaller(few.clone(), &model), Kept::Ratings(r) if r == few));
+    }
 
     #[test]
     fn pick_prefers_the_smallest_k_within_the_tie_band() {
