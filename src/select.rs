@@ -508,11 +508,11 @@ enum Kept {
 }
 
 impl Kept {
-    fn smaller(ratings: Vec<f64>, model: &Predictor) -> Self {
+    fn smaller(ratings: Vec<f64>, model: Predictor) -> Self {
         // Its parameters, and as much again for what is derived from them (the score table).
         let params: usize = model.encode().layout.arrays.iter().map(|a| a.1).sum();
         if 2 * params < ratings.len() {
-            Self::Model(Box::new(model.clone()))
+            Self::Model(Box::new(model))
         } else {
             Self::Ratings(ratings)
         }
@@ -664,7 +664,7 @@ impl Search<'_, '_> {
         })
         .rmse;
         self.predictions
-            .insert(key(&c), Kept::smaller(predicted, &f.predictor));
+            .insert(key(&c), Kept::smaller(predicted, f.predictor));
         let (n, d) = (train.n_users(), train.n_items());
         let ll = f
             .figures
@@ -863,13 +863,13 @@ mod tests {
         let predicted = score::predicted_ratings(&split, &model);
         assert!(predicted.len() > 1000);
         // Many held-out ratings, a small model: the model is kept, and answers the same bits.
-        match Kept::smaller(predicted.clone(), &model) {
+        match Kept::smaller(predicted.clone(), model.clone()) {
             Kept::Model(m) => assert_eq!(score::predicted_ratings(&split, &m), predicted),
             Kept::Ratings(_) => panic!("a model of 2 types over 30 items is the smaller"),
         }
         // A few: they are kept as they are.
         let few = predicted[..10].to_vec();
-        assert!(matches!(Kept::smaller(few.clone(), &model), Kept::Ratings(r) if r == few));
+        assert!(matches!(Kept::smaller(few.clone(), model), Kept::Ratings(r) if r == few));
     }
 
     #[test]

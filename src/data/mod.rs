@@ -29,6 +29,7 @@ pub use format::Format;
 pub use ids::IdMap;
 pub use load::{LoadOptions, load, load_bytes, load_hashed, load_str, load_until};
 
+pub(crate) use ratings::balanced_cuts;
 pub use ratings::{Ratings, RatingsBuilder};
 pub use source::{
     Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, Titles, UpsertError,

@@ -34,7 +34,7 @@ use rayon::prelude::*;
 
 use super::Mixture;
 use super::kernels::{Gather, LANES, column_sums, squared_distances, sum_of_squares};
-use crate::data::Ratings;
+use crate::data::{Ratings, balanced_cuts};
 use crate::simd::{dispatched, math};
 
 /// Ratings per chunk the cut aims at; more chunks than threads keeps both cores busy.
@@ -226,24 +226,8 @@ pub(crate) fn argmin(a: &[f64]) -> usize {
 
 /// Ranges of rows cut into chunks balanced by entries; the cut depends on the data alone.
 fn chunks(rows: &Ratings) -> Vec<Range<usize>> {
-    let n = rows.n_users();
-    let want = rows
-        .nnz()
-        .div_ceil(CHUNK_RATINGS)
-        .clamp(1, MAX_CHUNKS)
-        .min(n.max(1));
-    let offsets = rows.offsets();
-    let total = rows.nnz() as u64;
-    let mut cuts = vec![0];
-    for c in 1..want {
-        let target = total * c as u64 / want as u64;
-        let at = offsets.partition_point(|&o| o < target).min(n);
-        if at > *cuts.last().expect("non-empty") {
-            cuts.push(at);
-        }
-    }
-    cuts.push(n);
-    cuts.windows(2).map(|w| w[0]..w[1]).collect()
+    let want = rows.nnz().div_ceil(CHUNK_RATINGS).clamp(1, MAX_CHUNKS);
+    balanced_cuts(rows.offsets(), want)
 }
 
 /// The buffers of a training run's passes, kept across iterations so an iteration allocates
