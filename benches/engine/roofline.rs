@@ -196,8 +196,9 @@ fn cost([stream, rows, table, flops]: [f64; 4], stream_bw: f64) -> (Cost, f64) {
     (cost, table_bw)
 }
 
-/// The median E-step, item pass and whole iteration of `KERNEL_SAMPLES` EM steps.
-fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duration, Duration) {
+/// The median E-step, item pass and whole iteration of `KERNEL_SAMPLES` EM steps, and whether
+/// the pass scattered its item sums.
+fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duration, Duration, bool) {
     let params = FitParams::seed_preset(k)
         .init(Init::Rows(rows.to_vec()))
         .check(ratings.n_users())
@@ -206,6 +207,7 @@ fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duratio
     let mut stepper = Stepper::new(ratings, &params, start);
     stepper.step();
     let (mut e, mut m, mut whole) = (Vec::new(), Vec::new(), Vec::new());
+    let scattered = stepper.pass_times().scattered;
     for _ in 0..KERNEL_SAMPLES {
         let t = Instant::now();
         std::hint::black_box(stepper.step());
@@ -214,7 +216,7 @@ fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duratio
         e.push(p.estep);
         m.push(p.item_sums);
     }
-    (median(e), median(m), median(whole))
+    (median(e), median(m), median(whole), scattered)
 }
 
 /// Prints the limits, then each level's rows for each data set.
@@ -286,9 +288,16 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
             .filter(|&l| l <= simd::detected())
         {
             simd::cap(level);
-            let (e, m, whole) = time_steps(ratings, k, rows);
+            let (e, m, whole, scattered) = time_steps(ratings, k, rows);
             whole_by_level.push((level, whole));
             let l = level.name();
+            if scattered && level == simd::detected() {
+                println!(
+                    "  (this pass scatters its item sums from the E-step, `mixture::pass::scatters`: \
+                     its e-step row holds them and its item-pass row only adds up the slots; the \
+                     bounds are the walking pass's model, so read the iteration's row)"
+                );
+            }
             for row in [
                 Row {
                     name: format!("em iteration [{l}]"),

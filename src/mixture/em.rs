@@ -88,7 +88,7 @@ pub fn fit(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
     enough_users(ratings, params)?;
-    fit_checked(ratings, Cow::Owned(ratings.transposed()), params, on_iter)
+    fit_checked(ratings, None, params, on_iter)
 }
 
 /// At least K users with a rating, or the error that says so: checked before any work (the
@@ -106,10 +106,11 @@ fn enough_users(ratings: &Ratings, params: &ValidParams) -> Result<(), FitError>
     Ok(())
 }
 
-/// [`fit`] with the ratings by item already made (`by_item`: `ratings.transposed()`).
+/// [`fit`] with the ratings by item perhaps already made (`by_item`: `ratings.transposed()`;
+/// see [`Pass::with_transposed`]).
 pub(crate) fn fit_transposed<'r>(
     ratings: &'r Ratings,
-    by_item: Cow<'r, Ratings>,
+    by_item: Option<Cow<'r, Ratings>>,
     params: &ValidParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {
@@ -120,7 +121,7 @@ pub(crate) fn fit_transposed<'r>(
 /// [`fit_transposed`] once [`enough_users`] has passed.
 fn fit_checked<'r>(
     ratings: &'r Ratings,
-    by_item: Cow<'r, Ratings>,
+    by_item: Option<Cow<'r, Ratings>>,
     params: &ValidParams,
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Fit, FitError> {

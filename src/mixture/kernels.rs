@@ -229,6 +229,54 @@ fn column_sums_any(users: &[u32], values: &[f32], posts: &[f64], num: &mut [f64]
     }
 }
 
+/// `acc[2l][j] += post_j x_l` and `acc[2l + 1][j] += post_j` for each of one user's (item,
+/// rating) pairs: the item sums of [`column_sums`] from the user's side, into a table whose
+/// item rows of `post.len()` sums come in pairs (the `num` row, then the `den` row), so one
+/// rating's two rows share their cache lines. Fixed widths keep the posterior in registers.
+#[inline(always)]
+pub(crate) fn scatter_sums(items: &[u32], values: &[f32], post: &[f64], acc: &mut [f64]) {
+    match post.len() {
+        4 => scatter_sums_fixed::<4>(items, values, post, acc),
+        8 => scatter_sums_fixed::<8>(items, values, post, acc),
+        12 => scatter_sums_fixed::<12>(items, values, post, acc),
+        16 => scatter_sums_fixed::<16>(items, values, post, acc),
+        _ => scatter_sums_any(items, values, post, acc),
+    }
+}
+
+#[inline(always)]
+fn scatter_sums_fixed<const W: usize>(
+    items: &[u32],
+    values: &[f32],
+    post: &[f64],
+    acc: &mut [f64],
+) {
+    let p: &[f64; W] = post.try_into().expect("a row of W");
+    let (rows, _) = acc.as_chunks_mut::<W>();
+    for (&l, &x) in items.iter().zip(values) {
+        let x = f64::from(x);
+        let (num, den) = rows[2 * l as usize..][..2].split_at_mut(1);
+        let (num, den) = (&mut num[0], &mut den[0]);
+        for j in 0..W {
+            num[j] += p[j] * x;
+            den[j] += p[j];
+        }
+    }
+}
+
+#[inline(always)]
+fn scatter_sums_any(items: &[u32], values: &[f32], post: &[f64], acc: &mut [f64]) {
+    let w = post.len();
+    for (&l, &x) in items.iter().zip(values) {
+        let x = f64::from(x);
+        let (num, den) = acc[2 * l as usize * w..][..2 * w].split_at_mut(w);
+        for j in 0..w {
+            num[j] += post[j] * x;
+            den[j] += post[j];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

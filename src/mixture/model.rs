@@ -42,7 +42,7 @@ impl Baseline {
     ) -> (Self, crate::data::Ratings) {
         let both = super::bias::Both::new(ratings);
         let biases = super::Biases::fit_both(&both, ridge);
-        let (residuals, centre) = biases.residuals_by_user(&both);
+        let (residuals, centre) = biases.residuals_by_user(both);
         (Self::of(biases, centre), residuals)
     }
 

@@ -13,9 +13,13 @@ use crate::data::{RatingScale, Ratings};
 /// training share with one ridge, and a final fit may restart with more restarts: they share
 /// one of these instead of fitting the baseline and transposing the residuals each time (at
 /// 100 M ratings, seconds a fit).
+///
+/// The residuals by item are made only for a mixture whose pass walks items
+/// ([`super::pass::scatters`] says which); at 100 M ratings the pass scatters, and not holding
+/// them is 800 MB less.
 #[derive(Debug, Default)]
 pub struct Residuals {
-    made: Option<(Ridge, Baseline, Ratings, Ratings)>,
+    made: Option<(Ridge, Baseline, Ratings, Option<Ratings>)>,
 }
 
 impl Residuals {
@@ -24,18 +28,35 @@ impl Residuals {
         Self::default()
     }
 
-    /// The baseline of `ratings` with `ridge` and its residuals by user and by item, worked
-    /// out unless the last call had the same ridge. The caller passes the same `ratings` every
-    /// time.
-    fn get(&mut self, ratings: &Ratings, ridge: Ridge) -> (&Baseline, &Ratings, &Ratings) {
+    /// The baseline of `ratings` with `ridge` and its residuals by user, and by item where a
+    /// mixture of `k` types walks items, worked out unless the last call had the same ridge
+    /// (the residuals by item: unless an earlier call made them). The caller passes the same
+    /// `ratings` every time.
+    fn get(
+        &mut self,
+        ratings: &Ratings,
+        ridge: Ridge,
+        k: usize,
+    ) -> (&Baseline, &Ratings, Option<&Ratings>) {
+        let walks_items = !super::pass::scatters(ratings, k);
         if self.made.as_ref().is_none_or(|m| m.0 != ridge) {
             // The old arrays go first: two sets of residuals never live at once.
             self.made = None;
-            let (baseline, by_user, by_item) = Baseline::fit_both(ratings, ridge);
-            self.made = Some((ridge, baseline, by_user, by_item));
+            self.made = Some(if walks_items {
+                let (baseline, by_user, by_item) = Baseline::fit_both(ratings, ridge);
+                (ridge, baseline, by_user, Some(by_item))
+            } else {
+                let (baseline, by_user) = Baseline::fit(ratings, ridge);
+                (ridge, baseline, by_user, None)
+            });
         }
-        let (_, baseline, by_user, by_item) = self.made.as_ref().expect("made above");
-        (baseline, by_user, by_item)
+        let (_, baseline, by_user, by_item) = self.made.as_mut().expect("made above");
+        if walks_items && by_item.is_none() {
+            // The same residuals in the same order as `fit_both`'s (each is a function of its
+            // user, item and rating alone).
+            *by_item = Some(by_user.transposed());
+        }
+        (baseline, by_user, by_item.as_ref())
     }
 }
 
@@ -60,8 +81,8 @@ pub fn train_with(
     on_iter: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<(Fit, Model), FitError> {
     let (fit, baseline) = if params.baseline() {
-        let (baseline, by_user, by_item) = residuals.get(ratings, params.ridge());
-        let fit = em::fit_transposed(by_user, Cow::Borrowed(by_item), params, on_iter)?;
+        let (baseline, by_user, by_item) = residuals.get(ratings, params.ridge(), params.k());
+        let fit = em::fit_transposed(by_user, by_item.map(Cow::Borrowed), params, on_iter)?;
         (fit, Some(baseline.clone()))
     } else {
         (fit(ratings, params, on_iter)?, None)
