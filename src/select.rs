@@ -260,6 +260,28 @@ pub fn train(
     final_fit(ratings, scale, spec, chosen, on_iter)
 }
 
+/// [`train`] on ratings it may let go of: while the choice runs on the held-out split (which
+/// holds every rating, in two parts), the ratings themselves are dropped, then rejoined from
+/// the split, the same arrays, for the final fit. At 100 M ratings that is 800 MB less
+/// during the search. The same outcome as [`train`]; the ratings come back with it.
+pub fn train_owned(
+    ratings: Ratings,
+    scale: RatingScale,
+    spec: &Spec,
+    on_iter: OnIter<'_>,
+) -> (Result<Trained, SelectError>, Ratings) {
+    if spec.holdout <= 0.0 {
+        let trained = train(&ratings, scale, spec, on_iter);
+        return (trained, ratings);
+    }
+    let split = data::holdout(&ratings, spec.holdout, spec.split_seed);
+    drop(ratings);
+    let chosen = choose_on(&split, scale, spec, on_iter);
+    let ratings = split.rejoin();
+    let trained = chosen.and_then(|c| final_fit(&ratings, scale, spec, c, on_iter));
+    (trained, ratings)
+}
+
 /// The choice alone (see the module docs).
 pub fn choose(
     ratings: &Ratings,
@@ -267,6 +289,16 @@ pub fn choose(
     spec: &Spec,
     on_iter: OnIter<'_>,
 ) -> Result<Chosen, SelectError> {
+    if spec.holdout <= 0.0 {
+        return Ok(start(spec).1);
+    }
+    let split = data::holdout(ratings, spec.holdout, spec.split_seed);
+    choose_on(&split, scale, spec, on_iter)
+}
+
+/// Where the choice starts: the configuration the search starts from, and the choice made
+/// when nothing is held out (that configuration as it is).
+fn start(spec: &Spec) -> (Config, Chosen) {
     let default_prior = match spec.kind {
         ModelKind::Mixture => START_PRIOR,
         ModelKind::Mfa => START_PRIOR_MFA,
@@ -287,7 +319,7 @@ pub fn choose(
         },
         ridge: spec.uses_baseline().then(|| spec.ridge.unwrap_or_default()),
     };
-    let mut chosen = Chosen {
+    let chosen = Chosen {
         k: start.k,
         k_chosen: false,
         prior_strength: start.lambda,
@@ -298,10 +330,17 @@ pub fn choose(
         trials: Vec::new(),
         heldout_predictions: Vec::new(),
     };
-    if spec.holdout <= 0.0 {
-        return Ok(chosen);
-    }
-    let split = data::holdout(ratings, spec.holdout, spec.split_seed);
+    (start, chosen)
+}
+
+/// The choice on a held-out `split`.
+fn choose_on(
+    split: &data::Split,
+    scale: RatingScale,
+    spec: &Spec,
+    on_iter: OnIter<'_>,
+) -> Result<Chosen, SelectError> {
+    let (start, _) = start(spec);
     let (ridge, baseline_rmse) = match (spec.uses_baseline(), spec.ridge) {
         (false, _) => (None, None),
         (true, Some(r)) => {
@@ -309,12 +348,12 @@ pub fn choose(
             (Some(r), Some(b.rmse(&split.test, scale)))
         }
         (true, None) => {
-            let (r, rmse) = Ridge::tune(&split, scale);
+            let (r, rmse) = Ridge::tune(split, scale);
             (Some(r), Some(rmse))
         }
     };
     let mut search = Search {
-        split: &split,
+        split,
         scale,
         spec,
         on_iter,
@@ -326,11 +365,11 @@ pub fn choose(
     let best = search.run(Config { ridge, ..start })?;
     let heldout_predictions = match search.predictions.remove(&key(&best)) {
         Some(Kept::Ratings(r)) => r,
-        Some(Kept::Model(m)) => score::predicted_ratings(&split, &m),
+        Some(Kept::Model(m)) => score::predicted_ratings(split, &m),
         None => Vec::new(),
     };
     let t = search.trials[&key(&best)].clone();
-    chosen = Chosen {
+    Ok(Chosen {
         k: best.k,
         k_chosen: spec.k.is_none(),
         prior_strength: best.lambda,
@@ -340,8 +379,7 @@ pub fn choose(
         baseline_rmse,
         trials: search.order,
         heldout_predictions,
-    };
-    Ok(chosen)
+    })
 }
 
 /// The candidates for K in `range`: every K up to 4, then steps of about half again
@@ -870,6 +908,41 @@ mod tests {
         // A few: they are kept as they are.
         let few = predicted[..10].to_vec();
         assert!(matches!(Kept::smaller(few.clone(), model), Kept::Ratings(r) if r == few));
+    }
+
+    #[test]
+    fn training_on_owned_ratings_chooses_and_trains_the_same_and_gives_them_back() {
+        let rows: Vec<Vec<f64>> = (0..300)
+            .map(|u| {
+                (0..24)
+                    .map(|l| match (u * 5 + l * 3) % 4 {
+                        0 => 0.0,
+                        h => (1 + (u % 3) + (l + h) % 3) as f64,
+                    })
+                    .collect()
+            })
+            .collect();
+        let r = Ratings::from_dense_rows(&rows);
+        let scale = RatingScale { min: 1.0, max: 5.0 };
+        // A search over K and λ on a held-out share, then the final fit; and none held out.
+        for holdout in [0.1, 0.0] {
+            let spec = Spec {
+                k_range: (1, 4),
+                holdout,
+                ..Spec::new(ModelKind::Mixture)
+            };
+            let go = &mut |_: &Progress| ControlFlow::Continue(());
+            let borrowed = train(&r, scale, &spec, go).unwrap();
+            let (owned, back) = train_owned(r.clone(), scale, &spec, go);
+            let owned = owned.unwrap();
+            assert_eq!(back, r);
+            assert_eq!(
+                format!("{owned:?}"),
+                format!("{borrowed:?}"),
+                "holdout {holdout}"
+            );
+            assert_eq!(owned.chosen.heldout_rmse.is_some(), holdout > 0.0);
+        }
     }
 
     #[test]

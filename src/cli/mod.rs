@@ -152,13 +152,15 @@ pub fn load(args: &DataArgs) -> anyhow::Result<Snapshot> {
 
 /// Loads the snapshot and trains on it; returns the training seconds too.
 fn load_and_train(args: &FitArgs) -> anyhow::Result<(Snapshot, Trained)> {
-    let snapshot = load(&args.data)?;
-    let (trained, _) = train(args, &snapshot)?;
+    let mut snapshot = load(&args.data)?;
+    let (trained, _) = train(args, &mut snapshot)?;
     Ok((snapshot, trained))
 }
 
-/// Trains on `snapshot` as the flags ask; returns the model and the training seconds.
-fn train(args: &FitArgs, snapshot: &Snapshot) -> anyhow::Result<(Trained, f64)> {
+/// Trains on `snapshot` as the flags ask; returns the model and the training seconds. The
+/// ratings leave the snapshot while the search runs on its split and come back, the same
+/// (`select::train_owned`: a large snapshot's peak memory is lower by a copy of the ratings).
+fn train(args: &FitArgs, snapshot: &mut Snapshot) -> anyhow::Result<(Trained, f64)> {
     let verbose = args.verbose;
     // A progress line redrawn in place on a terminal; a log line per iteration with -v.
     let bar =
@@ -175,7 +177,9 @@ fn train(args: &FitArgs, snapshot: &Snapshot) -> anyhow::Result<(Trained, f64)> 
         ControlFlow::Continue(())
     };
     let started = Instant::now();
-    let trained = select::train(&snapshot.ratings, snapshot.scale, &args.spec(), &mut log);
+    let ratings = std::mem::take(&mut snapshot.ratings);
+    let (trained, ratings) = select::train_owned(ratings, snapshot.scale, &args.spec(), &mut log);
+    snapshot.ratings = ratings;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -203,7 +207,7 @@ fn synth(args: &crate::synth::SynthArgs) -> anyhow::Result<()> {
 
 fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let snapshot = load(&args.data)?;
+    let mut snapshot = load(&args.data)?;
     let load_seconds = started.elapsed().as_secs_f64();
     if args.verbose {
         eprintln!(
@@ -211,7 +215,7 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
             snapshot.ratings.nnz()
         );
     }
-    let (trained, seconds) = train(args, &snapshot)?;
+    let (trained, seconds) = train(args, &mut snapshot)?;
     let report = FitReport::new(&snapshot, &trained, load_seconds, seconds);
     let mut out = std::io::stdout().lock();
     if args.json {
