@@ -66,8 +66,8 @@ const SLOTS: usize = 8;
 /// and the [`SLOTS`] tables take at most half the bytes of the copy they replace (a catalogue
 /// of a few tens of thousands of items, not millions).
 ///
-/// Measured on a 2-core Zen 4 (AVX-512, 32 MiB L3), `fit -v`'s iteration times, the same
-/// binary both ways: at 100 M ratings (480,189 users × 17,770 items, K = 12: a 46 MB table)
+/// Measured on a 2-core Zen 4 (AVX-512, 32 MiB L3), `fit -v`'s iteration times of a scratch
+/// build that took either way on a switch: at 100 M ratings (480,189 users × 17,770 items, K = 12: a 46 MB table)
 /// 0.42–0.44 s an iteration scattering against 0.72–0.74 s gathering; at 10 M (a 4.6 MB
 /// table) 53–67 ms against 27–31 ms, and on the Netflix subset 106–124 against 65–83 ms for
 /// the seed's 27 iterations: where the table sits in cache, the gathers are cheaper than a
@@ -487,9 +487,7 @@ impl<'r> Pass<'r> {
                 item_chunk(by_item, items.clone(), posts, block_users, numer, denom);
             });
     }
-}
 
-impl Pass<'_> {
     /// `numer` and `denom` from the slots' tables, added in slot order, items in parallel.
     fn add_slots(&mut self) {
         const ITEMS: usize = 512;
