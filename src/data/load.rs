@@ -55,7 +55,33 @@ pub fn load_until(
     guard: Guard<'_>,
 ) -> Result<Snapshot, DataError> {
     let (file, size) = open(path)?;
+    #[cfg(unix)]
+    if options.format != Format::Parquet && binary_file(&file, options.format) {
+        // Positional reads on two threads (`read_binary_file`); a hashing load reads in order.
+        check_binary_budget(size, path, guard)?;
+        return binary_with_scale(
+            super::binary::read_binary_file(&file, path, size)?,
+            options.scale,
+        );
+    }
     load_from(file, size, path, options, guard)
+}
+
+/// Whether `file` is read as a binary snapshot: asked for, or starting with its magic.
+#[cfg(unix)]
+fn binary_file(file: &File, format: Format) -> bool {
+    use std::os::unix::fs::FileExt;
+    let mut head = [0u8; 8];
+    format == Format::Binary || (file.read_exact_at(&mut head, 0).is_ok() && head == *super::MAGIC)
+}
+
+/// A binary snapshot of `size` bytes against the guard's budget: eight bytes a rating on disk
+/// (item and value), the least a binary file holds.
+fn check_binary_budget(size: u64, path: &Path, guard: Guard<'_>) -> Result<(), DataError> {
+    match guard.budget {
+        Some(budget) => budget.check(size / 8, path),
+        None => Ok(()),
+    }
 }
 
 /// The file at `path` and its size.
@@ -191,10 +217,7 @@ fn load_from<R: Read>(
         return parquet(bytes, path, &options, guard);
     }
     if binary || options.format == Format::Binary {
-        if let Some(budget) = guard.budget {
-            // Eight bytes a rating on disk (item and value), the least a binary file holds.
-            budget.check(size / 8, path)?;
-        }
+        check_binary_budget(size, path, guard)?;
         return binary_with_scale(
             super::binary::read_binary(reader, path, size)?,
             options.scale,
