@@ -67,12 +67,15 @@ pub fn load_until(
     load_from(file, size, path, options, guard)
 }
 
-/// Whether `file` is read as a binary snapshot: asked for, or starting with its magic.
+/// Whether `file` is read as a binary snapshot, as [`load_from`] decides it: not a Parquet
+/// file, and asked for or starting with the binary magic.
 #[cfg(unix)]
 fn binary_file(file: &File, format: Format) -> bool {
     use std::os::unix::fs::FileExt;
     let mut head = [0u8; 8];
-    format == Format::Binary || (file.read_exact_at(&mut head, 0).is_ok() && head == *super::MAGIC)
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    let head = &head[..n];
+    !head.starts_with(PARQUET_MAGIC) && (format == Format::Binary || head == super::MAGIC)
 }
 
 /// A binary snapshot of `size` bytes against the guard's budget: eight bytes a rating on disk
