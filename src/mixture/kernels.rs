@@ -235,17 +235,35 @@ fn column_sums_any(users: &[u32], values: &[f32], posts: &[f64], num: &mut [f64]
 /// rating's two rows share their cache lines. Fixed widths keep the posterior in registers.
 #[inline(always)]
 pub(crate) fn scatter_sums(items: &[u32], values: &[f32], post: &[f64], acc: &mut [f64]) {
-    match post.len() {
-        4 => scatter_sums_fixed::<4>(items, values, post, acc),
-        8 => scatter_sums_fixed::<8>(items, values, post, acc),
-        12 => scatter_sums_fixed::<12>(items, values, post, acc),
-        16 => scatter_sums_fixed::<16>(items, values, post, acc),
+    match (post.len(), Gather::of(acc.len())) {
+        (4, Gather::Near) => scatter_sums_fixed::<4, 0>(items, values, post, acc),
+        (8, Gather::Near) => scatter_sums_fixed::<8, 0>(items, values, post, acc),
+        (12, Gather::Near) => scatter_sums_fixed::<12, 0>(items, values, post, acc),
+        (16, Gather::Near) => scatter_sums_fixed::<16, 0>(items, values, post, acc),
+        (4, Gather::Far) => scatter_sums_fixed::<4, AHEAD>(items, values, post, acc),
+        (8, Gather::Far) => scatter_sums_fixed::<8, AHEAD>(items, values, post, acc),
+        (12, Gather::Far) => scatter_sums_fixed::<12, AHEAD>(items, values, post, acc),
+        (16, Gather::Far) => scatter_sums_fixed::<16, AHEAD>(items, values, post, acc),
         _ => scatter_sums_any(items, values, post, acc),
     }
 }
 
+/// One rating's share of [`scatter_sums`].
 #[inline(always)]
-fn scatter_sums_fixed<const W: usize>(
+fn add_scattered<const W: usize>(rows: &mut [[f64; W]], l: u32, p: &[f64; W], x: f32) {
+    let x = f64::from(x);
+    let (num, den) = rows[2 * l as usize..][..2].split_at_mut(1);
+    let (num, den) = (&mut num[0], &mut den[0]);
+    for j in 0..W {
+        num[j] += p[j] * x;
+        den[j] += p[j];
+    }
+}
+
+/// `W` types at once, the posterior in registers; with `A > 0`, each item's pair of rows asked
+/// for `A` ratings ahead.
+#[inline(always)]
+fn scatter_sums_fixed<const W: usize, const A: usize>(
     items: &[u32],
     values: &[f32],
     post: &[f64],
@@ -253,14 +271,14 @@ fn scatter_sums_fixed<const W: usize>(
 ) {
     let p: &[f64; W] = post.try_into().expect("a row of W");
     let (rows, _) = acc.as_chunks_mut::<W>();
-    for (&l, &x) in items.iter().zip(values) {
-        let x = f64::from(x);
-        let (num, den) = rows[2 * l as usize..][..2].split_at_mut(1);
-        let (num, den) = (&mut num[0], &mut den[0]);
-        for j in 0..W {
-            num[j] += p[j] * x;
-            den[j] += p[j];
-        }
+    let ahead = ahead_of::<A>(items);
+    let n = ahead.len();
+    for ((&l, &x), &next) in items.iter().zip(values).zip(ahead) {
+        prefetch(rows, 2 * next as usize);
+        add_scattered(rows, l, p, x);
+    }
+    for (&l, &x) in items[n..].iter().zip(&values[n..]) {
+        add_scattered(rows, l, p, x);
     }
 }
 
@@ -304,6 +322,39 @@ mod tests {
                     (num_n, den_n),
                     (num_f, den_f),
                     "column sums, len {len}, width {w}"
+                );
+                // The scatter, its item rows asked for ahead or not (distinct items, as a
+                // user's are).
+                let items: Vec<u32> = (0..len.min(d))
+                    .map(|i| ((i * 37 + 11) % d) as u32)
+                    .collect();
+                let post = &table[..w];
+                let (mut near, mut far) = (vec![0.25; d * 2 * w], vec![0.25; d * 2 * w]);
+                let v = &values[..items.len()];
+                match w {
+                    4 => {
+                        scatter_sums_fixed::<4, 0>(&items, v, post, &mut near);
+                        scatter_sums_fixed::<4, AHEAD>(&items, v, post, &mut far);
+                    }
+                    8 => {
+                        scatter_sums_fixed::<8, 0>(&items, v, post, &mut near);
+                        scatter_sums_fixed::<8, AHEAD>(&items, v, post, &mut far);
+                    }
+                    12 => {
+                        scatter_sums_fixed::<12, 0>(&items, v, post, &mut near);
+                        scatter_sums_fixed::<12, AHEAD>(&items, v, post, &mut far);
+                    }
+                    _ => {
+                        scatter_sums_fixed::<16, 0>(&items, v, post, &mut near);
+                        scatter_sums_fixed::<16, AHEAD>(&items, v, post, &mut far);
+                    }
+                }
+                assert_eq!(near, far, "scattered sums, len {len}, width {w}");
+                let mut any = vec![0.25; d * 2 * w];
+                scatter_sums_any(&items, v, post, &mut any);
+                assert_eq!(
+                    near, any,
+                    "scattered sums at a runtime width, len {len}, width {w}"
                 );
             }
         }
