@@ -4,9 +4,7 @@
 //!
 //! Must not import: the readers (they import it), anything above `src/data`.
 
-use std::collections::HashMap;
-
-use super::{IdMap, Problem, Ratings, RatingsBuilder};
+use super::{IdMap, NameIndex, Problem, Ratings, RatingsBuilder};
 
 /// What a snapshot with a user-item pair rated twice (a re-rating) gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -34,7 +32,7 @@ impl Duplicates {
 #[derive(Default)]
 struct Interner {
     names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: NameIndex,
 }
 
 impl Interner {
@@ -42,12 +40,12 @@ impl Interner {
         if id.is_empty() {
             return Err(Problem::EmptyId { what });
         }
-        if let Some(&i) = self.index.get(id) {
+        if let Some(i) = self.index.get(&self.names, id) {
             return Ok(i);
         }
         let i = u32::try_from(self.names.len()).map_err(|_| Problem::TooMany(what))?;
         self.names.push(id.to_owned());
-        self.index.insert(id.to_owned(), i);
+        self.index.insert_new(&self.names, i);
         Ok(i)
     }
 

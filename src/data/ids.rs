@@ -3,7 +3,9 @@
 //! Must not import: anything above `src/data`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
 
 /// Ids of users or items, indexed `0..len`.
 ///
@@ -18,18 +20,63 @@ pub enum IdMap {
         /// Index to id.
         names: Vec<String>,
         /// Id to index.
-        index: HashMap<String, u32>,
+        index: NameIndex,
     },
+}
+
+/// Id to index without a second copy of the ids: positions into the names, found by the hash
+/// of the name each points at (a `HashMap<String, u32>` held every id twice: at 480,000 named
+/// users, tens of MB and an allocation an id). Derived from the names alone, so two maps with
+/// the same names are equal whatever their indices' hash keys.
+#[derive(Clone, Default)]
+pub struct NameIndex {
+    table: HashTable<u32>,
+    hasher: RandomState,
+}
+
+impl NameIndex {
+    /// The index of `names`, which must be distinct.
+    fn of(names: &[String]) -> Self {
+        let mut index = Self {
+            table: HashTable::with_capacity(names.len()),
+            hasher: RandomState::new(),
+        };
+        (0..names.len()).for_each(|i| index.insert_new(names, i as u32));
+        index
+    }
+
+    /// The position of `id` in `names` (the names this index was made over).
+    pub(crate) fn get(&self, names: &[String], id: &str) -> Option<u32> {
+        let hash = self.hasher.hash_one(id);
+        self.table.find(hash, |&i| names[i as usize] == id).copied()
+    }
+
+    /// Adds `names[i]`, which is not in the index yet.
+    pub(crate) fn insert_new(&mut self, names: &[String], i: u32) {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(names[i as usize].as_str());
+        self.table
+            .insert_unique(hash, i, |&j| hasher.hash_one(names[j as usize].as_str()));
+    }
+}
+
+impl PartialEq for NameIndex {
+    /// Always: the index is a function of the names it is held beside.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for NameIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NameIndex({} ids)", self.table.len())
+    }
 }
 
 impl IdMap {
     /// A map of named ids, in the given order.
     pub fn named(names: Vec<String>) -> Self {
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i as u32))
-            .collect();
+        let index = NameIndex::of(&names);
         Self::Named { names, index }
     }
 
@@ -64,7 +111,7 @@ impl IdMap {
                 let i = id.parse::<usize>().ok().filter(|_| canonical)?;
                 (i < *n).then_some(i)
             }
-            Self::Named { index, .. } => index.get(id).map(|&i| i as usize),
+            Self::Named { names, index } => index.get(names, id).map(|i| i as usize),
         }
     }
 }
@@ -99,5 +146,14 @@ mod tests {
         assert_eq!(ids.index("b"), Some(1));
         assert_eq!(ids.index("c"), None);
         assert_eq!(ids.name(0), "tt01");
+        // Many: every id found at its position, none of the absent ones; two maps of the same
+        // names (indices with other hash keys) are equal, of other names not.
+        let names: Vec<String> = (0..20_000).map(|i| format!("user-{i}")).collect();
+        let many = IdMap::named(names.clone());
+        assert!((0..20_000).all(|i| many.index(&format!("user-{i}")) == Some(i)));
+        assert!((20_000..20_100).all(|i| many.index(&format!("user-{i}")).is_none()));
+        assert_eq!(many.index("user-"), None);
+        assert_eq!(IdMap::named(names.clone()), many);
+        assert_ne!(IdMap::named(names[1..].to_vec()), many);
     }
 }
