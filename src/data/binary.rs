@@ -133,11 +133,7 @@ pub(super) fn read_binary<R: Read>(
         verify_end(r)?;
         parts.into_snapshot()
     });
-    let snapshot = read.map_err(|bad| bad.at(path))?;
-    Ok(Snapshot {
-        path: path.to_owned(),
-        ..snapshot
-    })
+    named(read, path)
 }
 
 #[cfg(unix)]
@@ -191,26 +187,12 @@ pub(super) fn read_binary_file(file: &File, path: &Path, len: u64) -> Result<Sna
         Ok(())
     };
     let read = read_parts(&mut r, len, fill).and_then(|parts| {
-        let expected = r.crc.clone().finalize();
         let mut stored = [0u8; 4];
         file.read_exact_at(&mut stored, r.pos)?;
-        if u32::from_le_bytes(stored) != expected {
-            return Err(Bad::Corrupt(
-                "checksum mismatch: the file is damaged".into(),
-            ));
-        }
-        if r.pos + 4 < len {
-            return Err(Bad::Corrupt(
-                "bytes follow the checksum: the file is damaged".into(),
-            ));
-        }
+        check_end(&r.crc, stored, r.pos + 4 < len)?;
         parts.into_snapshot()
     });
-    let snapshot = read.map_err(|bad| bad.at(path))?;
-    Ok(Snapshot {
-        path: path.to_owned(),
-        ..snapshot
-    })
+    named(read, path)
 }
 
 /// Why a binary snapshot was refused, before it has a path.
@@ -358,20 +340,34 @@ impl Parts {
 /// The checksum, and nothing after it: bytes after the checksum are no part of the snapshot,
 /// so a file with more (two files joined, a copy appended to) is refused, not half read.
 fn verify_end<R: Read>(mut r: Crc<R>) -> Result<(), Bad> {
-    let expected = r.crc.clone().finalize();
     let mut stored = [0u8; 4];
     r.inner.read_exact(&mut stored)?;
-    if u32::from_le_bytes(stored) != expected {
+    let more = r.inner.read(&mut [0u8])? != 0;
+    check_end(&r.crc, stored, more)
+}
+
+/// The checksum `stored` against the running one, then that no bytes follow (`more`).
+fn check_end(crc: &crc32fast::Hasher, stored: [u8; 4], more: bool) -> Result<(), Bad> {
+    if u32::from_le_bytes(stored) != crc.clone().finalize() {
         return Err(Bad::Corrupt(
             "checksum mismatch: the file is damaged".into(),
         ));
     }
-    if r.inner.read(&mut [0u8])? != 0 {
+    if more {
         return Err(Bad::Corrupt(
             "bytes follow the checksum: the file is damaged".into(),
         ));
     }
     Ok(())
+}
+
+/// The snapshot read from the file at `path`, or why not, naming it.
+fn named(read: Result<Snapshot, Bad>, path: &Path) -> Result<Snapshot, DataError> {
+    let snapshot = read.map_err(|bad| bad.at(path))?;
+    Ok(Snapshot {
+        path: path.to_owned(),
+        ..snapshot
+    })
 }
 
 fn read_ids<R: Read>(r: &mut Crc<R>, n: usize) -> io::Result<Result<Ids, String>> {

@@ -67,10 +67,10 @@ const SLOTS: usize = 8;
 /// of a few tens of thousands of items, not millions).
 ///
 /// Measured on a 2-core Zen 4 (AVX-512, 32 MiB L3), `fit -v`'s iteration times of a scratch
-/// build that took either way on a switch: at 100 M ratings (480,189 users × 17,770 items, K = 12: a 46 MB table)
-/// 0.42–0.44 s an iteration scattering against 0.72–0.74 s gathering; at 10 M (a 4.6 MB
-/// table) 53–67 ms against 27–31 ms, and on the Netflix subset 106–124 against 65–83 ms for
-/// the seed's 27 iterations: where the table sits in cache, the gathers are cheaper than a
+/// build that took either way on a switch, one or two runs each way: at 100 M ratings (480,189
+/// users × 17,770 items, K = 12: a 46 MB table) 0.42–0.57 s an iteration scattering against
+/// 0.72–0.77 s gathering; at 10 M (a 4.6 MB table) 53–88 ms against 27–33 ms, and on the
+/// Netflix subset 106–124 against 65–83 ms for the seed's 27 iterations: where the table sits in cache, the gathers are cheaper than a
 /// scatter's stores, hence the choice by size. Without the copy a fit also holds 8 bytes a
 /// rating less.
 pub(crate) fn scatters(ratings: &Ratings, k: usize) -> bool {
