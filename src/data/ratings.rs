@@ -132,12 +132,13 @@ impl Ratings {
     /// columns, took 1.5–1.9 s at 100 M ratings, this one 0.7–0.85 s (`docs/speed.md`). The
     /// same arrays whatever the thread count.
     pub fn transposed(&self) -> Ratings {
-        self.transposed_in(TRANSPOSE_CHUNK_RATINGS)
+        self.transposed_in(TRANSPOSE_CHUNK_RATINGS, DIRECT_COLUMNS)
     }
 
     /// [`Ratings::transposed`] with rows cut into chunks of about `chunk_ratings` (at least
-    /// [`TRANSPOSE_RATINGS_PER_COLUMN`] a column, so copying out is a small share).
-    fn transposed_in(&self, chunk_ratings: u64) -> Ratings {
+    /// [`TRANSPOSE_RATINGS_PER_COLUMN`] a column, so copying out is a small share), and a
+    /// core's run of at most `direct_columns` columns written straight to the output.
+    fn transposed_in(&self, chunk_ratings: u64, direct_columns: usize) -> Ratings {
         let d = self.n_items;
         let offsets = column_offsets(&self.items, d);
         let mut users = vec![0u32; self.nnz()];
@@ -146,6 +147,9 @@ impl Ratings {
         let runs = column_runs(&offsets, &mut users, &mut values);
         runs.into_par_iter().for_each(|(columns, users, values)| {
             let mut stage = Stage::new(columns, &offsets);
+            if stage.columns.len() <= direct_columns {
+                return stage.scatter(self, users, values);
+            }
             for rows in &chunks {
                 stage.chunk(self, rows.clone(), users, values);
             }
@@ -266,6 +270,24 @@ impl Stage {
         }
     }
 
+    /// Every row's ratings in the run's columns written straight to where each column is up
+    /// to: where the run has few columns, their open ends fit in L2 and the staging (scratch
+    /// buffers as large as a chunk, faulted in fresh) would only add a copy.
+    fn scatter(&mut self, by_row: &Ratings, users: &mut [u32], values: &mut [f32]) {
+        let first = self.columns.start;
+        for u in 0..by_row.n_users() {
+            let (row, xs) = by_row.row(u);
+            let a = row.partition_point(|&l| (l as usize) < first);
+            let b = a + row[a..].partition_point(|&l| (l as usize) < self.columns.end);
+            for (&l, &x) in row[a..b].iter().zip(&xs[a..b]) {
+                let at = &mut self.next[l as usize - first];
+                users[*at] = u as u32;
+                values[*at] = x;
+                *at += 1;
+            }
+        }
+    }
+
     /// The ratings of `rows` in the run's columns, sorted into the scratch buffers by
     /// column (rows in order within a column), then each column's share copied to where
     /// the column is up to in `users` and `values` (the run's stretch of the output).
@@ -350,6 +372,10 @@ const TRANSPOSE_CHUNK_RATINGS: u64 = 1 << 19;
 /// Ratings a chunk holds at least for each column, where columns are many: copying a
 /// column's share out costs about what staging a few ratings does.
 const TRANSPOSE_RATINGS_PER_COLUMN: u64 = 4;
+/// Columns a core's run of a transpose has at most to be written without staging: two
+/// arrays' open cache lines for 2,048 columns are 256 kB, a quarter of a Zen 4 or Skylake-SP
+/// core's L2 (the seed's Netflix subset has 1,200 columns, 600 a core; the catalogue 17,770).
+const DIRECT_COLUMNS: usize = 2048;
 
 /// One run of columns of a transpose (a core's share) and its stretches of the output.
 type ColumnRun<'a> = (Range<usize>, &'a mut [u32], &'a mut [f32]);
@@ -552,10 +578,15 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            // One chunk of rows, then chunks of about 97 ratings (about five rows each).
-            for chunk in [TRANSPOSE_CHUNK_RATINGS, 97] {
+            // Straight to the output; staged in one chunk of rows, then in chunks of about 97
+            // ratings (about five rows each).
+            for (chunk, direct) in [
+                (TRANSPOSE_CHUNK_RATINGS, DIRECT_COLUMNS),
+                (TRANSPOSE_CHUNK_RATINGS, 0),
+                (97, 0),
+            ] {
                 assert_eq!(r.row_chunks(chunk).len() > 50, chunk == 97);
-                let t = pool.install(|| r.transposed_in(chunk));
+                let t = pool.install(|| r.transposed_in(chunk, direct));
                 assert_eq!((t.n_users(), t.n_items(), t.nnz()), (500, 300, r.nnz()));
                 let got: Vec<(u32, usize, f32)> = t
                     .iter()
