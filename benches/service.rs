@@ -88,6 +88,7 @@ fn onboarding_json() -> String {
 #[divan::bench]
 fn recommend_service_call(bencher: divan::Bencher) {
     let (m, p) = (model().unwrap(), profile());
+    let p: Vec<(&str, f64)> = p.iter().map(|(id, x)| (id.as_str(), *x)).collect();
     bencher.bench(|| m.recommend(divan::black_box(&p), 10, 100, &[]).unwrap());
 }
 
@@ -114,6 +115,7 @@ fn recommend_through_the_router(bencher: divan::Bencher) {
 #[divan::bench]
 fn onboarding_service_call(bencher: divan::Bencher) {
     let (m, p) = (model().unwrap(), profile());
+    let p: Vec<(&str, f64)> = p.iter().map(|(id, x)| (id.as_str(), *x)).collect();
     bencher.bench(|| m.onboarding(divan::black_box(&p), 5, 100, &[]).unwrap());
 }
 

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::profile::Profile;
 use crate::mixture::Prediction;
 use crate::serving::store::Entry;
 use crate::serving::{Answer, ModelInfo, Onboarding, ServedModel, TypeSummary};
@@ -24,7 +25,7 @@ fn default_n() -> i64 {
 #[derive(Debug)]
 pub struct CompleteRequest {
     /// (item id, rating), sorted by id, each id once; may be empty (the prior).
-    pub ratings: Vec<(String, f64)>,
+    pub ratings: Profile,
     /// Only predict these items (default: every unrated one).
     pub items: Option<Vec<String>>,
 }
@@ -33,7 +34,7 @@ pub struct CompleteRequest {
 #[derive(Debug)]
 pub struct RecommendRequest {
     /// (item id, rating), sorted by id, each id once; may be empty.
-    pub ratings: Vec<(String, f64)>,
+    pub ratings: Profile,
     /// How many items (1 to the configured maximum; default 10).
     pub n: i64,
     /// Items never to recommend.
@@ -44,7 +45,7 @@ pub struct RecommendRequest {
 #[derive(Debug)]
 pub struct FeedbackRequest {
     /// (item id, rating), sorted by id, each id once.
-    pub ratings: Vec<(String, f64)>,
+    pub ratings: Profile,
 }
 
 /// What `POST /v1/users/{user_id}/ratings` answers once the ratings are committed.
@@ -72,7 +73,7 @@ impl From<crate::serving::Written> for FeedbackResponse {
 #[derive(Debug)]
 pub struct OnboardingRequest {
     /// (item id, rating), sorted by id, each id once; may be empty (a new user).
-    pub ratings: Vec<(String, f64)>,
+    pub ratings: Profile,
     /// How many questions (1 to the configured maximum; default 5).
     pub n: i64,
     /// Items never to ask about (say, those the user said they do not know).

@@ -12,6 +12,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::ops::Range;
 
 use axum::extract::{FromRequest, Request};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -37,11 +38,49 @@ pub trait ProfileBody: Sized {
     fn from_fields(fields: Fields) -> Self;
 }
 
+/// A profile's (item id, rating) pairs as read: sorted by id, each id once. The ids share one
+/// buffer: one allocation for the profile, not one an id (a 20-rating profile's ids were 20 of
+/// a recommendation's allocations).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    ids: String,
+    entries: Vec<(Range<usize>, f64)>,
+}
+
+impl Profile {
+    /// How many ratings.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// (item id, rating), sorted by id.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
+        self.entries
+            .iter()
+            .map(|(id, x)| (&self.ids[id.clone()], *x))
+    }
+
+    /// (item id, rating), sorted by id, as the service's calls take them.
+    pub fn pairs(&self) -> Vec<(&str, f64)> {
+        self.iter().collect()
+    }
+
+    /// (item id, rating) as owned strings (for the feedback writer, which keeps them).
+    pub fn into_pairs(self) -> Vec<(String, f64)> {
+        self.iter().map(|(id, x)| (id.to_owned(), x)).collect()
+    }
+}
+
 /// The fields of a profile body as read; absent ones are `None`.
 #[derive(Debug, Default)]
 pub struct Fields {
     /// `ratings`: (item id, rating), sorted by id, each id once.
-    pub ratings: Option<Vec<(String, f64)>>,
+    pub ratings: Option<Profile>,
     /// `items`.
     pub items: Option<Vec<String>>,
     /// `exclude`.
@@ -194,11 +233,8 @@ impl<'de> Visitor<'de> for BodySeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
         let mut f = Fields::default();
         let caps = self.caps;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                k if !self.fields.contains(&k) => {
-                    return Err(de::Error::unknown_field(k, self.fields));
-                }
+        while let Some(key) = map.next_key_seed(FieldSeed(self.fields))? {
+            match key {
                 "ratings" => {
                     once(&f.ratings, "ratings")?;
                     f.ratings = Some(map.next_value_seed(RatingsSeed(caps))?);
@@ -229,36 +265,92 @@ fn once<T, E: de::Error>(slot: &Option<T>, field: &'static str) -> Result<(), E>
     }
 }
 
+/// A key of the top-level object: one of the body's fields, read without a copy.
+struct FieldSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed {
+    type Value = &'static str;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for FieldSeed {
+    type Value = &'static str;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "one of the fields {}", self.0.join(", "))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        match self.0.iter().find(|&&field| field == key) {
+            Some(field) => Ok(field),
+            None => Err(E::unknown_field(key, self.0)),
+        }
+    }
+}
+
 /// `ratings`: an object of item id → number.
 struct RatingsSeed<'a>(Caps<'a>);
 
 impl<'de> DeserializeSeed<'de> for RatingsSeed<'_> {
-    type Value = Vec<(String, f64)>;
+    type Value = Profile;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for RatingsSeed<'_> {
-    type Value = Vec<(String, f64)>;
+    type Value = Profile;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object of item id to rating")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out: Vec<(String, f64)> = Vec::new();
-        while let Some(id) = map.next_key::<String>()? {
-            self.0.check(out.len(), "ratings")?;
-            out.push((id, map.next_value()?));
+        let mut out = Profile::default();
+        while let Some(id) = map.next_key_seed(IdSeed(&mut out.ids))? {
+            self.0.check(out.entries.len(), "ratings")?;
+            out.entries.push((id, map.next_value()?));
         }
         // By id, as the map this replaced: the same profile in any key order gives the same
         // bits. Equal ids are then neighbours.
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(pair) = out.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(self.0.refuse(Refusal::Duplicate(pair[0].0.clone())));
+        let ids = &out.ids;
+        out.entries
+            .sort_unstable_by(|a, b| ids[a.0.clone()].cmp(&ids[b.0.clone()]));
+        if let Some(pair) = out
+            .entries
+            .windows(2)
+            .find(|w| ids[w[0].0.clone()] == ids[w[1].0.clone()])
+        {
+            let id = ids[pair[0].0.clone()].to_owned();
+            return Err(self.0.refuse(Refusal::Duplicate(id)));
         }
         Ok(out)
+    }
+}
+
+/// An item id of `ratings`, appended to the profile's buffer of ids; its place there.
+struct IdSeed<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for IdSeed<'_> {
+    type Value = Range<usize>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for IdSeed<'_> {
+    type Value = Range<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an item id")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> Result<Self::Value, E> {
+        let start = self.0.len();
+        self.0.push_str(id);
+        Ok(start..self.0.len())
     }
 }
 
@@ -300,7 +392,7 @@ mod tests {
     #[test]
     fn ratings_come_sorted_by_id_with_defaults_filled_in() {
         let r = recommend(r#"{"ratings": {"b": 2, "a": 4.5}}"#, 3).unwrap();
-        assert_eq!(r.ratings, vec![("a".into(), 4.5), ("b".into(), 2.0)]);
+        assert_eq!(r.ratings.pairs(), vec![("a", 4.5), ("b", 2.0)]);
         assert_eq!((r.n, r.exclude.len()), (DEFAULT_N, 0));
         let c: CompleteRequest = read(br#"{"items": ["x"]}"#, 3).unwrap();
         assert_eq!((c.ratings.len(), c.items), (0, Some(vec!["x".into()])));

@@ -22,7 +22,7 @@ pub async fn complete(
     ProfileJson(req): ProfileJson<CompleteRequest>,
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
-    let answer = model.complete(&req.ratings, req.items.as_deref())?;
+    let answer = model.complete(&req.ratings.pairs(), req.items.as_deref())?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 
@@ -33,7 +33,7 @@ pub async fn recommend(
 ) -> Result<Json<PredictionResponse>, ApiError> {
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
-    let answer = model.recommend(&req.ratings, req.n, max_n, &req.exclude)?;
+    let answer = model.recommend(&req.ratings.pairs(), req.n, max_n, &req.exclude)?;
     Ok(Json(PredictionResponse::new(&model, answer)))
 }
 
@@ -45,7 +45,7 @@ pub async fn onboarding(
 ) -> Result<Json<OnboardingResponse>, ApiError> {
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
-    let answer = model.onboarding(&req.ratings, req.n, max_n, &req.exclude)?;
+    let answer = model.onboarding(&req.ratings.pairs(), req.n, max_n, &req.exclude)?;
     Ok(Json(OnboardingResponse::new(&model, answer)))
 }
 
@@ -71,7 +71,10 @@ pub async fn post_ratings(
     Path(user): Path<String>,
     ProfileJson(req): ProfileJson<FeedbackRequest>,
 ) -> Result<Json<FeedbackResponse>, ApiError> {
-    let written = state.registry.feedback(&user, req.ratings).await?;
+    let written = state
+        .registry
+        .feedback(&user, req.ratings.into_pairs())
+        .await?;
     Ok(Json(FeedbackResponse::from(written)))
 }
 

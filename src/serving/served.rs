@@ -146,7 +146,7 @@ impl ServedModel {
     /// Completion of a profile: every unrated item, or just `only`.
     pub fn complete(
         &self,
-        ratings: &[(String, f64)],
+        ratings: &[(&str, f64)],
         only: Option<&[String]>,
     ) -> Result<Answer, QueryError> {
         let profile = self.resolve(ratings)?;
@@ -168,7 +168,7 @@ impl ServedModel {
     /// The best `n` items outside the profile and `exclude`, best first.
     pub fn recommend(
         &self,
-        ratings: &[(String, f64)],
+        ratings: &[(&str, f64)],
         n: i64,
         max_n: usize,
         exclude: &[String],
@@ -190,7 +190,7 @@ impl ServedModel {
     /// user's type, weighed by how likely the user knows them ([`crate::onboard`]).
     pub fn onboarding(
         &self,
-        ratings: &[(String, f64)],
+        ratings: &[(&str, f64)],
         n: i64,
         max_n: usize,
         exclude: &[String],
@@ -271,13 +271,13 @@ impl ServedModel {
     }
 
     /// Ids to indices, with every rating checked against the scale.
-    fn resolve(&self, ratings: &[(String, f64)]) -> Result<Vec<(u32, f64)>, QueryError> {
-        let indices = self.indices(ratings.iter().map(|(id, _)| id.as_str()))?;
+    fn resolve<S: AsRef<str>>(&self, ratings: &[(S, f64)]) -> Result<Vec<(u32, f64)>, QueryError> {
+        let indices = self.indices(ratings.iter().map(|(id, _)| id.as_ref()))?;
         let scale = self.model.scale();
         for (id, x) in ratings {
             if !scale.contains(*x) {
                 return Err(QueryError::OutOfScale {
-                    item: id.clone(),
+                    item: id.as_ref().to_owned(),
                     value: *x,
                     min: scale.min,
                     max: scale.max,
@@ -357,16 +357,10 @@ mod tests {
         })
     }
 
-    fn profile(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
-        pairs.iter().map(|&(i, x)| (i.to_owned(), x)).collect()
-    }
-
     #[test]
     fn completion_skips_rated_items_and_ranks_the_posterior() {
         let m = demo();
-        let a = m
-            .complete(&profile(&[("m001", 5.0), ("m002", 1.0)]), None)
-            .unwrap();
+        let a = m.complete(&[("m001", 5.0), ("m002", 1.0)], None).unwrap();
         assert_eq!(a.items.len(), m.catalogue().n_items() - 2);
         assert!(a.posterior.windows(2).all(|w| w[0].1 >= w[1].1));
         let sum: f64 = a.posterior.iter().map(|p| p.1).sum();
@@ -393,12 +387,12 @@ mod tests {
     #[test]
     fn bad_profiles_name_what_is_wrong() {
         let m = demo();
-        let err = m.complete(&profile(&[("nope", 3.0), ("m001", 3.0)]), None);
+        let err = m.complete(&[("nope", 3.0), ("m001", 3.0)], None);
         assert!(matches!(
             err,
             Err(QueryError::UnknownItems { count: 1, .. })
         ));
-        let err = m.complete(&profile(&[("m001", 9.0)]), None);
+        let err = m.complete(&[("m001", 9.0)], None);
         assert!(matches!(err, Err(QueryError::OutOfScale { .. })));
         let err = m.user_recommendations("nobody", 3, 10);
         assert_eq!(err, Err(QueryError::UnknownUser("nobody".into())));

@@ -335,9 +335,7 @@ mod tests {
         assert!(info.heldout_rmse.unwrap() < 1.2 && info.log_likelihood.is_none());
         let types = served.types();
         assert!((types.iter().map(|t| t.weight).sum::<f64>() - 1.0).abs() < 1e-9);
-        let answer = served
-            .recommend(&[("m001".into(), 5.0)], 3, 10, &[])
-            .unwrap();
+        let answer = served.recommend(&[("m001", 5.0)], 3, 10, &[]).unwrap();
         assert_eq!(answer.items.len(), 3);
         assert!((answer.posterior.iter().map(|p| p.1).sum::<f64>() - 1.0).abs() < 1e-9);
     }

@@ -442,7 +442,7 @@ async fn every_hostile_request_gets_its_problem_and_the_service_still_answers() 
     let reply = send(&app, &good).await;
     assert_eq!(reply.status, StatusCode::OK);
     let model = demo_model();
-    let profile = [("m001".to_owned(), 5.0), ("m002".to_owned(), 1.0)];
+    let profile = [("m001", 5.0), ("m002", 1.0)];
     let want = model.recommend(&profile, 5, 100, &["m003".into()]).unwrap();
     assert_eq!(want.items.len(), 5);
     let want = serde_json::to_vec(&PredictionResponse::new(&model, want)).unwrap();
