@@ -217,13 +217,15 @@ fn fit(args: &FitArgs) -> anyhow::Result<()> {
     }
     let (trained, seconds) = train(args, &mut snapshot)?;
     let report = FitReport::new(&snapshot, &trained, load_seconds, seconds);
-    let mut out = std::io::stdout().lock();
+    // One write for the whole report, not one a line (stdout is line-buffered).
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if args.json {
         serde_json::to_writer(&mut out, &report)?;
         writeln!(out)?;
     } else {
         report.write_summary(&mut out)?;
     }
+    out.flush()?;
     Ok(())
 }
 
