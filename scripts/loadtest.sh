@@ -6,6 +6,8 @@
 #   2. POST /v1/recommend       a 20-rating profile, n = 10
 #   3. POST /v1/recommend       again, while retrains run back to back (errors counted);
 #                               trainings get TRAIN_THREADS (default 1) of the 2 cores
+#   then SLICES (default 5) pairs of SLICE-second (default 2) runs of 1 and 2 back to back,
+#   each pair's ratio and their median (what to quote: the host drifts between long runs)
 # Each run: DURATION seconds at CONNECTIONS connections, wrk with 2 threads, --latency.
 #
 #   cargo build --release && scripts/loadtest.sh
@@ -57,6 +59,25 @@ run() { # name, url, [lua script]
 echo "wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency; $(nproc) cores shared by server and wrk"
 run healthz "$BASE/healthz"
 run recommend "$BASE/v1/recommend" "$work/recommend.lua"
+
+# The ratio again from SLICES pairs of short runs, healthz then recommend, back to back: a
+# shared host's speed drifts by more than the routes differ over the two long runs above, and
+# a pair's two runs see the same moment of it. The median pair is the figure to quote.
+SLICES=${SLICES:-5}
+SLICE=${SLICE:-2}
+ratios=()
+for ((i = 1; i <= SLICES; i++)); do
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SLICE}s" "$BASE/healthz" >"$work/slice-h.txt"
+    wrk_figures "$work/slice-h.txt"
+    h=$RPS
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${SLICE}s" -s "$work/recommend.lua" "$BASE/v1/recommend" >"$work/slice-r.txt"
+    wrk_figures "$work/slice-r.txt"
+    ratios+=("$(awk -v r="$RPS" -v h="$h" 'BEGIN { printf "%.3f", r / h }')")
+    printf 'pair %d of %ds: healthz %12s req/s, recommend %12s req/s, ratio %s\n' "$i" "$SLICE" "$h" "$RPS" "${ratios[-1]}"
+done
+printf 'recommend / healthz over %d pairs: median %s (%s)\n' "$SLICES" \
+    "$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')" \
+    "$(printf '%s\n' "${ratios[@]}" | sort -n | paste -sd' ')"
 
 # Retrains back to back for the whole third run.
 retrains=0
