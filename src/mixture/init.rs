@@ -17,6 +17,11 @@ use crate::data::Ratings;
 /// The variance needs no dense matrix: with column sums `S_l = Σ_u x_ul`,
 /// `Σ_u Σ_l (x_ul − mu_jl)² = Σ x² − 2 Σ_l mu_jl S_l + n Σ_l mu_jl²`.
 pub fn rows_as_stored(ratings: &Ratings, rows: &[usize]) -> Mixture {
+    rows_as_stored_with(ratings, rows, &ColumnSums::of(ratings))
+}
+
+/// [`rows_as_stored`] with the ratings' column sums already made.
+pub(crate) fn rows_as_stored_with(ratings: &Ratings, rows: &[usize], sums: &ColumnSums) -> Mixture {
     let (n, d, k) = (ratings.n_users(), ratings.n_items(), rows.len());
     let mut means = Array2::zeros((d, k));
     for (j, &u) in rows.iter().enumerate() {
@@ -25,11 +30,11 @@ pub fn rows_as_stored(ratings: &Ratings, rows: &[usize]) -> Mixture {
             means[[l as usize, j]] = f64::from(x);
         }
     }
-    let (col_sum, _, sum_sq) = column_sums(ratings);
+    let (col_sum, sum_sq) = (&sums.sum, sums.sum_sq);
     let variances = (0..k)
         .map(|j| {
             let mu = means.column(j);
-            let cross: f64 = mu.iter().zip(&col_sum).map(|(m, s)| m * s).sum();
+            let cross: f64 = mu.iter().zip(col_sum).map(|(m, s)| m * s).sum();
             let norm: f64 = mu.iter().map(|m| m * m).sum();
             (sum_sq - 2.0 * cross + n as f64 * norm) / (n * d) as f64
         })
@@ -41,31 +46,53 @@ pub fn rows_as_stored(ratings: &Ratings, rows: &[usize]) -> Mixture {
     }
 }
 
-/// Per item: sum and count of observed ratings; and Σ x² over all ratings.
-fn column_sums(ratings: &Ratings) -> (Vec<f64>, Vec<f64>, f64) {
-    let mut sum = vec![0.0; ratings.n_items()];
-    let mut count = vec![0.0; ratings.n_items()];
-    let mut sum_sq = 0.0;
-    for u in 0..ratings.n_users() {
-        let (items, values) = ratings.row(u);
-        for (&l, &x) in items.iter().zip(values) {
-            let x = f64::from(x);
-            sum[l as usize] += x;
-            count[l as usize] += 1.0;
-            sum_sq += x * x;
+/// Per item: sum and count of observed ratings; and Σ x² over all ratings. One serial walk of
+/// every rating (Σ x² is one chain of additions, in the ratings' order): a fit makes it once,
+/// beside its transpose, for its prior and every restart's start, not once for each.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnSums {
+    sum: Vec<f64>,
+    count: Vec<f64>,
+    sum_sq: f64,
+    nnz: usize,
+}
+
+impl ColumnSums {
+    pub(crate) fn of(ratings: &Ratings) -> Self {
+        let mut sum = vec![0.0; ratings.n_items()];
+        let mut count = vec![0.0; ratings.n_items()];
+        let mut sum_sq = 0.0;
+        for u in 0..ratings.n_users() {
+            let (items, values) = ratings.row(u);
+            for (&l, &x) in items.iter().zip(values) {
+                let x = f64::from(x);
+                sum[l as usize] += x;
+                count[l as usize] += 1.0;
+                sum_sq += x * x;
+            }
+        }
+        Self {
+            sum,
+            count,
+            sum_sq,
+            nnz: ratings.nnz(),
         }
     }
-    (sum, count, sum_sq)
+
+    /// Mean observed rating of each item; the global mean for items nobody rated. (n_items,)
+    pub(crate) fn item_means(&self) -> Vec<f64> {
+        let global = self.sum.iter().sum::<f64>() / self.nnz.max(1) as f64;
+        self.sum
+            .iter()
+            .zip(&self.count)
+            .map(|(&s, &c)| if c > 0.0 { s / c } else { global })
+            .collect()
+    }
 }
 
 /// Mean observed rating of each item; the global mean for items nobody rated. (n_items,)
 pub fn item_means(ratings: &Ratings) -> Vec<f64> {
-    let (sum, count, _) = column_sums(ratings);
-    let global = sum.iter().sum::<f64>() / ratings.nnz().max(1) as f64;
-    sum.iter()
-        .zip(&count)
-        .map(|(&s, &c)| if c > 0.0 { s / c } else { global })
-        .collect()
+    ColumnSums::of(ratings).item_means()
 }
 
 /// k-means++ on observed entries: the first centre is a random user with ratings, each next one
@@ -79,6 +106,25 @@ pub fn plus_plus(
     seed: u64,
     min_variance: f64,
     prior: &[f64],
+) -> Mixture {
+    plus_plus_with(
+        ratings,
+        k,
+        seed,
+        min_variance,
+        prior,
+        &ColumnSums::of(ratings),
+    )
+}
+
+/// [`plus_plus`] with the ratings' column sums already made.
+pub(crate) fn plus_plus_with(
+    ratings: &Ratings,
+    k: usize,
+    seed: u64,
+    min_variance: f64,
+    prior: &[f64],
+    sums: &ColumnSums,
 ) -> Mixture {
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let candidates: Vec<usize> = (0..ratings.n_users())
@@ -103,7 +149,7 @@ pub fn plus_plus(
         means.column_mut(j).assign(&Array1::from(centre.clone()));
         update_nearest(ratings, &centre, &mut nearest);
     }
-    let variances = observed_residuals(ratings, &means).mapv(|v| v.max(min_variance));
+    let variances = observed_residuals(sums, &means).mapv(|v| v.max(min_variance));
     Mixture {
         means,
         variances,
@@ -152,15 +198,15 @@ fn draw_by_distance(
 }
 
 /// Mean over all observed ratings of `(x_ul − mu_jl)²`, per type. (k,)
-fn observed_residuals(ratings: &Ratings, means: &Array2<f64>) -> Array1<f64> {
-    let (sum, count, sum_sq) = column_sums(ratings);
-    let nnz = ratings.nnz().max(1) as f64;
+fn observed_residuals(sums: &ColumnSums, means: &Array2<f64>) -> Array1<f64> {
+    let (sum, count, sum_sq) = (&sums.sum, &sums.count, sums.sum_sq);
+    let nnz = sums.nnz.max(1) as f64;
     means
         .columns()
         .into_iter()
         .map(|mu| {
-            let cross: f64 = mu.iter().zip(&sum).map(|(m, s)| m * s).sum();
-            let norm: f64 = mu.iter().zip(&count).map(|(m, c)| m * m * c).sum();
+            let cross: f64 = mu.iter().zip(sum).map(|(m, s)| m * s).sum();
+            let norm: f64 = mu.iter().zip(count).map(|(m, c)| m * m * c).sum();
             ((sum_sq - 2.0 * cross + norm) / nnz).max(0.0)
         })
         .collect()
