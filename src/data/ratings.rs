@@ -129,8 +129,10 @@ impl Ratings {
     /// that stays in cache, then each column's stretch is copied out whole. Writing every
     /// rating straight to its column scatters the writes over thousands of pages (at 100 M
     /// ratings each column's end is 22 kB from the next): that transpose, in blocks of 683
-    /// columns, took 1.5–1.9 s at 100 M ratings, this one 0.7–0.85 s (`docs/speed.md`). The
-    /// same arrays whatever the thread count.
+    /// columns, took 1.5–1.9 s at 100 M ratings, this one 0.7–0.85 s (`docs/speed.md`). Where a
+    /// core's run has few columns ([`DIRECT_COLUMNS`], the seed's 1,200 items) their ends fit
+    /// in L2 and the ratings go straight to them, unstaged. The same arrays whatever the thread
+    /// count.
     pub fn transposed(&self) -> Ratings {
         self.transposed_in(TRANSPOSE_CHUNK_RATINGS, DIRECT_COLUMNS)
     }

@@ -48,16 +48,6 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// How many ratings.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// (item id, rating), sorted by id.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
         self.entries
@@ -395,7 +385,10 @@ mod tests {
         assert_eq!(r.ratings.pairs(), vec![("a", 4.5), ("b", 2.0)]);
         assert_eq!((r.n, r.exclude.len()), (DEFAULT_N, 0));
         let c: CompleteRequest = read(br#"{"items": ["x"]}"#, 3).unwrap();
-        assert_eq!((c.ratings.len(), c.items), (0, Some(vec!["x".into()])));
+        assert_eq!(
+            (c.ratings.pairs().len(), c.items),
+            (0, Some(vec!["x".into()]))
+        );
     }
 
     #[test]

@@ -138,7 +138,7 @@ fn fit_checked<'r>(
         Pass::with_transposed(ratings, by_item, params.k())
     });
     let sums = sums.expect("the scope waits for its task");
-    let prior = prior_from(&sums, ratings, params);
+    let prior = shrink_target(ratings, params, Some(&sums));
     for restart in 0..params.n_init() {
         let start = initial(ratings, params, restart, &prior, &sums)?;
         let fit;
@@ -151,21 +151,17 @@ fn fit_checked<'r>(
 }
 
 /// What each item's type means shrink toward: over a baseline's centred residuals, zero (what
-/// the baseline predicts); over raw ratings, the item's observed mean. (n_items,)
-fn shrink_target(ratings: &Ratings, params: &ValidParams) -> Vec<f64> {
-    if params.baseline() {
-        vec![0.0; ratings.n_items()]
-    } else {
-        init::item_means(ratings)
-    }
-}
-
-/// [`shrink_target`] from the ratings' column sums.
-fn prior_from(sums: &init::ColumnSums, ratings: &Ratings, params: &ValidParams) -> Vec<f64> {
-    if params.baseline() {
-        vec![0.0; ratings.n_items()]
-    } else {
-        sums.item_means()
+/// the baseline predicts); over raw ratings, the item's observed mean, from the fit's column
+/// sums where it has them. (n_items,)
+fn shrink_target(
+    ratings: &Ratings,
+    params: &ValidParams,
+    sums: Option<&init::ColumnSums>,
+) -> Vec<f64> {
+    match sums {
+        _ if params.baseline() => vec![0.0; ratings.n_items()],
+        Some(sums) => sums.item_means(),
+        None => init::item_means(ratings),
     }
 }
 
@@ -217,7 +213,12 @@ pub struct Stepper<'r> {
 impl<'r> Stepper<'r> {
     /// Starts from `mixture` on `ratings`.
     pub fn new(ratings: &'r Ratings, params: &ValidParams, mixture: Mixture) -> Self {
-        Self::with_prior(ratings, params, mixture, shrink_target(ratings, params))
+        Self::with_prior(
+            ratings,
+            params,
+            mixture,
+            shrink_target(ratings, params, None),
+        )
     }
 
     fn with_prior(
