@@ -5,9 +5,10 @@
 //!
 //! Must not import: the routes, the state.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
-use super::profile::Profile;
 use crate::mixture::Prediction;
 use crate::serving::store::Entry;
 use crate::serving::{Answer, ModelInfo, Onboarding, ServedModel, TypeSummary};
@@ -19,6 +20,36 @@ pub(super) const DEFAULT_QUESTIONS: i64 = 5;
 
 fn default_n() -> i64 {
     DEFAULT_N
+}
+
+/// A profile's (item id, rating) pairs as read: sorted by id, each id once. The ids share one
+/// buffer: one allocation for the profile, not one an id (a 20-rating profile's ids were 20 of
+/// a recommendation's allocations).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Profile {
+    /// Every id, one after the other (written by [`super::profile`]'s reader).
+    pub(super) ids: String,
+    /// Each rating's place in `ids` and its value, sorted by id.
+    pub(super) entries: Vec<(Range<usize>, f64)>,
+}
+
+impl Profile {
+    /// (item id, rating), sorted by id.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
+        self.entries
+            .iter()
+            .map(|(id, x)| (&self.ids[id.clone()], *x))
+    }
+
+    /// (item id, rating), sorted by id, as the service's calls take them.
+    pub fn pairs(&self) -> Vec<(&str, f64)> {
+        self.iter().collect()
+    }
+
+    /// (item id, rating) as owned strings (for the feedback writer, which keeps them).
+    pub fn into_pairs(self) -> Vec<(String, f64)> {
+        self.iter().map(|(id, x)| (id.to_owned(), x)).collect()
+    }
 }
 
 /// `POST /v1/complete`, read by [`super::profile::ProfileJson`] under the profile cap.

@@ -19,7 +19,7 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 use super::body::{json_body, json_error};
 use super::dto::{
-    CompleteRequest, DEFAULT_N, DEFAULT_QUESTIONS, FeedbackRequest, OnboardingRequest,
+    CompleteRequest, DEFAULT_N, DEFAULT_QUESTIONS, FeedbackRequest, OnboardingRequest, Profile,
     RecommendRequest,
 };
 use super::error::ApiError;
@@ -36,34 +36,6 @@ pub trait ProfileBody: Sized {
     const FIELDS: &'static [&'static str];
     /// The body from the fields read.
     fn from_fields(fields: Fields) -> Self;
-}
-
-/// A profile's (item id, rating) pairs as read: sorted by id, each id once. The ids share one
-/// buffer: one allocation for the profile, not one an id (a 20-rating profile's ids were 20 of
-/// a recommendation's allocations).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Profile {
-    ids: String,
-    entries: Vec<(Range<usize>, f64)>,
-}
-
-impl Profile {
-    /// (item id, rating), sorted by id.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, f64)> {
-        self.entries
-            .iter()
-            .map(|(id, x)| (&self.ids[id.clone()], *x))
-    }
-
-    /// (item id, rating), sorted by id, as the service's calls take them.
-    pub fn pairs(&self) -> Vec<(&str, f64)> {
-        self.iter().collect()
-    }
-
-    /// (item id, rating) as owned strings (for the feedback writer, which keeps them).
-    pub fn into_pairs(self) -> Vec<(String, f64)> {
-        self.iter().map(|(id, x)| (id.to_owned(), x)).collect()
-    }
 }
 
 /// The fields of a profile body as read; absent ones are `None`.
