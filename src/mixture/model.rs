@@ -317,8 +317,7 @@ impl Model {
         if n > STREAMED_TOP_N {
             return self.recommend(post, n, skip);
         }
-        let (d, skip) = (table.d, sorted(skip));
-        let mut skip = SkipWalk::new(&skip);
+        let (d, mut skip) = (table.d, SkipWalk::new(skip));
         let mut block = [0.0; SCORE_BLOCK];
         let mut best = Best::new(n);
         for start in (0..d).step_by(SCORE_BLOCK) {
@@ -382,17 +381,20 @@ fn rank_items(scores: &[f64], start: usize, skip: &mut SkipWalk, best: &mut Best
     }
 }
 
-/// Skipped items (sorted) asked about in ascending order: a cursor that only moves forward, so
-/// the items that would rank cost a comparison each instead of a binary search (a search of a
+/// Skipped items asked about in ascending order: a merge walk, a cursor over them sorted that
+/// only moves forward, so an item costs a comparison instead of a binary search (a search of a
 /// 20-rating profile's skips was a quarter of the recommendation's ranking).
-pub(crate) struct SkipWalk<'a> {
-    sorted: &'a [u32],
+pub(crate) struct SkipWalk {
+    sorted: Vec<u32>,
     next: usize,
 }
 
-impl<'a> SkipWalk<'a> {
-    fn new(sorted: &'a [u32]) -> Self {
-        Self { sorted, next: 0 }
+impl SkipWalk {
+    fn new(skip: &[u32]) -> Self {
+        Self {
+            sorted: sorted(skip),
+            next: 0,
+        }
     }
 
     /// Whether `l` is skipped; `l` must not be below any item asked about before.
@@ -597,14 +599,8 @@ fn mixed_scores_generic(means: &[f64], post: &[f64], out: &mut [f64]) {
 /// Item indices `0..d` outside `skip`, ascending (a merge walk over `skip` sorted, not a search
 /// per item).
 pub(crate) fn unskipped(d: usize, skip: &[u32]) -> impl Iterator<Item = u32> {
-    let skip = sorted(skip);
-    let mut next = 0;
-    (0..d as u32).filter(move |&l| {
-        while next < skip.len() && skip[next] < l {
-            next += 1;
-        }
-        skip.get(next) != Some(&l)
-    })
+    let mut skip = SkipWalk::new(skip);
+    (0..d as u32).filter(move |&l| !skip.holds(l))
 }
 
 /// Up to this many results are kept in order as the scores stream past; more go through
