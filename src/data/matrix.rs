@@ -31,10 +31,7 @@ pub(super) fn parse(
         line: first_line + at,
         problem,
     };
-    let lines: Vec<&[u8]> = text
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .collect();
+    let lines = split_lines(text);
     let Some(rows) = rows(&lines).map_err(error)? else {
         return Ok((
             RatingsBuilder::new(0).finish(),
@@ -49,6 +46,23 @@ pub(super) fn parse(
         IdMap::Positional(rows.len()),
         IdMap::Positional(n_cols),
     ))
+}
+
+/// `text` cut at each `\n` (a last piece after the last one, empty if the text ends with one),
+/// a `\r` before it dropped. The line ends are found by `memchr`, many bytes at a time.
+fn split_lines(text: &[u8]) -> Vec<&[u8]> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', text) {
+        lines.push(without_cr(&text[start..end]));
+        start = end + 1;
+    }
+    lines.push(without_cr(&text[start..]));
+    lines
+}
+
+fn without_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 /// The lines that are rows: from the first non-blank line to the last, with no blank line
@@ -163,6 +177,9 @@ fn parse_row(
     items: &mut [u32],
     values: &mut [f32],
 ) -> Result<usize, Problem> {
+    if let Some(kept) = digit_row(line, scale, items, values) {
+        return Ok(kept);
+    }
     let n_cols = items.len();
     let (mut found, mut kept, mut at) = (0, 0, 0);
     while at < line.len() {
@@ -197,6 +214,46 @@ fn parse_row(
             found,
         })
     }
+}
+
+/// [`parse_row`] for a row of one-digit tokens one space apart (the seed's matrices: every row
+/// of a dense matrix of ratings on a 1–5 or 0–9 scale), read by position without walking its
+/// tokens; `None` for any other row, or one with a digit off the scale, which the token walk
+/// then reads and reports. The same ratings as the walk: every column written, a missing one
+/// overwritten by the next.
+fn digit_row(
+    line: &[u8],
+    scale: Option<RatingScale>,
+    items: &mut [u32],
+    values: &mut [f32],
+) -> Option<usize> {
+    let n_cols = items.len();
+    let line = line.trim_ascii_end();
+    if n_cols == 0 || line.len() != 2 * n_cols - 1 {
+        return None;
+    }
+    // Digits at even positions, single spaces between: one branch-free pass that vectorises.
+    let (pairs, last) = line.split_at(2 * n_cols - 2);
+    let not_digit = |b: u8| b.wrapping_sub(b'0') > 9;
+    let odd = pairs
+        .chunks_exact(2)
+        .fold(false, |odd, p| odd | not_digit(p[0]) | (p[1] != b' '));
+    if odd || not_digit(last[0]) {
+        return None;
+    }
+    let (mut kept, mut seen) = (0, 0u16);
+    for (l, &b) in line.iter().step_by(2).enumerate() {
+        let digit = b - b'0';
+        items[kept] = l as u32;
+        values[kept] = f32::from(digit);
+        kept += usize::from(digit != 0);
+        seen |= 1 << digit;
+    }
+    // Every rating on the scale, or the walk reports the first that is not.
+    let off_scale = (1..10u8)
+        .filter(|&d| seen & (1 << d) != 0)
+        .any(|d| check_scale(f64::from(d), 0, scale).is_err());
+    (!off_scale).then_some(kept)
 }
 
 /// A token of more than one digit, or not a plain number.
@@ -266,6 +323,56 @@ mod tests {
                     Problem::Ragged {
                         expected: 30,
                         found: 31
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rows_of_single_digits_read_by_position_give_what_the_token_walk_gives() {
+        // One-digit ratings 0–5 (0 missing), one space apart: the positional read. Row 7 has a
+        // trailing space and a CR, row 9 a double space (the walk), row 11 is all missing.
+        let mut rows: Vec<Vec<f64>> = (0..40)
+            .map(|u| (0..23).map(|l| ((u * 7 + l * 3) % 6) as f64).collect())
+            .collect();
+        rows[11].iter_mut().for_each(|x| *x = 0.0);
+        let mut lines: Vec<String> = text(&rows).lines().map(str::to_owned).collect();
+        lines[7].push_str(" \r");
+        lines[9] = lines[9].replacen(' ', "  ", 1);
+        let body = lines.join("\n");
+        let scale = Some(RatingScale { min: 1.0, max: 5.0 });
+        for scale in [None, scale] {
+            let (r, _, items) = parse(body.as_bytes(), 1, Path::new("m.txt"), scale).unwrap();
+            assert_eq!(r, Ratings::from_dense_rows(&rows));
+            assert!(matches!(items, IdMap::Positional(23)));
+        }
+        let mut row = [0u32; 23];
+        let mut values = [0f32; 23];
+        assert_eq!(
+            digit_row(lines[3].as_bytes(), scale, &mut row, &mut values),
+            Some(rows[3].iter().filter(|&&x| x != 0.0).count())
+        );
+        assert_eq!(
+            digit_row(lines[9].as_bytes(), scale, &mut row, &mut values),
+            None
+        );
+
+        // A digit off the scale is reported by field, as the walk reports it.
+        lines[20] = lines[20].replacen('5', "7", 1);
+        let field = lines[20].split(' ').position(|t| t == "7").unwrap() + 1;
+        let err = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), scale).unwrap_err();
+        match err {
+            DataError::Parse { line, problem, .. } => {
+                assert_eq!(line, 21);
+                assert_eq!(
+                    problem,
+                    Problem::OutOfScale {
+                        field,
+                        value: 7.0,
+                        min: 1.0,
+                        max: 5.0
                     }
                 );
             }
