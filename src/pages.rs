@@ -13,9 +13,12 @@
 //! Why not the largest: on the same VM a huge page the host has not backed lately (memory the
 //! guest handed back, or never touched) took about 4 ms to fault in, four times the cost of
 //! its 512 small pages, against 0.2 ms for one freed moments before (a scratch program touching
-//! fresh mappings, Python's `mmap`). A fit at 100 M ratings allocates gigabytes it has never
-//! used: its binary load went from 0.45–0.49 s to 1.05–1.28 s with every large block on huge
-//! pages. Arrays past [`HUGE_UNTIL`] (the 100 M set's are 400 MB) stay on small pages.
+//! fresh mappings, Python's `mmap`). A few huge pages a process takes come warm, many do not:
+//! with every block of 2 MiB or more on huge pages the 100 M set's binary load went from
+//! 0.45–0.49 s to 1.05–1.28 s, and with blocks up to 64 MiB the 10 M set's (two 40 MB arrays)
+//! from 0.048–0.077 s to 0.125–0.147 s (`scripts/scale-bench.sh`, alternated). Blocks of
+//! [`HUGE_UNTIL`] and more stay on small pages: both loads as before, and the seed fit's
+//! arrays (3–6 MB) on huge pages.
 //!
 //! A mapping's length is rounded up to whole huge pages, which is also what lets the kernel
 //! place it on a huge-page boundary; untouched tail pages cost address space, not memory.
@@ -39,7 +42,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 pub const LARGE: usize = 1 << 21;
 
 /// Allocations of this size and more go to the system allocator (see the module).
-pub const HUGE_UNTIL: usize = 64 << 20;
+pub const HUGE_UNTIL: usize = 16 << 20;
 
 /// The size of a transparent huge page on x86-64 and most of aarch64.
 const HUGE_PAGE: usize = 1 << 21;
