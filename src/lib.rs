@@ -17,7 +17,6 @@
 //! - [`synth`]: synthetic snapshots with planted user types.
 //! - [`simd`]: the kernels' run-time dispatch to AVX-512, AVX2 or portable code, and the
 //!   machine limits the benchmarks measure against.
-//! - [`pages`]: the binary's allocator, which puts large blocks on huge pages.
 //!
 //! Must not import: the binary (`main.rs`); each layer below imports only from the layers under it.
 
@@ -30,7 +29,6 @@ pub mod linalg;
 pub mod mfa;
 pub mod mixture;
 pub mod onboard;
-pub mod pages;
 pub mod plsa;
 pub mod predictor;
 pub mod score;

@@ -23,7 +23,7 @@ const LAYERS: &[&[&str]] = &[
     &["mfa"],
     &["plsa"],
     &["mixture"],
-    &["data", "synth", "linalg", "simd", "pages"],
+    &["data", "synth", "linalg", "simd"],
 ];
 
 /// Modules that must not name a web or async crate, and those crates.
@@ -31,7 +31,6 @@ const NO_WEB: &[&str] = &[
     "data",
     "linalg",
     "simd",
-    "pages",
     "mixture",
     "plsa",
     "mfa",
