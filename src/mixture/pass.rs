@@ -346,7 +346,12 @@ impl<'r> Pass<'r> {
         };
         Self {
             ratings,
-            sq_norms: (0..n).map(|u| sum_of_squares(ratings.row(u).1)).collect(),
+            // Each user's on its own, so the same bits on any thread count.
+            sq_norms: (0..n)
+                .into_par_iter()
+                .with_min_len(256)
+                .map(|u| sum_of_squares(ratings.row(u).1))
+                .collect(),
             user_chunks,
             item_chunks,
             slots,
