@@ -153,10 +153,13 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or("").trim();
-    let essence = essence.to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    // Compared without case in place: no lower-cased copy a request.
+    let essence = value.split(';').next().unwrap_or("").trim().as_bytes();
+    let (prefix, suffix) = (b"application/".as_slice(), b"+json".as_slice());
+    essence.eq_ignore_ascii_case(b"application/json")
+        || (essence.len() >= prefix.len() + suffix.len()
+            && essence[..prefix.len()].eq_ignore_ascii_case(prefix)
+            && essence[essence.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
 }
 
 /// The problem of a body serde_json could not read.
@@ -189,6 +192,10 @@ mod tests {
         assert!(with("application/merge-patch+json"));
         assert!(!with("text/json"));
         assert!(!with("application/jsonx"));
+        assert!(with(" APPLICATION/VND.API+JSON ;q=1"));
+        assert!(!with("application/"));
+        assert!(!with("application+json"));
+        assert!(!with("text/plain+json"));
         assert!(!is_json(&HeaderMap::new()));
     }
 
