@@ -622,19 +622,24 @@ fn estep_chunk_generic(
         let (items, values) = ratings.row(u);
         squared_distances(items, values, means, gather, &mut sq);
         let (sq, post) = (&mut sq[..k], &mut row[..k]);
-        match assign {
+        // The sums below read the posterior where it was worked out, not from the row it was
+        // just copied to: a copy's stores, read back at once by wider loads, cannot be
+        // forwarded and stall the loads until they reach the cache.
+        let post: &[f64] = match assign {
             Assign::Soft => {
                 terms.log_joint(sq, items.len());
                 sums.objective += posterior_from_log_joint(sq);
                 post.copy_from_slice(sq);
+                sq
             }
             Assign::Hard => {
                 let j = argmin(sq);
                 sums.objective += sq[j];
                 post.fill(0.0);
                 post[j] = 1.0;
+                post
             }
-        }
+        };
         let n = items.len() as f64;
         for (j, &p) in post.iter().enumerate() {
             sums.weight[j] += p;
