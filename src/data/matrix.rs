@@ -250,10 +250,9 @@ fn digit_row(
         seen |= 1 << digit;
     }
     // Every rating on the scale, or the walk reports the first that is not.
-    let off_scale = (1..10u8)
-        .filter(|&d| seen & (1 << d) != 0)
-        .any(|d| check_scale(f64::from(d), 0, scale).is_err());
-    (!off_scale).then_some(kept)
+    let off_scale =
+        |s: RatingScale| (1..10u8).any(|d| seen & (1 << d) != 0 && !s.contains(d.into()));
+    (!scale.is_some_and(off_scale)).then_some(kept)
 }
 
 /// A token of more than one digit, or not a plain number.
