@@ -622,26 +622,25 @@ fn estep_chunk_generic(
         let (items, values) = ratings.row(u);
         squared_distances(items, values, means, gather, &mut sq);
         let (sq, post) = (&mut sq[..k], &mut row[..k]);
-        // The sums below read the posterior where it was worked out, not from the row it was
-        // just copied to: a copy's stores, read back at once by wider loads, cannot be
-        // forwarded and stall the loads until they reach the cache.
-        let post: &[f64] = match assign {
+        match assign {
             Assign::Soft => {
                 terms.log_joint(sq, items.len());
                 sums.objective += posterior_from_log_joint(sq);
-                post.copy_from_slice(sq);
-                sq
             }
             Assign::Hard => {
                 let j = argmin(sq);
                 sums.objective += sq[j];
-                post.fill(0.0);
-                post[j] = 1.0;
-                post
+                sq.fill(0.0);
+                sq[j] = 1.0;
             }
-        };
+        }
+        // The posterior is stored to its row in the loop that adds it up, read where it was
+        // worked out: a copy's stores, read back at once by wider loads, cannot be forwarded
+        // and stall the loads until they reach the cache (and a copy of its own is a call
+        // to memcpy).
         let n = items.len() as f64;
-        for (j, &p) in post.iter().enumerate() {
+        for (j, (&p, to)) in sq.iter().zip(post.iter_mut()).enumerate() {
+            *to = p;
             sums.weight[j] += p;
             sums.count[j] += p * n;
             sums.sq_norm[j] += p * xx;
