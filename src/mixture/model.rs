@@ -675,7 +675,7 @@ impl Best {
     }
 }
 
-/// `items` in ascending order, for binary searches.
+/// `items` in ascending order (what [`SkipWalk`] walks).
 pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
     let mut v = items.to_vec();
     v.sort_unstable();

@@ -21,7 +21,7 @@ pub use kind::ModelKind;
 
 use crate::data::RatingScale;
 use crate::mfa::{Latent, Mfa};
-use crate::mixture::{Model, Posterior, Prediction, ProfileError, sorted, top_n};
+use crate::mixture::{Model, Posterior, Prediction, ProfileError, top_n, unskipped};
 use crate::plsa::{Folded, Plsa};
 
 /// A trained model of either kind.
@@ -218,9 +218,7 @@ impl Predictor {
 
     /// Predictions for every item not in `skip`, in item order.
     pub fn complete(&self, belief: &Belief, skip: &[u32]) -> Vec<Prediction> {
-        let skip = sorted(skip);
-        (0..self.n_items() as u32)
-            .filter(|l| skip.binary_search(l).is_err())
+        unskipped(self.n_items(), skip)
             .map(|l| self.predict(belief, l))
             .collect()
     }

@@ -360,8 +360,16 @@ mod tests {
     #[test]
     fn completion_skips_rated_items_and_ranks_the_posterior() {
         let m = demo();
-        let a = m.complete(&[("m001", 5.0), ("m002", 1.0)], None).unwrap();
+        // Rated out of catalogue order: the skipped items are walked sorted.
+        let a = m.complete(&[("m002", 1.0), ("m001", 5.0)], None).unwrap();
         assert_eq!(a.items.len(), m.catalogue().n_items() - 2);
+        let ids: Vec<_> = a
+            .items
+            .iter()
+            .map(|p| m.catalogue().item_id(p.item))
+            .collect();
+        assert!(!ids.iter().any(|id| id == "m001" || id == "m002"));
+        assert!(a.items.windows(2).all(|w| w[0].item < w[1].item));
         assert!(a.posterior.windows(2).all(|w| w[0].1 >= w[1].1));
         let sum: f64 = a.posterior.iter().map(|p| p.1).sum();
         assert!((sum - 1.0).abs() < 1e-9);
