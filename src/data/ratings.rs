@@ -152,6 +152,7 @@ impl Ratings {
             if stage.columns.len() <= direct_columns {
                 return stage.scatter(self, users, values);
             }
+            stage.stage();
             for rows in &chunks {
                 stage.chunk(self, rows.clone(), users, values);
             }
@@ -245,9 +246,10 @@ struct Stage {
     /// Where each column of the run is up to in the run's stretch of the output.
     next: Vec<usize>,
     /// Where each column's ratings of the current chunk start in the scratch buffers, the
-    /// total last. (columns + 1)
+    /// total last. (columns + 1, once staged)
     start: Vec<usize>,
-    /// Where each column of the current chunk is up to in the scratch buffers.
+    /// Where each column of the current chunk is up to in the scratch buffers. (columns, once
+    /// staged)
     at: Vec<usize>,
     /// Each row's ratings in the run's columns, for the current chunk.
     spans: Vec<Range<usize>>,
@@ -263,13 +265,20 @@ impl Stage {
                 .iter()
                 .map(|&o| (o - base) as usize)
                 .collect(),
-            start: vec![0; columns.len() + 1],
-            at: vec![0; columns.len()],
+            // Sized by `stage` where the run is staged; a scattered run never uses them.
+            start: Vec::new(),
+            at: Vec::new(),
             columns,
             spans: Vec::new(),
             users: Vec::new(),
             values: Vec::new(),
         }
+    }
+
+    /// The per-column bookkeeping of a staged run ([`Stage::chunk`]).
+    fn stage(&mut self) {
+        self.start = vec![0; self.columns.len() + 1];
+        self.at = vec![0; self.columns.len()];
     }
 
     /// Every row's ratings in the run's columns written straight to where each column is up
