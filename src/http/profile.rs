@@ -277,16 +277,11 @@ impl<'de> Visitor<'de> for RatingsSeed<'_> {
         }
         // By id, as the map this replaced: the same profile in any key order gives the same
         // bits. Equal ids are then neighbours.
-        let ids = &out.ids;
-        out.entries
-            .sort_unstable_by(|a, b| ids[a.0.clone()].cmp(&ids[b.0.clone()]));
-        if let Some(pair) = out
-            .entries
-            .windows(2)
-            .find(|w| ids[w[0].0.clone()] == ids[w[1].0.clone()])
-        {
-            let id = ids[pair[0].0.clone()].to_owned();
-            return Err(self.0.refuse(Refusal::Duplicate(id)));
+        let id = |at: &Range<usize>| &out.ids[at.clone()];
+        out.entries.sort_unstable_by(|a, b| id(&a.0).cmp(id(&b.0)));
+        if let Some(pair) = out.entries.windows(2).find(|w| id(&w[0].0) == id(&w[1].0)) {
+            let twice = id(&pair[0].0).to_owned();
+            return Err(self.0.refuse(Refusal::Duplicate(twice)));
         }
         Ok(out)
     }

@@ -391,10 +391,9 @@ pub(crate) struct SkipWalk {
 
 impl SkipWalk {
     fn new(skip: &[u32]) -> Self {
-        Self {
-            sorted: sorted(skip),
-            next: 0,
-        }
+        let mut sorted = skip.to_vec();
+        sorted.sort_unstable();
+        Self { sorted, next: 0 }
     }
 
     /// Whether `l` is skipped; `l` must not be below any item asked about before.
@@ -673,13 +672,6 @@ impl Best {
             self.floor = items[n - 1].0;
         }
     }
-}
-
-/// `items` in ascending order (what [`SkipWalk`] walks).
-pub(crate) fn sorted(items: &[u32]) -> Vec<u32> {
-    let mut v = items.to_vec();
-    v.sort_unstable();
-    v
 }
 
 #[cfg(test)]
