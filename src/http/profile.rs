@@ -133,6 +133,7 @@ pub fn read<T: ProfileBody>(body: &[u8], max: usize) -> Result<T, ApiError> {
     let refusal = Cell::new(None);
     let caps = Caps {
         max,
+        body: body.len(),
         refusal: &refusal,
     };
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -149,14 +150,31 @@ pub fn read<T: ProfileBody>(body: &[u8], max: usize) -> Result<T, ApiError> {
     }
 }
 
-/// The cap, and where a visitor leaves the reason it stopped the parse.
+/// The cap, the body's length, and where a visitor leaves the reason it stopped the parse.
 #[derive(Clone, Copy)]
 struct Caps<'a> {
     max: usize,
+    /// Bytes of the body: what a profile's buffers are sized from.
+    body: usize,
     refusal: &'a Cell<Option<Refusal>>,
 }
 
 impl Caps<'_> {
+    /// An empty profile whose buffers hold whatever this body's ratings can be without growing
+    /// (growing them was eight of a 20-rating recommendation's allocations): its ids take at
+    /// most the body's bytes (an escape never decodes to more bytes than it is written in), and
+    /// an entry at least [`MIN_ENTRY_BYTES`] of them; both at most [`MAX_RESERVED`].
+    fn profile(self) -> Profile {
+        let ids = self.body.min(MAX_RESERVED);
+        let entries = (self.body / MIN_ENTRY_BYTES)
+            .min(self.max)
+            .min(MAX_RESERVED);
+        Profile {
+            ids: String::with_capacity(ids),
+            entries: Vec::with_capacity(entries),
+        }
+    }
+
     fn refuse<E: de::Error>(self, why: Refusal) -> E {
         let e = E::custom(format!("{why:?}"));
         self.refusal.set(Some(why));
@@ -171,6 +189,12 @@ impl Caps<'_> {
         Err(self.refuse(Refusal::TooMany { field, max }))
     }
 }
+
+/// The shortest rating entry, `"7":5,`.
+const MIN_ENTRY_BYTES: usize = 6;
+/// Ids' bytes or entries reserved at most before a profile is read: a large body's buffers
+/// grow as it is read, not on its word.
+const MAX_RESERVED: usize = 1 << 14;
 
 /// The top-level object.
 struct BodySeed<'a> {
@@ -270,7 +294,7 @@ impl<'de> Visitor<'de> for RatingsSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Profile::default();
+        let mut out = self.0.profile();
         while let Some(id) = map.next_key_seed(IdSeed(&mut out.ids))? {
             self.0.check(out.entries.len(), "ratings")?;
             out.entries.push((id, map.next_value()?));
@@ -372,6 +396,32 @@ mod tests {
         assert!(e.detail.contains("`exclude`") && e.detail.contains("2 entries"));
         let e = recommend(r#"{"ratings": {"a": 1, "b": 2, "c": 3}}"#, 2).unwrap_err();
         assert!(e.detail.contains("`ratings`"), "{}", e.detail);
+    }
+
+    #[test]
+    fn a_profile_is_read_into_buffers_sized_once_and_never_past_the_caps() {
+        // Escaped ids decode to fewer bytes than they are written in: the body's length holds
+        // them, so the buffers never grow.
+        let body = r#"{"ratings": {"\u00e9t\u00e9": 5, "\ud83c\udfac": 4, "a": 3}, "n": 2}"#;
+        let r = recommend(body, 10).unwrap();
+        assert_eq!(
+            r.ratings.pairs(),
+            vec![("a", 3.0), ("été", 5.0), ("🎬", 4.0)]
+        );
+        assert!(r.ratings.ids.capacity() <= body.len());
+        assert!(r.ratings.entries.capacity() <= body.len() / MIN_ENTRY_BYTES);
+        // A body's word reserves no more than the cap's entries and MAX_RESERVED bytes.
+        let refusal = Cell::new(None);
+        let huge = Caps {
+            max: 100,
+            body: 1 << 30,
+            refusal: &refusal,
+        }
+        .profile();
+        assert_eq!(
+            (huge.ids.capacity(), huge.entries.capacity()),
+            (MAX_RESERVED, 100)
+        );
     }
 
     #[test]
