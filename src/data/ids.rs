@@ -101,6 +101,15 @@ impl IdMap {
         }
     }
 
+    /// The id of index `i` (which must be below `len()`) without making a string: what an
+    /// answer writes out.
+    pub fn id(&self, i: usize) -> Id<'_> {
+        match self {
+            Self::Positional(_) => Id::Position(i),
+            Self::Named { names, .. } => Id::Name(&names[i]),
+        }
+    }
+
     /// The index of `id`, if it is known. Positional ids are canonical decimals: `"07"` is not `"7"`.
     pub fn index(&self, id: &str) -> Option<usize> {
         match self {
@@ -112,6 +121,24 @@ impl IdMap {
                 (i < *n).then_some(i)
             }
             Self::Named { names, index } => index.get(names, id).map(|i| i as usize),
+        }
+    }
+}
+
+/// An id as [`IdMap::id`] gives it: a position, written in decimal, or a borrowed name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Id<'a> {
+    /// The decimal id of this index.
+    Position(usize),
+    /// A named id.
+    Name(&'a str),
+}
+
+impl std::fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Position(i) => write!(f, "{i}"),
+            Self::Name(name) => f.write_str(name),
         }
     }
 }
@@ -137,6 +164,9 @@ mod tests {
             None
         );
         assert_eq!(ids.name(11), "11");
+        // Borrowed, written the same as the name.
+        assert_eq!(ids.id(11), Id::Position(11));
+        assert_eq!(ids.id(11).to_string(), ids.name(11));
     }
 
     #[test]
@@ -146,6 +176,8 @@ mod tests {
         assert_eq!(ids.index("b"), Some(1));
         assert_eq!(ids.index("c"), None);
         assert_eq!(ids.name(0), "tt01");
+        assert_eq!(ids.id(0), Id::Name("tt01"));
+        assert_eq!(ids.id(1).to_string(), "b");
         // Many: every id found at its position, none of the absent ones; two maps of the same
         // names (indices with other hash keys) are equal, of other names not.
         let names: Vec<String> = (0..20_000).map(|i| format!("user-{i}")).collect();

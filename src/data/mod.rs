@@ -26,7 +26,7 @@ pub use binary::{MAGIC, write_binary};
 pub use collect::Duplicates;
 pub use error::{DataError, Problem};
 pub use format::Format;
-pub use ids::{IdMap, NameIndex};
+pub use ids::{Id, IdMap, NameIndex};
 pub use load::{LoadOptions, load, load_bytes, load_hashed, load_str, load_until};
 
 pub(crate) use ratings::balanced_cuts;

@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::Id;
 use crate::mixture::Prediction;
 use crate::serving::store::Entry;
 use crate::serving::{Answer, ModelInfo, Onboarding, ServedModel, TypeSummary};
@@ -224,14 +225,16 @@ impl ModelResponse {
     }
 }
 
-/// A rated or recommended item.
+/// A rated or recommended item, its id and title borrowed from the model that answered (a
+/// recommendation's ten ids were ten of its allocations; a completion's, one an item).
 #[derive(Debug, Serialize)]
-pub struct ItemPrediction {
+pub struct ItemPrediction<'a> {
     /// Item id.
-    pub item: String,
+    #[serde(serialize_with = "id")]
+    pub item: Id<'a>,
     /// Display title, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: Option<&'a str>,
     /// Predicted rating.
     pub rating: f64,
     /// Predictive standard deviation.
@@ -250,18 +253,18 @@ pub struct TypeProbability {
 
 /// Answer of `POST /v1/complete` and the two recommendation routes.
 #[derive(Debug, Serialize)]
-pub struct PredictionResponse {
+pub struct PredictionResponse<'a> {
     /// The model version that answered.
     pub model_version: u64,
     /// Posterior over types, most likely first.
     pub posterior: Vec<TypeProbability>,
     /// Predictions (`POST /v1/complete`) or the top items, best first.
-    pub items: Vec<ItemPrediction>,
+    pub items: Vec<ItemPrediction<'a>>,
 }
 
-impl PredictionResponse {
+impl<'a> PredictionResponse<'a> {
     /// The DTO of `answer` from `model`.
-    pub fn new(model: &ServedModel, answer: Answer) -> Self {
+    pub fn new(model: &'a ServedModel, answer: Answer) -> Self {
         Self {
             model_version: model.info().version,
             posterior: posterior(answer.posterior),
@@ -278,11 +281,19 @@ fn posterior(types: Vec<(usize, f64)>) -> Vec<TypeProbability> {
         .collect()
 }
 
-fn item(model: &ServedModel, p: &Prediction) -> ItemPrediction {
-    let id = model.catalogue().item_id(p.item);
+/// Writes an id: a name as it is, a position as its digits, with no string made for it.
+fn id<S: serde::Serializer>(id: &Id<'_>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Id::Name(name) => s.serialize_str(name),
+        Id::Position(_) => s.collect_str(id),
+    }
+}
+
+fn item<'a>(model: &'a ServedModel, p: &Prediction) -> ItemPrediction<'a> {
+    let c = model.catalogue();
     ItemPrediction {
-        title: model.catalogue().title(&id).map(str::to_owned),
-        item: id.into_owned(),
+        item: c.item(p.item),
+        title: c.item_title(p.item),
         rating: p.rating,
         spread: p.spread,
     }
@@ -290,12 +301,13 @@ fn item(model: &ServedModel, p: &Prediction) -> ItemPrediction {
 
 /// One item worth asking a user about.
 #[derive(Debug, Serialize)]
-pub struct QuestionItem {
+pub struct QuestionItem<'a> {
     /// Item id.
-    pub item: String,
+    #[serde(serialize_with = "id")]
+    pub item: Id<'a>,
     /// Display title, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    pub title: Option<&'a str>,
     /// Expected information gain of an answer about the user's type, in nats.
     pub gain: f64,
     /// How likely the user knows the item: its share of the snapshot's users.
@@ -306,31 +318,28 @@ pub struct QuestionItem {
 
 /// Answer of `POST /v1/onboarding`.
 #[derive(Debug, Serialize)]
-pub struct OnboardingResponse {
+pub struct OnboardingResponse<'a> {
     /// The model version that answered.
     pub model_version: u64,
     /// Posterior over types, most likely first (as `POST /v1/recommend` reports it).
     pub posterior: Vec<TypeProbability>,
     /// The questions, best first.
-    pub items: Vec<QuestionItem>,
+    pub items: Vec<QuestionItem<'a>>,
 }
 
-impl OnboardingResponse {
+impl<'a> OnboardingResponse<'a> {
     /// The DTO of `answer` from `model`.
-    pub fn new(model: &ServedModel, answer: Onboarding) -> Self {
+    pub fn new(model: &'a ServedModel, answer: Onboarding) -> Self {
         let c = model.catalogue();
         let items = answer
             .questions
             .iter()
-            .map(|q| {
-                let id = c.item_id(q.item);
-                QuestionItem {
-                    title: c.title(&id).map(str::to_owned),
-                    item: id.into_owned(),
-                    gain: q.gain,
-                    known: q.known,
-                    score: q.score,
-                }
+            .map(|q| QuestionItem {
+                item: c.item(q.item),
+                title: c.item_title(q.item),
+                gain: q.gain,
+                known: q.known,
+                score: q.score,
             })
             .collect();
         Self {

@@ -1,9 +1,11 @@
 //! The prediction and catalogue routes under `/v1`: each turns its DTO into one service call
-//! and the answer back into a DTO.
+//! and the answer back into a DTO. An answer that borrows its ids from the model is written out
+//! before the handler lets go of the model.
 //!
 //! Must not import: the stores, the training, the lifecycle; no arithmetic here.
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 
 use super::admin::FeedbackToken;
 use super::dto::{
@@ -20,21 +22,21 @@ use super::state::AppState;
 pub async fn complete(
     State(state): State<AppState>,
     ProfileJson(req): ProfileJson<CompleteRequest>,
-) -> Result<Json<PredictionResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = state.ready_model()?;
     let answer = model.complete(&req.ratings.pairs(), req.items.as_deref())?;
-    Ok(Json(PredictionResponse::new(&model, answer)))
+    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/recommend`.
 pub async fn recommend(
     State(state): State<AppState>,
     ProfileJson(req): ProfileJson<RecommendRequest>,
-) -> Result<Json<PredictionResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
     let answer = model.recommend(&req.ratings.pairs(), req.n, max_n, &req.exclude)?;
-    Ok(Json(PredictionResponse::new(&model, answer)))
+    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/onboarding`: the items worth asking this profile about, with the body, bounds and
@@ -42,11 +44,11 @@ pub async fn recommend(
 pub async fn onboarding(
     State(state): State<AppState>,
     ProfileJson(req): ProfileJson<OnboardingRequest>,
-) -> Result<Json<OnboardingResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
     let answer = model.onboarding(&req.ratings.pairs(), req.n, max_n, &req.exclude)?;
-    Ok(Json(OnboardingResponse::new(&model, answer)))
+    Ok(Json(OnboardingResponse::new(&model, answer)).into_response())
 }
 
 /// `GET /v1/users/{user_id}/recommendations?n=`.
@@ -54,13 +56,13 @@ pub async fn user_recommendations(
     State(state): State<AppState>,
     Path(user): Path<String>,
     Query(q): Query<NQuery>,
-) -> Result<Json<PredictionResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
     let answer = state
         .registry
         .user_recommendations(&model, &user, q.n, max_n)?;
-    Ok(Json(PredictionResponse::new(&model, answer)))
+    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/users/{user_id}/ratings`: the user's ratings, written to the database source;

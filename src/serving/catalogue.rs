@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use crate::data::{Format, IdMap, RatingScale, Ratings, Snapshot, Titles};
+use crate::data::{Format, Id, IdMap, RatingScale, Ratings, Snapshot, Titles};
 use crate::onboard::Askable;
 
 /// Users, items, titles and the ratings of the snapshot.
@@ -85,6 +85,21 @@ impl Catalogue {
         self.items.name(l as usize)
     }
 
+    /// The id of item `l` as an answer writes it: no string is made for a positional id.
+    pub fn item(&self, l: u32) -> Id<'_> {
+        self.items.id(l as usize)
+    }
+
+    /// The title of item `l`, if known (a positional id is spelled out only when there are
+    /// titles to look it up in).
+    pub fn item_title(&self, l: u32) -> Option<&str> {
+        match self.item(l) {
+            Id::Name(id) => self.title(id),
+            Id::Position(_) if self.titles.titles.is_empty() => None,
+            Id::Position(i) => self.title(&i.to_string()),
+        }
+    }
+
     /// The title of item `id`, if known.
     pub fn title(&self, id: &str) -> Option<&str> {
         self.titles.title(id)
@@ -114,5 +129,45 @@ impl Catalogue {
     pub fn page(&self, offset: usize, limit: usize) -> std::ops::Range<u32> {
         let end = offset.saturating_add(limit).min(self.n_items());
         offset.min(end) as u32..end as u32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue(items: IdMap, titles: &[(&str, &str)]) -> Catalogue {
+        let snapshot = Snapshot {
+            ratings: Ratings::from_dense_rows(&[vec![1.0, 0.0, 5.0], vec![0.0, 2.0, 3.0]]),
+            users: IdMap::Positional(2),
+            items,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            format: Format::Binary,
+            path: "<memory>".into(),
+            replaced: 0,
+        };
+        let titles = Titles {
+            titles: titles
+                .iter()
+                .map(|&(id, t)| (id.to_owned(), t.to_owned()))
+                .collect(),
+            ..Titles::default()
+        };
+        Catalogue::new(snapshot, titles)
+    }
+
+    #[test]
+    fn an_item_s_id_and_title_are_looked_up_by_index() {
+        // Positional ids: titled by their digits when there are titles, untitled without.
+        let c = catalogue(IdMap::Positional(3), &[("2", "Two")]);
+        assert_eq!(c.item(2), Id::Position(2));
+        assert_eq!((c.item_title(2), c.item_title(1)), (Some("Two"), None));
+        let c = catalogue(IdMap::Positional(3), &[]);
+        assert_eq!(c.item_title(2), None);
+        // Named ids borrowed from the map.
+        let names = IdMap::named(vec!["a".into(), "b".into(), "c".into()]);
+        let c = catalogue(names, &[("b", "Bee"), ("2", "not an id here")]);
+        assert_eq!(c.item(1), Id::Name("b"));
+        assert_eq!((c.item_title(1), c.item_title(2)), (Some("Bee"), None));
     }
 }
