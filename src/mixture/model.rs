@@ -525,26 +525,32 @@ fn table_scores_generic(
     const W: usize = 32;
     let offsets = &item_offset[start..][..out.len()];
     let (chunks, tail) = out.as_chunks_mut::<W>();
+    let (offset_chunks, offset_tail) = offsets.as_chunks::<W>();
     let full = chunks.len() * W;
-    for (c, o) in chunks.iter_mut().enumerate() {
+    for (c, (o, b)) in chunks.iter_mut().zip(offset_chunks).enumerate() {
+        // Whole rows as arrays and the offsets chunked beside the output: no index is checked
+        // inside the loops, so each runs in vector registers (indexing the offsets by
+        // `c · W + i` left the last loop scalar, the sums spilled to the stack).
         let mut acc = [0.0f64; W];
         for (j, &p) in post.iter().enumerate() {
-            let row = &by_type[j * d + start + c * W..][..W];
+            let row: &[f64; W] = by_type[j * d + start + c * W..][..W]
+                .try_into()
+                .expect("a whole row");
             for i in 0..W {
                 acc[i] += p * row[i];
             }
         }
         for i in 0..W {
-            o[i] = acc[i] + (offset + offsets[c * W + i]);
+            o[i] = acc[i] + (offset + b[i]);
         }
     }
-    for (i, o) in tail.iter_mut().enumerate() {
+    for (i, (o, &b)) in tail.iter_mut().zip(offset_tail).enumerate() {
         let l = start + full + i;
         let mut acc = 0.0;
         for (j, &p) in post.iter().enumerate() {
             acc += p * by_type[j * d + l];
         }
-        *o = acc + (offset + offsets[full + i]);
+        *o = acc + (offset + b);
     }
 }
 
