@@ -97,6 +97,9 @@ fn parse_rows(
     n_cols: usize,
     scale: Option<RatingScale>,
 ) -> Result<Ratings, (usize, Problem)> {
+    if let Some(counts) = digit_counts(lines, rows.clone(), n_cols) {
+        return parse_digit_rows(lines, rows, n_cols, scale, &counts);
+    }
     let stretch = (BLOCK_LINES * n_cols).max(1);
     let (mut items, mut values) = (
         vec![0u32; rows.len() * n_cols],
@@ -131,6 +134,115 @@ fn parse_rows(
     items.shrink_to_fit();
     values.shrink_to_fit();
     Ok(Ratings::from_parts(offsets, items, values, n_cols))
+}
+
+/// Each row's number of ratings where every row is one-digit tokens one space apart (every
+/// row of the seed's matrices), `None` as soon as one is not: the digit rows' shape checked
+/// and their non-zero digits counted in one branch-free pass a row, on every core.
+fn digit_counts(lines: &[&[u8]], rows: Range<usize>, n_cols: usize) -> Option<Vec<u32>> {
+    lines[rows]
+        .par_iter()
+        .map(|line| digit_shape(line, n_cols))
+        .collect()
+}
+
+/// The number of non-zero digits of `line` if it is `n_cols` one-digit tokens one space apart
+/// (trailing whitespace aside), else `None`.
+fn digit_shape(line: &[u8], n_cols: usize) -> Option<u32> {
+    let line = line.trim_ascii_end();
+    if n_cols == 0 || line.len() != 2 * n_cols - 1 {
+        return None;
+    }
+    let (pairs, last) = line.split_at(2 * n_cols - 2);
+    let not_digit = |b: u8| b.wrapping_sub(b'0') > 9;
+    let (odd, count) = pairs
+        .chunks_exact(2)
+        .fold((false, 0u32), |(odd, count), p| {
+            (
+                odd | not_digit(p[0]) | (p[1] != b' '),
+                count + u32::from(p[0] != b'0'),
+            )
+        });
+    (!odd && !not_digit(last[0])).then_some(count + u32::from(last[0] != b'0'))
+}
+
+/// [`parse_rows`] for rows of one-digit tokens whose ratings `counts` gave ([`digit_counts`]):
+/// each row is read by position straight to its place in arrays of exactly the ratings' size,
+/// blocks on every core. Nothing is closed up or shrunk after (the general path's copy of
+/// every rating, on one core, was a third of the seed's parse), and no room for the missing
+/// cells is faulted in. A row with a digit off the scale goes through the token walk, which
+/// reports it; the first error by line wins, as on the general path.
+fn parse_digit_rows(
+    lines: &[&[u8]],
+    rows: Range<usize>,
+    n_cols: usize,
+    scale: Option<RatingScale>,
+    counts: &[u32],
+) -> Result<Ratings, (usize, Problem)> {
+    let mut offsets = Vec::with_capacity(counts.len() + 1);
+    offsets.push(0u64);
+    for &n in counts {
+        offsets.push(offsets.last().expect("non-empty") + u64::from(n));
+    }
+    let nnz = *offsets.last().expect("non-empty") as usize;
+    let (mut items, mut values) = (vec![0u32; nnz], vec![0f32; nnz]);
+    let mut blocks = Vec::new();
+    let (mut rest_items, mut rest_values) = (&mut items[..], &mut values[..]);
+    for start in (0..counts.len()).step_by(BLOCK_LINES) {
+        let end = (start + BLOCK_LINES).min(counts.len());
+        let len = (offsets[end] - offsets[start]) as usize;
+        let (block_items, tail_items) = rest_items.split_at_mut(len);
+        let (block_values, tail_values) = rest_values.split_at_mut(len);
+        blocks.push((start..end, block_items, block_values));
+        (rest_items, rest_values) = (tail_items, tail_values);
+    }
+    let first = rows.start;
+    let done: Vec<Result<(), (usize, Problem)>> = blocks
+        .into_par_iter()
+        .map(|(block, mut items, mut values)| {
+            for r in block {
+                let n = counts[r] as usize;
+                let (row_items, rest_items) = items.split_at_mut(n);
+                let (row_values, rest_values) = values.split_at_mut(n);
+                (items, values) = (rest_items, rest_values);
+                let line = lines[first + r];
+                let seen = digits_into(line, row_items, row_values);
+                if scale.is_some_and(|s| off_scale(seen, s)) {
+                    let (mut all_items, mut all_values) = (vec![0; n_cols], vec![0.0; n_cols]);
+                    let kept = parse_row(line, scale, &mut all_items, &mut all_values)
+                        .map_err(|p| (first + r, p))?;
+                    row_items.copy_from_slice(&all_items[..kept]);
+                    row_values.copy_from_slice(&all_values[..kept]);
+                }
+            }
+            Ok(())
+        })
+        .collect();
+    done.into_iter().collect::<Result<(), _>>()?;
+    Ok(Ratings::from_parts(offsets, items, values, n_cols))
+}
+
+/// The non-zero digits of a digit row (checked by [`digit_shape`]) written to `items` and
+/// `values`, which hold exactly that many; the set of digits seen, bit d for digit d.
+fn digits_into(line: &[u8], items: &mut [u32], values: &mut [f32]) -> u16 {
+    let (mut kept, mut seen) = (0, 0u16);
+    for (l, &b) in line.iter().step_by(2).enumerate() {
+        let digit = b - b'0';
+        // Every column is written where the next rating goes (no branch on the gaps); past
+        // the row's last rating, nowhere.
+        if let (Some(item), Some(value)) = (items.get_mut(kept), values.get_mut(kept)) {
+            (*item, *value) = (l as u32, f32::from(digit));
+        }
+        kept += usize::from(digit != 0);
+        seen |= 1 << digit;
+    }
+    seen
+}
+
+/// Whether any digit of `seen` (bit d for digit d, 0 the missing entry) is a rating outside
+/// `scale`.
+fn off_scale(seen: u16, scale: RatingScale) -> bool {
+    (1..10u8).any(|d| seen & (1 << d) != 0 && !scale.contains(d.into()))
 }
 
 /// The non-empty whitespace-separated tokens of a line.
@@ -250,9 +362,7 @@ fn digit_row(
         seen |= 1 << digit;
     }
     // Every rating on the scale, or the walk reports the first that is not.
-    let off_scale =
-        |s: RatingScale| (1..10u8).any(|d| seen & (1 << d) != 0 && !s.contains(d.into()));
-    (!scale.is_some_and(off_scale)).then_some(kept)
+    (!scale.is_some_and(|s| off_scale(seen, s))).then_some(kept)
 }
 
 /// A token of more than one digit, or not a plain number.
@@ -347,6 +457,10 @@ mod tests {
             assert_eq!(r, Ratings::from_dense_rows(&rows));
             assert!(matches!(items, IdMap::Positional(23)));
         }
+        // Row 9 sends the whole matrix down the general path, which reads the other rows by
+        // position one by one.
+        let split: Vec<&[u8]> = lines.iter().map(|l| without_cr(l.as_bytes())).collect();
+        assert_eq!(digit_counts(&split, 0..40, 23), None);
         let mut row = [0u32; 23];
         let mut values = [0f32; 23];
         assert_eq!(
@@ -377,5 +491,55 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_matrix_of_digit_rows_is_read_to_its_place_block_by_block() {
+        // 150 rows (three blocks) of one-digit ratings 0–5: row 7 ends in a space and a CR,
+        // row 11 is all missing, row 100 ends in missing entries, row 120 starts with them.
+        let mut rows: Vec<Vec<f64>> = (0..150)
+            .map(|u| (0..23).map(|l| ((u * 7 + l * 3) % 6) as f64).collect())
+            .collect();
+        rows[11].iter_mut().for_each(|x| *x = 0.0);
+        rows[100][15..].iter_mut().for_each(|x| *x = 0.0);
+        rows[120][..9].iter_mut().for_each(|x| *x = 0.0);
+        let mut lines: Vec<String> = text(&rows).lines().map(str::to_owned).collect();
+        lines[7].push_str(" \r");
+        let body = lines.join("\n");
+        let split = split_lines(body.as_bytes());
+        let counts = digit_counts(&split, 0..150, 23).expect("every row is a digit row");
+        let want = Ratings::from_dense_rows(&rows);
+        assert!((0..150).all(|u| counts[u] as usize == want.row(u).0.len()));
+        let scale = Some(RatingScale { min: 1.0, max: 5.0 });
+        for scale in [None, scale] {
+            let (r, _, _) = parse(body.as_bytes(), 1, Path::new("m.txt"), scale).unwrap();
+            assert_eq!(r, want);
+        }
+
+        // Digits off the scale in rows 131 and 71 (other blocks): the first by line is
+        // reported, by field, as the token walk reports it.
+        lines[131] = lines[131].replacen('5', "9", 1);
+        lines[71] = lines[71].replacen('5', "7", 1);
+        let field = lines[71].split(' ').position(|t| t == "7").unwrap() + 1;
+        let err = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), scale).unwrap_err();
+        match err {
+            DataError::Parse { line, problem, .. } => {
+                assert_eq!(line, 72);
+                assert_eq!(
+                    problem,
+                    Problem::OutOfScale {
+                        field,
+                        value: 7.0,
+                        min: 1.0,
+                        max: 5.0
+                    }
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Without a scale every digit is a rating, in its place.
+        let (r, _, _) = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), None).unwrap();
+        assert_eq!(r.get(71, field as u32 - 1), Some(7.0));
+        assert_eq!(r.nnz(), want.nnz());
     }
 }
