@@ -96,20 +96,26 @@ fn app() -> Router {
     router(AppState::with_model(settings(), model().unwrap().clone()).expect("no model store"))
 }
 
-#[divan::bench]
-fn recommend_through_the_router(bencher: divan::Bencher) {
-    let (app, body) = (app(), profile_json());
+/// `body` posted to `uri` through the router, one request an iteration, on a current-thread
+/// runtime.
+fn post_through_the_router(bencher: divan::Bencher, uri: &'static str, body: String) {
+    let app = app();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     bencher.bench(|| {
-        let req = Request::post("/v1/recommend")
+        let req = Request::post(uri)
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body.clone()))
             .unwrap();
         rt.block_on(app.clone().oneshot(req)).unwrap()
     });
+}
+
+#[divan::bench]
+fn recommend_through_the_router(bencher: divan::Bencher) {
+    post_through_the_router(bencher, "/v1/recommend", profile_json());
 }
 
 /// `POST /v1/complete` of the same profile: every other item predicted (1,180 items, each
@@ -118,18 +124,8 @@ fn recommend_through_the_router(bencher: divan::Bencher) {
 fn complete_through_the_router(bencher: divan::Bencher) {
     let ratings: serde_json::Map<String, serde_json::Value> =
         profile().into_iter().map(|(k, v)| (k, v.into())).collect();
-    let (app, body) = (app(), serde_json::json!({ "ratings": ratings }).to_string());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    bencher.bench(|| {
-        let req = Request::post("/v1/complete")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.clone()))
-            .unwrap();
-        rt.block_on(app.clone().oneshot(req)).unwrap()
-    });
+    let body = serde_json::json!({ "ratings": ratings }).to_string();
+    post_through_the_router(bencher, "/v1/complete", body);
 }
 
 #[divan::bench]
@@ -147,22 +143,11 @@ fn onboarding_new_user_service_call(bencher: divan::Bencher) {
 
 #[divan::bench(args = ["20 ratings", "new user"])]
 fn onboarding_through_the_router(bencher: divan::Bencher, profile: &str) {
-    let app = app();
     let body = match profile {
         "new user" => "{}".to_owned(),
         _ => onboarding_json(),
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    bencher.bench(|| {
-        let req = Request::post("/v1/onboarding")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.clone()))
-            .unwrap();
-        rt.block_on(app.clone().oneshot(req)).unwrap()
-    });
+    post_through_the_router(bencher, "/v1/onboarding", body);
 }
 
 #[divan::bench]

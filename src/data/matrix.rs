@@ -474,11 +474,18 @@ mod tests {
 
         // A digit off the scale is reported by field, as the walk reports it.
         lines[20] = lines[20].replacen('5', "7", 1);
-        let field = lines[20].split(' ').position(|t| t == "7").unwrap() + 1;
+        assert_seven_off_the_scale(&lines, 20);
+    }
+
+    /// Parsing `lines` on a 1–5 scale fails at row `row` (line `row + 1`), on the field of its
+    /// first 7.
+    fn assert_seven_off_the_scale(lines: &[String], row: usize) {
+        let field = lines[row].split(' ').position(|t| t == "7").unwrap() + 1;
+        let scale = Some(RatingScale { min: 1.0, max: 5.0 });
         let err = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), scale).unwrap_err();
         match err {
             DataError::Parse { line, problem, .. } => {
-                assert_eq!(line, 21);
+                assert_eq!(line, row + 1);
                 assert_eq!(
                     problem,
                     Problem::OutOfScale {
@@ -520,24 +527,9 @@ mod tests {
         // reported, by field, as the token walk reports it.
         lines[131] = lines[131].replacen('5', "9", 1);
         lines[71] = lines[71].replacen('5', "7", 1);
-        let field = lines[71].split(' ').position(|t| t == "7").unwrap() + 1;
-        let err = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), scale).unwrap_err();
-        match err {
-            DataError::Parse { line, problem, .. } => {
-                assert_eq!(line, 72);
-                assert_eq!(
-                    problem,
-                    Problem::OutOfScale {
-                        field,
-                        value: 7.0,
-                        min: 1.0,
-                        max: 5.0
-                    }
-                );
-            }
-            other => panic!("{other:?}"),
-        }
+        assert_seven_off_the_scale(&lines, 71);
         // Without a scale every digit is a rating, in its place.
+        let field = lines[71].split(' ').position(|t| t == "7").unwrap() + 1;
         let (r, _, _) = parse(lines.join("\n").as_bytes(), 1, Path::new("m.txt"), None).unwrap();
         assert_eq!(r.get(71, field as u32 - 1), Some(7.0));
         assert_eq!(r.nnz(), want.nnz());
