@@ -439,13 +439,18 @@ mod tests {
         }
     }
 
+    /// `n` rows of 23 one-digit ratings 0–5 (0 missing).
+    fn digit_rows(n: usize) -> Vec<Vec<f64>> {
+        (0..n)
+            .map(|u| (0..23).map(|l| ((u * 7 + l * 3) % 6) as f64).collect())
+            .collect()
+    }
+
     #[test]
     fn rows_of_single_digits_read_by_position_give_what_the_token_walk_gives() {
         // One-digit ratings 0–5 (0 missing), one space apart: the positional read. Row 7 has a
         // trailing space and a CR, row 9 a double space (the walk), row 11 is all missing.
-        let mut rows: Vec<Vec<f64>> = (0..40)
-            .map(|u| (0..23).map(|l| ((u * 7 + l * 3) % 6) as f64).collect())
-            .collect();
+        let mut rows = digit_rows(40);
         rows[11].iter_mut().for_each(|x| *x = 0.0);
         let mut lines: Vec<String> = text(&rows).lines().map(str::to_owned).collect();
         lines[7].push_str(" \r");
@@ -504,9 +509,7 @@ mod tests {
     fn a_matrix_of_digit_rows_is_read_to_its_place_block_by_block() {
         // 150 rows (three blocks) of one-digit ratings 0–5: row 7 ends in a space and a CR,
         // row 11 is all missing, row 100 ends in missing entries, row 120 starts with them.
-        let mut rows: Vec<Vec<f64>> = (0..150)
-            .map(|u| (0..23).map(|l| ((u * 7 + l * 3) % 6) as f64).collect())
-            .collect();
+        let mut rows = digit_rows(150);
         rows[11].iter_mut().for_each(|x| *x = 0.0);
         rows[100][15..].iter_mut().for_each(|x| *x = 0.0);
         rows[120][..9].iter_mut().for_each(|x| *x = 0.0);
