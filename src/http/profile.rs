@@ -408,8 +408,10 @@ mod tests {
             r.ratings.pairs(),
             vec![("a", 3.0), ("été", 5.0), ("🎬", 4.0)]
         );
-        assert!(r.ratings.ids.capacity() <= body.len());
-        assert!(r.ratings.entries.capacity() <= body.len() / MIN_ENTRY_BYTES);
+        // What was reserved and no more: the body's bytes, and the cap's 10 entries (fewer
+        // than its length allows).
+        assert_eq!(r.ratings.ids.capacity(), body.len());
+        assert_eq!(r.ratings.entries.capacity(), 10);
         // A body's word reserves no more than the cap's entries and MAX_RESERVED bytes.
         let refusal = Cell::new(None);
         let huge = Caps {
