@@ -35,7 +35,7 @@ pub use source::{
     Fingerprint, Loaded, Password, PostgresError, Source, SourceError, Target, Titles, UpsertError,
     check_postgres_url, parse_titles, split_password,
 };
-pub use split::{Held, Split, holdout, k_fold};
+pub use split::{Held, Split, clipped_rmse, holdout, k_fold};
 pub use write::{write_matrix, write_triples};
 
 use std::path::PathBuf;

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 
-use super::{Ratings, RatingsBuilder};
+use super::{RatingScale, Ratings, RatingsBuilder};
 
 /// One hidden rating.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,6 +22,20 @@ pub struct Held {
     pub item: u32,
     /// The rating.
     pub rating: f32,
+}
+
+/// RMSE of `predict(user, item)` on `test`, each prediction clipped into `scale` first (0 for an
+/// empty test): how the baselines score themselves while they tune (the models' full scores,
+/// with MAE, are `crate::score`'s).
+pub fn clipped_rmse(test: &[Held], scale: RatingScale, predict: impl Fn(usize, u32) -> f64) -> f64 {
+    let sq: f64 = test
+        .iter()
+        .map(|h| {
+            let e = scale.clip(predict(h.user as usize, h.item)) - f64::from(h.rating);
+            e * e
+        })
+        .sum();
+    (sq / test.len().max(1) as f64).sqrt()
 }
 
 /// Training ratings and the ratings hidden from them.

@@ -17,7 +17,7 @@ use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 
-use crate::data::{Held, RatingScale, Ratings, Split, holdout};
+use crate::data::{Held, RatingScale, Ratings, Split, clipped_rmse, holdout};
 use crate::linalg;
 
 /// Alternations (a user pass and an item pass each); held-out RMSE settles within about ten.
@@ -102,14 +102,7 @@ impl Als {
 
     /// RMSE of the clipped predictions on `test`.
     pub fn rmse(&self, test: &[Held], scale: RatingScale) -> f64 {
-        let sq: f64 = test
-            .iter()
-            .map(|h| {
-                let e = scale.clip(self.predict(h.user as usize, h.item)) - f64::from(h.rating);
-                e * e
-            })
-            .sum();
-        (sq / test.len().max(1) as f64).sqrt()
+        clipped_rmse(test, scale, |u, l| self.predict(u, l))
     }
 }
 

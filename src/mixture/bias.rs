@@ -38,7 +38,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_pcg::Pcg64Mcg;
 
-use crate::data::{Held, RatingScale, Ratings, Split};
+use crate::data::{Held, RatingScale, Ratings, Split, clipped_rmse};
 
 /// Alternating sweeps from zero; the offsets settle to 1e-4 within a handful on rating data.
 const SWEEPS: usize = 10;
@@ -355,14 +355,7 @@ impl Biases {
 
     /// RMSE of the clipped predictions on `test`.
     pub fn rmse(&self, test: &[Held], scale: RatingScale) -> f64 {
-        let sq: f64 = test
-            .iter()
-            .map(|h| {
-                let e = scale.clip(self.predict(h.user as usize, h.item)) - f64::from(h.rating);
-                e * e
-            })
-            .sum();
-        (sq / test.len().max(1) as f64).sqrt()
+        clipped_rmse(test, scale, |u, l| self.predict(u, l))
     }
 
     /// What a mixture over residuals is trained on: the ratings minus their baseline, each
