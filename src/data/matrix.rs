@@ -223,10 +223,11 @@ fn parse_digit_rows(
 }
 
 /// The non-zero digits of a digit row (checked by [`digit_shape`]) written to `items` and
-/// `values`, which hold exactly that many; the set of digits seen, bit d for digit d.
+/// `values`, which hold that many or more (a row's room for every column); the set of digits
+/// seen, bit d for digit d. The trailing whitespace `digit_shape` allows is not read.
 fn digits_into(line: &[u8], items: &mut [u32], values: &mut [f32]) -> u16 {
     let (mut kept, mut seen) = (0, 0u16);
-    for (l, &b) in line.iter().step_by(2).enumerate() {
+    for (l, &b) in line.trim_ascii_end().iter().step_by(2).enumerate() {
         let digit = b - b'0';
         // Every column is written where the next rating goes (no branch on the gaps); past
         // the row's last rating, nowhere.
@@ -331,36 +332,15 @@ fn parse_row(
 /// [`parse_row`] for a row of one-digit tokens one space apart (the seed's matrices: every row
 /// of a dense matrix of ratings on a 1–5 or 0–9 scale), read by position without walking its
 /// tokens; `None` for any other row, or one with a digit off the scale, which the token walk
-/// then reads and reports. The same ratings as the walk: every column written, a missing one
-/// overwritten by the next.
+/// then reads and reports. The same ratings as the walk.
 fn digit_row(
     line: &[u8],
     scale: Option<RatingScale>,
     items: &mut [u32],
     values: &mut [f32],
 ) -> Option<usize> {
-    let n_cols = items.len();
-    let line = line.trim_ascii_end();
-    if n_cols == 0 || line.len() != 2 * n_cols - 1 {
-        return None;
-    }
-    // Digits at even positions, single spaces between: one branch-free pass that vectorises.
-    let (pairs, last) = line.split_at(2 * n_cols - 2);
-    let not_digit = |b: u8| b.wrapping_sub(b'0') > 9;
-    let odd = pairs
-        .chunks_exact(2)
-        .fold(false, |odd, p| odd | not_digit(p[0]) | (p[1] != b' '));
-    if odd || not_digit(last[0]) {
-        return None;
-    }
-    let (mut kept, mut seen) = (0, 0u16);
-    for (l, &b) in line.iter().step_by(2).enumerate() {
-        let digit = b - b'0';
-        items[kept] = l as u32;
-        values[kept] = f32::from(digit);
-        kept += usize::from(digit != 0);
-        seen |= 1 << digit;
-    }
+    let kept = digit_shape(line, items.len())? as usize;
+    let seen = digits_into(line, items, values);
     // Every rating on the scale, or the walk reports the first that is not.
     (!scale.is_some_and(|s| off_scale(seen, s))).then_some(kept)
 }
@@ -515,6 +495,8 @@ mod tests {
         rows[120][..9].iter_mut().for_each(|x| *x = 0.0);
         let mut lines: Vec<String> = text(&rows).lines().map(str::to_owned).collect();
         lines[7].push_str(" \r");
+        // Trailing whitespace past one space is not a column (read by position, it would be).
+        lines[8].push_str("  \t ");
         let body = lines.join("\n");
         let split = split_lines(body.as_bytes());
         let counts = digit_counts(&split, 0..150, 23).expect("every row is a digit row");

@@ -283,8 +283,8 @@ impl Stage {
 
     /// Where `row` (a row's sorted items, of `d` columns) holds the run's columns: a binary
     /// search for each end, but for an end that is the row's own (the first run starts at
-    /// column 0, the last ends at `d`). Each search's probes are the row's first touches, a
-    /// cache miss apiece: they were a quarter of the seed's transpose (perf annotate).
+    /// column 0, the last ends at `d`). The searches' probes are the row's first touches: they
+    /// took a quarter of the seed's transpose's samples (perf annotate).
     fn span(&self, row: &[u32], d: usize) -> (usize, usize) {
         let Range { start, end } = self.columns;
         let a = if start == 0 {
