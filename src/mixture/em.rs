@@ -13,6 +13,7 @@ use ndarray::Array1;
 use super::pass::{Assign, Pass, PassTimes, Stats};
 use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
 use crate::data::Ratings;
+use crate::simd::dispatched;
 
 /// Reported after every iteration; return `ControlFlow::Break` to cancel the training.
 #[derive(Debug, Clone, Copy)]
@@ -374,28 +375,13 @@ pub(crate) fn m_step(
     assign: Assign,
     n_users: usize,
 ) -> (Mixture, f64) {
-    let (d, k) = (old.n_items(), old.k());
+    let k = old.k();
     let (lambda, min_w) = (params.prior_strength(), params.min_mean_weight());
     let mut means = old.means.clone();
     let mu = means.as_slice_mut().expect("standard layout");
-    let stride = st.stride;
-    for l in 0..d {
-        for j in 0..k {
-            let at = l * stride + j;
-            let w = st.denom[at];
-            if w >= min_w && w + lambda > 0.0 {
-                mu[l * k + j] = (st.numer[at] + lambda * prior[l]) / (w + lambda);
-            }
-        }
-    }
     // sse_j = Σ_u post_uj Σ_l (x − mu_jl)² = sq_norm_j − 2 Σ_l mu numer + Σ_l mu² denom
     let mut sse = st.users.sq_norm.clone();
-    for l in 0..d {
-        for j in 0..k {
-            let (at, m) = (l * stride + j, mu[l * k + j]);
-            sse[j] += m * (m * st.denom[at] - 2.0 * st.numer[at]);
-        }
-    }
+    means_and_sse(mu, st, prior, (lambda, min_w), &mut sse);
     let cost = sse.iter().map(|s| s.max(0.0)).sum();
     let floor = if assign == Assign::Soft {
         params.min_variance()
@@ -419,6 +405,50 @@ pub(crate) fn m_step(
         },
         cost,
     )
+}
+
+dispatched! {
+    /// The M-step's item loops: each mean from its item's sums (where its weight is at least
+    /// `min_w`; else it keeps the old value in `mu`), then `sse_j += Σ_l mu_jl (mu_jl
+    /// denom_lj − 2 numer_lj)` over the items in order.
+    fn means_and_sse, means_and_sse_avx2, means_and_sse_avx512 => means_and_sse_generic(
+        mu: &mut [f64], st: &Stats, prior: &[f64], shrink: (f64, f64), sse: &mut [f64]
+    )
+}
+
+/// Item by item, the K types side by side: every mean on its own and every `sse_j` a sum over
+/// the items in order, so vector lanes over the types give the bits of one entry at a time. The
+/// division is made for every entry and kept where the weight allows (no branch a lane).
+#[inline(always)]
+fn means_and_sse_generic(
+    mu: &mut [f64],
+    st: &Stats,
+    prior: &[f64],
+    (lambda, min_w): (f64, f64),
+    sse: &mut [f64],
+) {
+    let (k, d, stride) = (sse.len(), prior.len(), st.stride);
+    if k == 0 {
+        return;
+    }
+    let rows = || {
+        let (numer, denom) = (&st.numer[..d * stride], &st.denom[..d * stride]);
+        numer
+            .chunks_exact(stride)
+            .zip(denom.chunks_exact(stride))
+            .map(|(num, den)| (&num[..k], &den[..k]))
+    };
+    for ((m, (num, den)), &target) in mu.chunks_exact_mut(k).zip(rows()).zip(prior) {
+        for ((m, &n), &w) in m.iter_mut().zip(num).zip(den) {
+            let new = (n + lambda * target) / (w + lambda);
+            *m = if w >= min_w && w + lambda > 0.0 { new } else { *m };
+        }
+    }
+    for (m, (num, den)) in mu.chunks_exact(k).zip(rows()) {
+        for (((s, &m), &n), &w) in sse.iter_mut().zip(m).zip(num).zip(den) {
+            *s += m * (m * w - 2.0 * n);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -526,8 +526,10 @@ impl<'r> Pass<'r> {
 /// Copies the means item-major into rows of [`padded`]`(k)` entries (padding stays 0).
 fn pad_means(mixture: &Mixture, out: &mut [f64]) {
     let (k, stride) = (mixture.k(), padded(mixture.k()));
-    for (row, src) in out.chunks_exact_mut(stride).zip(mixture.means.rows()) {
-        row[..k].iter_mut().zip(src).for_each(|(o, &m)| *o = m);
+    let means = mixture.means.as_standard_layout();
+    let means = means.as_slice().expect("a standard layout");
+    for (row, src) in out.chunks_exact_mut(stride).zip(means.chunks_exact(k)) {
+        row[..k].copy_from_slice(src);
     }
 }
 
