@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-use ndarray::Array1;
 
 use super::pass::{Assign, Pass, PassTimes, Stats};
 use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
@@ -258,15 +257,14 @@ impl<'r> Stepper<'r> {
     pub fn step(&mut self) -> f64 {
         let n_users = self.pass.n_users();
         let stats = self.pass.run(&self.mixture, self.assign);
-        let (next, cost) = m_step(
+        let cost = m_step(
             stats,
-            &self.mixture,
+            &mut self.mixture,
             &self.prior,
             &self.params,
             self.assign,
             n_users,
         );
-        self.mixture = next;
         match self.assign {
             Assign::Soft => stats.users.objective,
             Assign::Hard => cost,
@@ -358,8 +356,8 @@ fn stopped(assign: Assign, change: f64, objective: f64, tol: f64) -> bool {
     }
 }
 
-/// The M-step from a pass's statistics; also returns the sum of squared residuals with the new
-/// means (the k-means cost).
+/// The M-step from a pass's statistics, into `mixture` in place; returns the sum of squared
+/// residuals with the new means (the k-means cost).
 ///
 /// - weights `p_j = Σ_u post_uj / n`
 /// - means `mu_jl = (numer_lj + λ m_l) / (denom_lj + λ)` where `denom_lj ≥ min_mean_weight`
@@ -369,16 +367,19 @@ fn stopped(assign: Assign, change: f64, objective: f64, tol: f64) -> bool {
 ///   its clusters' raw spread, as the seed does)
 pub(crate) fn m_step(
     st: &Stats,
-    old: &Mixture,
+    mixture: &mut Mixture,
     prior: &[f64],
     params: &ValidParams,
     assign: Assign,
     n_users: usize,
-) -> (Mixture, f64) {
-    let k = old.k();
+) -> f64 {
     let (lambda, min_w) = (params.prior_strength(), params.min_mean_weight());
-    let mut means = old.means.clone();
-    let mu = means.as_slice_mut().expect("standard layout");
+    // In place: a new array a step was a fresh allocation (at 17,770 items and K = 12, 1.7 MB
+    // of pages faulted in every iteration).
+    if !mixture.means.is_standard_layout() {
+        mixture.means = mixture.means.as_standard_layout().into_owned();
+    }
+    let mu = mixture.means.as_slice_mut().expect("a standard layout");
     // sse_j = Σ_u post_uj Σ_l (x − mu_jl)² = sq_norm_j − 2 Σ_l mu numer + Σ_l mu² denom
     let mut sse = st.users.sq_norm.clone();
     means_and_sse(mu, st, prior, (lambda, min_w), &mut sse);
@@ -388,23 +389,16 @@ pub(crate) fn m_step(
     } else {
         0.0
     };
-    let variances = Array1::from_shape_fn(k, |j| {
-        let v = if st.users.count[j] > 0.0 {
-            (sse[j] / st.users.count[j]).max(0.0)
-        } else {
-            old.variances[j]
-        };
-        v.max(floor)
-    });
-    let weights = Array1::from_shape_fn(k, |j| st.users.weight[j] / n_users as f64);
-    (
-        Mixture {
-            means,
-            variances,
-            weights,
-        },
-        cost,
-    )
+    for (j, var) in mixture.variances.iter_mut().enumerate() {
+        if st.users.count[j] > 0.0 {
+            *var = (sse[j] / st.users.count[j]).max(0.0);
+        }
+        *var = var.max(floor);
+    }
+    for (p, &w) in mixture.weights.iter_mut().zip(&st.users.weight) {
+        *p = w / n_users as f64;
+    }
+    cost
 }
 
 dispatched! {
