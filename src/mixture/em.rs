@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::ops::ControlFlow;
 
-
 use super::pass::{Assign, Pass, PassTimes, Stats};
 use super::{Algorithm, Fit, Init, Mixture, ValidParams, init, numpy};
 use crate::data::Ratings;
@@ -435,7 +434,11 @@ fn means_and_sse_generic(
     for ((m, (num, den)), &target) in mu.chunks_exact_mut(k).zip(rows()).zip(prior) {
         for ((m, &n), &w) in m.iter_mut().zip(num).zip(den) {
             let new = (n + lambda * target) / (w + lambda);
-            *m = if w >= min_w && w + lambda > 0.0 { new } else { *m };
+            *m = if w >= min_w && w + lambda > 0.0 {
+                new
+            } else {
+                *m
+            };
         }
     }
     for (m, (num, den)) in mu.chunks_exact(k).zip(rows()) {
@@ -448,6 +451,87 @@ fn means_and_sse_generic(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mixture::pass::{UserSums, padded};
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn the_m_steps_item_loops_give_the_bits_of_one_entry_at_a_time_on_every_level() {
+        use crate::simd::{Level, detected};
+        let d = 37;
+        // K = 12 fills its padded rows; 1, 5 and 16 take other widths and tails.
+        for k in [1, 5, 12, 16] {
+            let stride = padded(k);
+            let entry = |i: usize, m: usize| ((i * 7 + m) % 23) as f64 / 3.0 - 1.0;
+            let st = Stats {
+                stride,
+                numer: (0..d * stride).map(|i| entry(i, 5) * 4.0).collect(),
+                // Some weights under the minimum of 1, some at 0: those means keep their value.
+                denom: (0..d * stride)
+                    .map(|i| (entry(i, 2) + 1.0).max(0.0))
+                    .collect(),
+                users: UserSums {
+                    weight: vec![0.0; k],
+                    count: vec![0.0; k],
+                    sq_norm: (0..k).map(|j| 50.0 + j as f64).collect(),
+                    objective: 0.0,
+                },
+            };
+            let prior: Vec<f64> = (0..d).map(|l| 3.0 + entry(l, 1)).collect();
+            let old: Vec<f64> = (0..d * k).map(|i| entry(i, 3) + 3.0).collect();
+            for shrink in [(0.0, 1.0), (2.5, 0.5)] {
+                // The loop as it was, one entry at a time.
+                let (lambda, min_w) = shrink;
+                let mut want = old.clone();
+                for l in 0..d {
+                    for j in 0..k {
+                        let (at, w) = (l * stride + j, st.denom[l * stride + j]);
+                        if w >= min_w && w + lambda > 0.0 {
+                            want[l * k + j] = (st.numer[at] + lambda * prior[l]) / (w + lambda);
+                        }
+                    }
+                }
+                let mut want_sse = st.users.sq_norm.clone();
+                for l in 0..d {
+                    for j in 0..k {
+                        let (at, m) = (l * stride + j, want[l * k + j]);
+                        want_sse[j] += m * (m * st.denom[at] - 2.0 * st.numer[at]);
+                    }
+                }
+                assert!(
+                    want.iter().zip(&old).any(|(a, b)| a == b),
+                    "some means kept"
+                );
+                assert!(
+                    want.iter().zip(&old).any(|(a, b)| a != b),
+                    "some means moved"
+                );
+                for level in Level::ALL.into_iter().filter(|&l| l <= detected()) {
+                    let (mut mu, mut sse) = (old.clone(), st.users.sq_norm.clone());
+                    match level {
+                        Level::Portable => {
+                            means_and_sse_generic(&mut mu, &st, &prior, shrink, &mut sse)
+                        }
+                        // SAFETY: only levels up to `detected()` run.
+                        Level::Avx2 => unsafe {
+                            means_and_sse_avx2(&mut mu, &st, &prior, shrink, &mut sse)
+                        },
+                        // SAFETY: as above.
+                        Level::Avx512 => unsafe {
+                            means_and_sse_avx512(&mut mu, &st, &prior, shrink, &mut sse)
+                        },
+                    }
+                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&mu),
+                        bits(&want),
+                        "means, k = {k}, {level:?}, {shrink:?}"
+                    );
+                    assert_eq!(bits(&sse), bits(&want_sse), "sse, k = {k}, {level:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn remaining_iterations_follow_a_geometric_decay() {
