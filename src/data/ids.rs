@@ -95,9 +95,9 @@ impl IdMap {
 
     /// The id of index `i` (which must be below `len()`).
     pub fn name(&self, i: usize) -> Cow<'_, str> {
-        match self {
-            Self::Positional(_) => Cow::Owned(i.to_string()),
-            Self::Named { names, .. } => Cow::Borrowed(&names[i]),
+        match self.id(i) {
+            Id::Position(i) => Cow::Owned(i.to_string()),
+            Id::Name(name) => Cow::Borrowed(name),
         }
     }
 
