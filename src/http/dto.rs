@@ -9,6 +9,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::extract::{JsonOut, WriteJson};
 use crate::data::Id;
 use crate::mixture::Prediction;
 use crate::serving::store::Entry;
@@ -273,6 +274,48 @@ impl<'a> PredictionResponse<'a> {
     }
 }
 
+impl WriteJson for PredictionResponse<'_> {
+    fn write_json(&self, out: &mut JsonOut<'_>) {
+        out.raw("{\"model_version\":");
+        out.u64(self.model_version);
+        out.raw(",\"posterior\":[");
+        for (i, t) in self.posterior.iter().enumerate() {
+            out.raw(if i == 0 { "{\"type\":" } else { ",{\"type\":" });
+            out.u64(t.kind as u64);
+            out.raw(",\"probability\":");
+            out.f64(t.probability);
+            out.raw("}");
+        }
+        out.raw("],\"items\":[");
+        for (i, p) in self.items.iter().enumerate() {
+            out.raw(if i == 0 { "{\"item\":" } else { ",{\"item\":" });
+            write_id(&p.item, out);
+            if let Some(title) = p.title {
+                out.raw(",\"title\":");
+                out.str(title);
+            }
+            out.raw(",\"rating\":");
+            out.f64(p.rating);
+            out.raw(",\"spread\":");
+            out.f64(p.spread);
+            out.raw("}");
+        }
+        out.raw("]}");
+    }
+}
+
+/// An id as [`id`] writes it: a name quoted and escaped, a position as its digits in quotes.
+fn write_id(id: &Id<'_>, out: &mut JsonOut<'_>) {
+    match id {
+        Id::Name(name) => out.str(name),
+        Id::Position(i) => {
+            out.raw("\"");
+            out.u64(*i as u64);
+            out.raw("\"");
+        }
+    }
+}
+
 /// The posterior's DTO, in the order given (most likely first).
 fn posterior(types: Vec<(usize, f64)>) -> Vec<TypeProbability> {
     types
@@ -486,4 +529,67 @@ pub struct Status {
     /// The serving model's version (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(value: &impl WriteJson) -> String {
+        let mut bytes = Vec::new();
+        value.write_json(&mut JsonOut(&mut bytes));
+        String::from_utf8(bytes).expect("UTF-8")
+    }
+
+    #[test]
+    fn a_written_prediction_answer_is_what_serde_writes() {
+        // Names that need escaping (quotes, backslashes, control characters, non-ASCII),
+        // positions, titles and none, and floats of every kind serde_json writes differently.
+        let names = [
+            "plain",
+            "with \"quotes\" and \\",
+            "tab\tnew\nline\u{1}",
+            "Amélie ✓",
+            "",
+        ];
+        let floats = [
+            4.642196516486773,
+            -0.0,
+            0.0,
+            1e-300,
+            3.905041280255294e-6,
+            1e22,
+            -123456.75,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE / 4.0,
+        ];
+        for n_items in [0, 1, 7] {
+            for n_types in [0, 1, 12] {
+                let answer = PredictionResponse {
+                    model_version: 18_446_744_073_709_551_615 - n_items as u64,
+                    posterior: (0..n_types)
+                        .map(|j| TypeProbability {
+                            kind: j * 3,
+                            probability: floats[j % floats.len()],
+                        })
+                        .collect(),
+                    items: (0..n_items)
+                        .map(|i| ItemPrediction {
+                            item: if i % 2 == 0 {
+                                Id::Name(names[i % names.len()])
+                            } else {
+                                Id::Position(i * 1_000_003)
+                            },
+                            title: (i % 3 != 0).then_some(names[(i + 1) % names.len()]),
+                            rating: floats[i % floats.len()],
+                            spread: floats[(i + 3) % floats.len()],
+                        })
+                        .collect(),
+                };
+                let serde = serde_json::to_string(&answer).expect("serialises");
+                assert_eq!(written(&answer), serde, "{n_items} items, {n_types} types");
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use super::dto::{
     TypesResponse,
 };
 use super::error::ApiError;
-use super::extract::{Json, Path, Query};
+use super::extract::{Json, Path, Query, Written};
 use super::profile::ProfileJson;
 use super::state::AppState;
 
@@ -25,7 +25,7 @@ pub async fn complete(
 ) -> Result<Response, ApiError> {
     let model = state.ready_model()?;
     let answer = model.complete(&req.ratings.pairs(), req.items.as_deref())?;
-    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
+    Ok(Written(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/recommend`.
@@ -36,7 +36,7 @@ pub async fn recommend(
     let model = state.ready_model()?;
     let max_n = state.server.max_n;
     let answer = model.recommend(&req.ratings.pairs(), req.n, max_n, &req.exclude)?;
-    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
+    Ok(Written(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/onboarding`: the items worth asking this profile about, with the body, bounds and
@@ -62,7 +62,7 @@ pub async fn user_recommendations(
     let answer = state
         .registry
         .user_recommendations(&model, &user, q.n, max_n)?;
-    Ok(Json(PredictionResponse::new(&model, answer)).into_response())
+    Ok(Written(PredictionResponse::new(&model, answer)).into_response())
 }
 
 /// `POST /v1/users/{user_id}/ratings`: the user's ratings, written to the database source;
