@@ -304,8 +304,12 @@ impl Model {
     }
 
     /// [`Self::recommend`] with `table` ([`ScoreTable::new`] of this model): the same items,
-    /// ratings and spreads to the bit, the catalogue scored a block at a time from the
-    /// type-major means, with no vector of every item's score.
+    /// ratings and spreads to the bit, with no vector of every item's score. The catalogue is
+    /// scored a block at a time from the type-major means rounded to `f32` (half the bytes
+    /// and twice the items a vector), which only rules items out: the few whose rough score
+    /// comes within the rounding's bound of the n-th best are scored again exactly and ranked
+    /// ([`Coarse`]). Where the bound cannot be kept (weights or means near `f32`'s range), every
+    /// item is scored exactly.
     pub fn recommend_from(
         &self,
         table: &ScoreTable,
@@ -317,29 +321,243 @@ impl Model {
         if n > STREAMED_TOP_N {
             return self.recommend(post, n, skip);
         }
-        let (d, mut skip) = (table.d, SkipWalk::new(skip));
-        let mut block = [0.0; SCORE_BLOCK];
-        let mut best = Best::new(n);
-        for start in (0..d).step_by(SCORE_BLOCK) {
-            let block = &mut block[..SCORE_BLOCK.min(d - start)];
-            let (by_type, offsets) = (&table.by_type[..], &table.item_offset[..]);
-            table_scores(
-                by_type,
-                d,
-                &post.weights,
-                post.offset,
-                offsets,
-                start,
-                block,
-            );
-            rank_block(block, start, &mut skip, &mut best);
-        }
-        best.items
-            .into_iter()
+        let coarse = table
+            .coarse
+            .as_ref()
+            .and_then(|c| Some((c, c.margin(&post.weights, post.offset)?)));
+        let best = match coarse {
+            Some((coarse, margin)) => self.best_by_coarse(table, coarse, margin, post, n, skip),
+            None => best_exact(table, post, n, skip),
+        };
+        best.into_iter()
             .map(|(_, l)| self.predict(post, l))
             .collect()
     }
+
+    /// The n best (exact score, item) pairs outside `skip`: the coarse pass collects every
+    /// item whose rough score may rank, the exact scores of those decide. (See [`Coarse`] for
+    /// why nothing it leaves out can rank.)
+    fn best_by_coarse(
+        &self,
+        table: &ScoreTable,
+        coarse: &Coarse,
+        margin: f64,
+        post: &Posterior,
+        n: usize,
+        skip: &[u32],
+    ) -> Vec<(f64, u32)> {
+        let (d, k) = (table.d, self.k());
+        let weights: Vec<f32> = post.weights.iter().map(|&w| w as f32).collect();
+        let (offset, mut skip) = (post.offset as f32, SkipWalk::new(skip));
+        let mut block = [0.0f32; SCORE_BLOCK];
+        let mut rough = RoughBest::new(n);
+        // Most requests collect a few times n (each new best so far, as a scan finds them).
+        let mut found = Vec::with_capacity(8 * n + 32);
+        let stride = coarse.stride;
+        for start in (0..d).step_by(SCORE_BLOCK) {
+            // Whole chunks scored (the padding's too), the catalogue's items ranked.
+            let block = &mut block[..SCORE_BLOCK.min(stride - start)];
+            let (by_type, offsets) = (&coarse.by_type[..], &coarse.item_offset[..]);
+            coarse_scores(by_type, stride, &weights, offset, offsets, start, block);
+            let found_at = CollectAt {
+                margin: COLLECT_MARGINS * margin,
+                start,
+            };
+            let items = SCORE_BLOCK.min(d - start);
+            coarse_rank(&block[..items], found_at, &mut skip, &mut rough, &mut found);
+        }
+        // The n best rough scores are each within `margin` of their exact ones, so an item
+        // whose rough score is more than three margins below the n-th of them is beaten by n
+        // items exactly; at most a few more than n are left to score exactly.
+        let floor = f64::from(rough.floor()) - KEEP_MARGINS * margin;
+        let means = self.mixture.means.as_slice().expect("standard layout");
+        let mut best = Best::new(n);
+        for &(rough_score, l) in &found {
+            if f64::from(rough_score) >= floor {
+                let at = l as usize;
+                let shift = post.offset + table.item_offset[at];
+                best.offer((exact_score(&means[at * k..][..k], &post.weights, shift), l));
+            }
+        }
+        best.items
+    }
 }
+
+/// The n best (exact score, item) pairs outside `skip`, every item scored exactly: where the
+/// coarse pass's bound cannot be kept.
+fn best_exact(table: &ScoreTable, post: &Posterior, n: usize, skip: &[u32]) -> Vec<(f64, u32)> {
+    let (d, mut skip) = (table.d, SkipWalk::new(skip));
+    let mut block = [0.0; SCORE_BLOCK];
+    let mut best = Best::new(n);
+    for start in (0..d).step_by(SCORE_BLOCK) {
+        let block = &mut block[..SCORE_BLOCK.min(d - start)];
+        let (by_type, offsets) = (&table.by_type[..], &table.item_offset[..]);
+        table_scores(
+            by_type,
+            d,
+            &post.weights,
+            post.offset,
+            offsets,
+            start,
+            block,
+        );
+        rank_block(block, start, &mut skip, &mut best);
+    }
+    best.items
+}
+
+/// One item's score as [`table_scores`] works it out, to the bit: the sum over the types in
+/// order from 0, then the shift (`offset + b_l`) added.
+#[inline]
+fn exact_score(means: &[f64], weights: &[f64], shift: f64) -> f64 {
+    let mut acc = 0.0;
+    for (&w, &m) in weights.iter().zip(means) {
+        acc += w * m;
+    }
+    acc + shift
+}
+
+/// Rough scores this many margins below the n-th best rough score so far are not collected
+/// (one more than [`KEEP_MARGINS`]: the threshold itself is rounded to `f32`).
+const COLLECT_MARGINS: f64 = 4.0;
+/// Collected items this many margins below the final n-th best rough score are not scored
+/// exactly.
+const KEEP_MARGINS: f64 = 3.0;
+
+/// Where [`coarse_rank`]'s block starts, and how far below the n-th best rough score an item
+/// is still collected.
+#[derive(Clone, Copy)]
+struct CollectAt {
+    margin: f64,
+    start: usize,
+}
+
+dispatched! {
+    /// Offers the rough scores of `block` outside `skip` to `rough` and collects, into
+    /// `found`, every item whose rough score is within `at.margin` of the n-th best so far.
+    fn coarse_rank, coarse_rank_avx2, coarse_rank_avx512 => coarse_rank_generic(
+        block: &[f32], at: CollectAt, skip: &mut SkipWalk, rough: &mut RoughBest, found: &mut Vec<(f32, u32)>
+    )
+}
+
+/// As [`rank_block_generic`]: a group of [`COARSE_GROUP`] rough scores is compared with the
+/// collecting threshold at once, and only the items that reach it are looked at.
+#[inline(always)]
+fn coarse_rank_generic(
+    block: &[f32],
+    at: CollectAt,
+    skip: &mut SkipWalk,
+    rough: &mut RoughBest,
+    found: &mut Vec<(f32, u32)>,
+) {
+    let (groups, tail) = block.as_chunks::<COARSE_GROUP>();
+    for (g, group) in groups.iter().enumerate() {
+        let below = collect_floor(rough, at.margin);
+        // One bit an item that reaches the threshold (a vector compare into a mask).
+        let mut reach = 0u32;
+        for (i, &s) in group.iter().enumerate() {
+            reach |= u32::from(s >= below) << i;
+        }
+        // Only those items, in order; the threshold may rise as they are offered.
+        while reach != 0 {
+            let i = reach.trailing_zeros() as usize;
+            reach &= reach - 1;
+            let s = group[i];
+            if s < collect_floor(rough, at.margin) {
+                continue;
+            }
+            let l = (at.start + g * COARSE_GROUP + i) as u32;
+            if !skip.holds(l) {
+                found.push((s, l));
+                rough.offer(s);
+            }
+        }
+    }
+    let at = CollectAt {
+        start: at.start + groups.len() * COARSE_GROUP,
+        ..at
+    };
+    collect_items(tail, at, skip, rough, found);
+}
+
+/// The items of `scores` one by one.
+#[inline(always)]
+fn collect_items(
+    scores: &[f32],
+    at: CollectAt,
+    skip: &mut SkipWalk,
+    rough: &mut RoughBest,
+    found: &mut Vec<(f32, u32)>,
+) {
+    let mut below = collect_floor(rough, at.margin);
+    for (i, &s) in scores.iter().enumerate() {
+        if s < below {
+            continue;
+        }
+        let l = (at.start + i) as u32;
+        if !skip.holds(l) {
+            found.push((s, l));
+            rough.offer(s);
+            below = collect_floor(rough, at.margin);
+        }
+    }
+}
+
+/// The rough score below which an item is not collected: `margin` below the n-th best rough
+/// score so far (−∞ until there are n; +∞ when n is 0), rounded to `f32`.
+#[inline(always)]
+fn collect_floor(rough: &RoughBest, margin: f64) -> f32 {
+    (f64::from(rough.floor()) - margin) as f32
+}
+
+/// The n best rough scores so far, best first: all the coarse pass needs of them is the n-th
+/// (ties and items do not matter), so plain `f32` comparisons in a small sorted array, where
+/// [`Best`] orders by `total_cmp` and item (an offer there took several times as long, and a
+/// scan makes about n (1 + ln(d/n)) of them).
+struct RoughBest {
+    n: usize,
+    len: usize,
+    scores: [f32; STREAMED_TOP_N],
+}
+
+impl RoughBest {
+    fn new(n: usize) -> Self {
+        assert!(n <= STREAMED_TOP_N, "streamed only");
+        Self {
+            n,
+            len: 0,
+            scores: [0.0; STREAMED_TOP_N],
+        }
+    }
+
+    /// The n-th best score (−∞ until there are n, +∞ when n is 0: nothing ranks).
+    #[inline(always)]
+    fn floor(&self) -> f32 {
+        match (self.n, self.len == self.n) {
+            (0, _) => f32::INFINITY,
+            (n, true) => self.scores[n - 1],
+            _ => f32::NEG_INFINITY,
+        }
+    }
+
+    /// Keeps `s` if it beats the n-th best so far (the pass offers only finite scores).
+    #[inline]
+    fn offer(&mut self, s: f32) {
+        if self.n == 0 || (self.len == self.n && s <= self.scores[self.n - 1]) {
+            return;
+        }
+        let mut at = self.len.min(self.n - 1);
+        self.len = (self.len + 1).min(self.n);
+        while at > 0 && self.scores[at - 1] < s {
+            self.scores[at] = self.scores[at - 1];
+            at -= 1;
+        }
+        self.scores[at] = s;
+    }
+}
+
+/// Rough scores compared with the collecting threshold at once: one AVX-512 vector.
+const COARSE_GROUP: usize = 16;
 
 dispatched! {
     /// Offers the items of `block` (scores of the items from `start` on) outside `skip` to
@@ -424,6 +642,98 @@ pub struct ScoreTable {
     item_offset: Vec<f64>,
     /// The per-type constants of the posterior's log-density.
     terms: Terms,
+    /// `by_type` and `item_offset` rounded to `f32`, where their magnitudes allow.
+    coarse: Option<Coarse>,
+}
+
+/// The score table rounded to `f32`, for a first pass over the catalogue that only rules
+/// items out ([`Model::recommend_from`]).
+///
+/// Why nothing it rules out could rank: with u = 2⁻²⁴ (`f32`'s unit roundoff), weights w_j
+/// rounded to `f32`, means m_lj and shifts c_l = offset + b_l likewise, the rough score of
+/// item l differs from its exact one by at most
+///
+///   ε = (K + 6) u (Σ|w_j| max|m| + |offset| + max|b|) · 1.01 + (K + 2)(max|m| + 1) 2⁻¹⁴⁰:
+///
+/// rounding the inputs costs 2u of each product and u of each shift's two terms, the K − 1
+/// additions and K products at most (K − 1)u and Ku of the sum of the products' magnitudes
+/// (the classic bound of a dot product), the last addition u of the total, and the exact
+/// (`f64`) score's own error is below 0.01 of all that; the last term covers products and
+/// sums that fall to `f32`'s subnormals. With T the n-th best rough score at the end: the n
+/// items holding the best rough scores score at least T − ε exactly, and an item whose rough
+/// score is below T − 3ε scores below T − 2ε exactly, behind those n: it cannot rank. The pass
+/// collects every item whose rough score reaches the n-th best *so far* less 4ε (which only
+/// rises towards T; the extra ε covers that threshold's own rounding to `f32`), and the exact
+/// scores of the collected items within 3ε of T decide, through the same ranking as before.
+///
+/// Kept only where every mean and offset is finite and at most [`COARSE_LIMIT`]; a request
+/// whose weights or offset would take a rough score past it is scored exactly.
+///
+/// Each type's row is padded with zeros to whole [`COARSE_CHUNK`]s, so the rough scores of
+/// the last items come from the vector loop too (a scalar tail of K dependent additions an
+/// item was a quarter of the rough pass where the catalogue did not end on a whole chunk).
+#[derive(Debug, Clone, PartialEq)]
+struct Coarse {
+    /// `m_lj` at `j · stride + l`. (K · stride)
+    by_type: Vec<f32>,
+    /// b_l, then zeros. (stride)
+    item_offset: Vec<f32>,
+    /// d rounded up to whole chunks.
+    stride: usize,
+    /// max |m_lj|, max |b_l| of the exact table.
+    max_mean: f64,
+    max_offset: f64,
+}
+
+/// Items [`coarse_scores`] scores at once (four chains of sixteen).
+const COARSE_CHUNK: usize = 64;
+const _: () = assert!(SCORE_BLOCK.is_multiple_of(COARSE_CHUNK), "blocks of whole chunks");
+
+/// The largest magnitude of a weight, mean, offset or score bound the coarse pass takes:
+/// far inside `f32`'s range (3.4e38) even as the sum of many products.
+const COARSE_LIMIT: f64 = 1e30;
+
+impl Coarse {
+    /// The rounded table, or `None` where a mean or offset is not finite or past
+    /// [`COARSE_LIMIT`].
+    fn new(by_type: &[f64], item_offset: &[f64]) -> Option<Self> {
+        let largest = |v: &[f64]| -> Option<f64> {
+            v.iter().try_fold(0.0f64, |m, x| {
+                (x.abs() <= COARSE_LIMIT).then(|| m.max(x.abs()))
+            })
+        };
+        let (max_mean, max_offset) = (largest(by_type)?, largest(item_offset)?);
+        let d = item_offset.len();
+        let stride = d.div_ceil(COARSE_CHUNK) * COARSE_CHUNK;
+        let padded = |row: &[f64]| -> Vec<f32> {
+            let mut out: Vec<f32> = row.iter().map(|&x| x as f32).collect();
+            out.resize(stride, 0.0);
+            out
+        };
+        Some(Self {
+            by_type: by_type.chunks_exact(d.max(1)).flat_map(padded).collect(),
+            item_offset: padded(item_offset),
+            stride,
+            max_mean,
+            max_offset,
+        })
+    }
+
+    /// ε of a request with these weights and offset, or `None` where a rough score could
+    /// pass [`COARSE_LIMIT`] (or a weight is not finite).
+    fn margin(&self, weights: &[f64], offset: f64) -> Option<f64> {
+        let weight_sum: f64 = weights.iter().map(|w| w.abs()).sum();
+        let shift = offset.abs() + self.max_offset;
+        let bound = weight_sum * self.max_mean + shift;
+        // Written so that a NaN refuses.
+        if !(weight_sum <= COARSE_LIMIT && shift <= COARSE_LIMIT && bound <= COARSE_LIMIT) {
+            return None;
+        }
+        let k = weights.len() as f64;
+        let unit = f64::from(f32::EPSILON) / 2.0;
+        let subnormal = (k + 2.0) * (self.max_mean + 1.0) * 2f64.powi(-140);
+        Some((k + 6.0) * unit * bound * 1.01 + subnormal)
+    }
 }
 
 impl ScoreTable {
@@ -445,11 +755,13 @@ impl ScoreTable {
                 by_type[j * d + l] = m;
             }
         }
+        let item_offset: Vec<f64> = (0..d).map(|l| model.item_offset(l)).collect();
         Self {
             k,
             d,
+            coarse: Coarse::new(&by_type, &item_offset),
             by_type,
-            item_offset: (0..d).map(|l| model.item_offset(l)).collect(),
+            item_offset,
             terms: Terms::new(&model.mixture),
         }
     }
@@ -509,9 +821,14 @@ dispatched! {
     )
 }
 
-/// Thirty-two items at a time in four independent chains of eight (one chain's K additions
-/// are dependent: one chain alone waits on the adder), each item's sum in a register across
-/// the types in order (one store an item).
+dispatched! {
+    /// [`table_scores`] of the table rounded to `f32` ([`Coarse`]).
+    fn coarse_scores, coarse_scores_avx2, coarse_scores_avx512 => coarse_scores_generic(
+        by_type: &[f32], d: usize, post: &[f32], offset: f32, item_offset: &[f32], start: usize, out: &mut [f32]
+    )
+}
+
+/// Thirty-two items at a time in four independent chains of eight.
 #[inline(always)]
 fn table_scores_generic(
     by_type: &[f64],
@@ -522,7 +839,44 @@ fn table_scores_generic(
     start: usize,
     out: &mut [f64],
 ) {
-    const W: usize = 32;
+    scores_of_table::<f64, 32>(by_type, d, post, offset, item_offset, start, out);
+}
+
+/// Sixty-four items at a time in four independent chains of sixteen.
+#[inline(always)]
+fn coarse_scores_generic(
+    by_type: &[f32],
+    d: usize,
+    post: &[f32],
+    offset: f32,
+    item_offset: &[f32],
+    start: usize,
+    out: &mut [f32],
+) {
+    scores_of_table::<f32, 64>(by_type, d, post, offset, item_offset, start, out);
+}
+
+/// The floats a score table holds.
+trait Score:
+    Copy + Default + std::ops::Add<Output = Self> + std::ops::Mul<Output = Self> + std::ops::AddAssign
+{
+}
+impl Score for f32 {}
+impl Score for f64 {}
+
+/// `W` items at a time in four independent chains (one chain's K additions are dependent: one
+/// chain alone waits on the adder), each item's sum in a register across the types in order
+/// (one store an item).
+#[inline(always)]
+fn scores_of_table<T: Score, const W: usize>(
+    by_type: &[T],
+    d: usize,
+    post: &[T],
+    offset: T,
+    item_offset: &[T],
+    start: usize,
+    out: &mut [T],
+) {
     let offsets = &item_offset[start..][..out.len()];
     let (chunks, tail) = out.as_chunks_mut::<W>();
     let (offset_chunks, offset_tail) = offsets.as_chunks::<W>();
@@ -531,9 +885,9 @@ fn table_scores_generic(
         // Whole rows as arrays and the offsets chunked beside the output: no index is checked
         // inside the loops, so each runs in vector registers (indexing the offsets by
         // `c · W + i` left the last loop scalar, the sums spilled to the stack).
-        let mut acc = [0.0f64; W];
+        let mut acc = [T::default(); W];
         for (j, &p) in post.iter().enumerate() {
-            let row: &[f64; W] = by_type[j * d + start + c * W..][..W]
+            let row: &[T; W] = by_type[j * d + start + c * W..][..W]
                 .try_into()
                 .expect("a whole row");
             for i in 0..W {
@@ -546,7 +900,7 @@ fn table_scores_generic(
     }
     for (i, (o, &b)) in tail.iter_mut().zip(offset_tail).enumerate() {
         let l = start + full + i;
-        let mut acc = 0.0;
+        let mut acc = T::default();
         for (j, &p) in post.iter().enumerate() {
             acc += p * by_type[j * d + l];
         }
@@ -816,6 +1170,127 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `m` with random means (and item offsets where it has a baseline) whose differences
+    /// from item to item are far below `f32`'s resolution: in a third of the items the rough
+    /// scores tie where exact ones do not, in another they are the same means moved by about
+    /// `f32`'s spacing, so rough and exact scores order them differently; the rest are spread.
+    fn near_ties(k: usize, d: usize, seed: u64, baseline: bool) -> Model {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(seed);
+        let base: Vec<f64> = (0..k).map(|_| rng.random::<f64>() * 4.0 - 2.0).collect();
+        let means = ndarray::Array2::from_shape_fn((d, k), |(l, j)| match l % 3 {
+            0 => base[j] + (l as f64) * 1e-12,
+            1 => base[j] + (rng.random::<f64>() - 0.5) * 4e-7,
+            _ => rng.random::<f64>() * 6.0 - 3.0,
+        });
+        Model {
+            mixture: Mixture {
+                means,
+                variances: ndarray::Array1::from_elem(k, 0.7),
+                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
+            },
+            algorithm: Algorithm::Em,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            clip: false,
+            baseline: baseline.then(|| Baseline {
+                global: 3.5,
+                item: (0..d)
+                    .map(|l| if l % 2 == 0 { 0.25 } else { 1e-9 * l as f64 })
+                    .collect(),
+                lambda_user: 4.0,
+                centre: vec![0.0; d],
+                item_var: vec![0.9; d],
+                noise: 0.9,
+            }),
+        }
+    }
+
+    #[test]
+    fn the_rough_first_pass_ranks_exactly_where_rough_scores_tie() {
+        for (k, d) in [(1, 40), (3, 15), (12, 1181), (17, 300)] {
+            for baseline in [false, true] {
+                let m = near_ties(k, d, (k * d) as u64, baseline);
+                let table = ScoreTable::new(&m);
+                let coarse = table.coarse.as_ref().expect("means in f32's range");
+                let profiles: [Vec<(u32, f64)>; 3] = [
+                    vec![],
+                    vec![(0, 5.0)],
+                    (0..d.min(25) as u32)
+                        .map(|l| (l, 1.0 + f64::from(l % 5)))
+                        .collect(),
+                ];
+                for profile in &profiles {
+                    let post = m.posterior(profile).unwrap();
+                    assert!(coarse.margin(&post.weights, post.offset).is_some());
+                    let rated: Vec<u32> = profile.iter().map(|&(l, _)| l).collect();
+                    let everything: Vec<u32> = (0..d as u32).collect();
+                    for skip in [&[][..], &rated[..], &everything[..d - 1], &everything[..]] {
+                        for n in [0, 1, 5, 10, 64] {
+                            let (want, got) = (
+                                m.recommend(&post, n, skip),
+                                m.recommend_from(&table, &post, n, skip),
+                            );
+                            let bits = |v: &[ItemScore]| -> Vec<(u32, u64, u64)> {
+                                v.iter()
+                                    .map(|p| (p.item, p.rating.to_bits(), p.spread.to_bits()))
+                                    .collect()
+                            };
+                            assert_eq!(bits(&got), bits(&want), "K {k}, d {d}, n {n}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_rough_floor_is_the_nth_best_score_offered() {
+        let scores: Vec<f32> = (0..200u32).map(|i| ((i * 37) % 23) as f32 - 11.5).collect();
+        for n in [0, 1, 2, 10, 64] {
+            let mut rough = RoughBest::new(n);
+            for (i, &s) in scores.iter().enumerate() {
+                rough.offer(s);
+                let mut seen = scores[..=i].to_vec();
+                seen.sort_by(|a, b| b.total_cmp(a));
+                let want = match n {
+                    0 => f32::INFINITY,
+                    n if seen.len() >= n => seen[n - 1],
+                    _ => f32::NEG_INFINITY,
+                };
+                assert_eq!(rough.floor(), want, "n = {n}, after {} scores", i + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn tables_past_f32s_range_are_scored_exactly() {
+        let mut m = near_ties(4, 100, 7, false);
+        m.mixture.means[[3, 1]] = 1e200;
+        let table = ScoreTable::new(&m);
+        assert!(table.coarse.is_none());
+        let post = m.posterior(&[(5, 2.0)]).unwrap();
+        let items = |v: Vec<ItemScore>| v.iter().map(|p| p.item).collect::<Vec<_>>();
+        assert_eq!(
+            items(m.recommend_from(&table, &post, 5, &[])),
+            items(m.recommend(&post, 5, &[]))
+        );
+        // A table in range, a request whose weights are not.
+        let m = near_ties(4, 100, 7, false);
+        let table = ScoreTable::new(&m);
+        let post = Posterior {
+            weights: vec![1e31, 0.0, 0.0, 0.0],
+            offset: 0.0,
+        };
+        assert_eq!(
+            table.coarse.as_ref().unwrap().margin(&post.weights, 0.0),
+            None
+        );
+        assert_eq!(
+            items(m.recommend_from(&table, &post, 5, &[])),
+            items(m.recommend(&post, 5, &[]))
+        );
     }
 
     use ndarray::array;
