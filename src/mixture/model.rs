@@ -687,7 +687,10 @@ struct Coarse {
 
 /// Items [`coarse_scores`] scores at once (four chains of sixteen).
 const COARSE_CHUNK: usize = 64;
-const _: () = assert!(SCORE_BLOCK.is_multiple_of(COARSE_CHUNK), "blocks of whole chunks");
+const _: () = assert!(
+    SCORE_BLOCK.is_multiple_of(COARSE_CHUNK),
+    "blocks of whole chunks"
+);
 
 /// The largest magnitude of a weight, mean, offset or score bound the coarse pass takes:
 /// far inside `f32`'s range (3.4e38) even as the sum of many products.
