@@ -1088,17 +1088,7 @@ mod tests {
         let means = ndarray::Array2::from_shape_fn((d, k), |(l, j)| {
             f64::from(((l * 7 + j * 13) % 9) as u32) / 4.0 - 1.0
         });
-        let mut m = Model {
-            mixture: Mixture {
-                means,
-                variances: ndarray::Array1::from_elem(k, 0.4),
-                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
-            },
-            algorithm: Algorithm::Em,
-            scale: RatingScale { min: 1.0, max: 5.0 },
-            clip: true,
-            baseline: None,
-        };
+        let mut m = em_model(means, 0.4, true, None);
         let profile: Vec<(u32, f64)> = (0..30)
             .map(|i| (i * 19 % d as u32, 1.0 + f64::from(i % 5)))
             .collect();
@@ -1188,16 +1178,11 @@ mod tests {
             1 => base[j] + (rng.random::<f64>() - 0.5) * 4e-7,
             _ => rng.random::<f64>() * 6.0 - 3.0,
         });
-        Model {
-            mixture: Mixture {
-                means,
-                variances: ndarray::Array1::from_elem(k, 0.7),
-                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
-            },
-            algorithm: Algorithm::Em,
-            scale: RatingScale { min: 1.0, max: 5.0 },
-            clip: false,
-            baseline: baseline.then(|| Baseline {
+        em_model(
+            means,
+            0.7,
+            false,
+            baseline.then(|| Baseline {
                 global: 3.5,
                 item: (0..d)
                     .map(|l| if l % 2 == 0 { 0.25 } else { 1e-9 * l as f64 })
@@ -1207,6 +1192,28 @@ mod tests {
                 item_var: vec![0.9; d],
                 noise: 0.9,
             }),
+        )
+    }
+
+    /// An EM model of `means` (item-major), every type with `variance` and the same weight,
+    /// on a 1–5 scale.
+    fn em_model(
+        means: ndarray::Array2<f64>,
+        variance: f64,
+        clip: bool,
+        baseline: Option<Baseline>,
+    ) -> Model {
+        let k = means.ncols();
+        Model {
+            mixture: Mixture {
+                means,
+                variances: ndarray::Array1::from_elem(k, variance),
+                weights: ndarray::Array1::from_elem(k, 1.0 / k as f64),
+            },
+            algorithm: Algorithm::Em,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            clip,
+            baseline,
         }
     }
 
