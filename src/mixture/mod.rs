@@ -25,7 +25,7 @@ pub use bias::{Biases, RIDGE_GRID, Ridge};
 pub use em::{FitError, Progress, Stepper, fit};
 pub use init::{item_means, plus_plus, rows_as_stored};
 pub use model::{Baseline, ItemScore, Model, Posterior, Prediction, ProfileError, ScoreTable};
-pub(crate) use model::{best_scores, top_n, unskipped};
+pub(crate) use model::{SkipWalk, best_scores, top_n, unskipped};
 pub use numpy::legacy_choice_without_replacement;
 pub use params::{Algorithm, FitParams, Init, ParamsError, ValidParams};
 pub(crate) use pass::log_sum_exp;

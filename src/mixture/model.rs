@@ -608,7 +608,7 @@ pub(crate) struct SkipWalk {
 }
 
 impl SkipWalk {
-    fn new(skip: &[u32]) -> Self {
+    pub(crate) fn new(skip: &[u32]) -> Self {
         let mut sorted = skip.to_vec();
         sorted.sort_unstable();
         Self { sorted, next: 0 }
@@ -616,7 +616,7 @@ impl SkipWalk {
 
     /// Whether `l` is skipped; `l` must not be below any item asked about before.
     #[inline]
-    fn holds(&mut self, l: u32) -> bool {
+    pub(crate) fn holds(&mut self, l: u32) -> bool {
         while self.sorted.get(self.next).is_some_and(|&s| s < l) {
             self.next += 1;
         }
