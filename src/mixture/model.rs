@@ -452,53 +452,41 @@ fn coarse_rank_generic(
 ) {
     let (groups, tail) = block.as_chunks::<COARSE_GROUP>();
     for (g, group) in groups.iter().enumerate() {
-        let below = collect_floor(rough, at.margin);
-        // One bit an item that reaches the threshold (a vector compare into a mask).
-        let mut reach = 0u32;
-        for (i, &s) in group.iter().enumerate() {
-            reach |= u32::from(s >= below) << i;
-        }
-        // Only those items, in order; the threshold may rise as they are offered.
-        while reach != 0 {
-            let i = reach.trailing_zeros() as usize;
-            reach &= reach - 1;
-            let s = group[i];
-            if s < collect_floor(rough, at.margin) {
-                continue;
-            }
-            let l = (at.start + g * COARSE_GROUP + i) as u32;
-            if !skip.holds(l) {
-                found.push((s, l));
-                rough.offer(s);
-            }
-        }
+        let start = at.start + g * COARSE_GROUP;
+        collect_reaching(group, CollectAt { start, ..at }, skip, rough, found);
     }
-    let at = CollectAt {
-        start: at.start + groups.len() * COARSE_GROUP,
-        ..at
-    };
-    collect_items(tail, at, skip, rough, found);
+    let start = at.start + groups.len() * COARSE_GROUP;
+    collect_reaching(tail, CollectAt { start, ..at }, skip, rough, found);
 }
 
-/// The items of `scores` one by one.
+/// The items of `scores` (at most [`COARSE_GROUP`]) that reach the collecting threshold, in
+/// order: one bit an item from one comparison of them all (a vector compare into a mask), then
+/// each set bit, rechecked as the threshold rises with what is offered.
 #[inline(always)]
-fn collect_items(
+fn collect_reaching(
     scores: &[f32],
     at: CollectAt,
     skip: &mut SkipWalk,
     rough: &mut RoughBest,
     found: &mut Vec<(f32, u32)>,
 ) {
-    let mut below = collect_floor(rough, at.margin);
+    debug_assert!(scores.len() <= COARSE_GROUP);
+    let below = collect_floor(rough, at.margin);
+    let mut reach = 0u32;
     for (i, &s) in scores.iter().enumerate() {
-        if s < below {
+        reach |= u32::from(s >= below) << i;
+    }
+    while reach != 0 {
+        let i = reach.trailing_zeros() as usize;
+        reach &= reach - 1;
+        let s = scores[i];
+        if s < collect_floor(rough, at.margin) {
             continue;
         }
         let l = (at.start + i) as u32;
         if !skip.holds(l) {
             found.push((s, l));
             rough.offer(s);
-            below = collect_floor(rough, at.margin);
         }
     }
 }
@@ -512,8 +500,8 @@ fn collect_floor(rough: &RoughBest, margin: f64) -> f32 {
 
 /// The n best rough scores so far, best first: all the coarse pass needs of them is the n-th
 /// (ties and items do not matter), so plain `f32` comparisons in a small sorted array, where
-/// [`Best`] orders by `total_cmp` and item (an offer there took several times as long, and a
-/// scan makes about n (1 + ln(d/n)) of them).
+/// [`Best`] orders by `total_cmp` and item (`perf annotate` put much of the rough ranking on
+/// those comparisons when it used `Best`; a scan makes about n (1 + ln(d/n)) offers).
 struct RoughBest {
     n: usize,
     len: usize,

@@ -184,7 +184,7 @@ fn best_n_of(
     let mut first: Vec<(f64, u32)> = Vec::with_capacity(take + 1);
     let mut skipped = crate::mixture::SkipWalk::new(skip);
     let mut offer = |b: f64, l: u32, first: &mut Vec<(f64, u32)>| {
-        if first.len() == take && b.total_cmp(&first[take - 1].0).is_le() || skipped.holds(l) {
+        if (first.len() == take && b.total_cmp(&first[take - 1].0).is_le()) || skipped.holds(l) {
             return;
         }
         let at = first.partition_point(|&(c, _)| c.total_cmp(&b).is_ge());
