@@ -11,6 +11,7 @@
 //! is deterministic for a given seed, whatever the number of threads.
 
 mod bias;
+mod dense;
 mod em;
 mod init;
 mod kernels;
