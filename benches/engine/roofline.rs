@@ -20,6 +20,16 @@
 //!   `num_j += p_j x; den_j += p_j` (3 s flops); per item two rows written (16 s B). Per rating
 //!   the user's posterior row is gathered (8 s B) from a table of 8 s n bytes.
 //!
+//! Where the pass walks dense tiles instead (`mixture::dense`: a nearly full matrix at
+//! AVX-512, the Netflix subset among them), with t user tiles and t' item tiles of eight:
+//!
+//! - E-step: per tile row (a tile's eight ratings of one item, 32 B) the item's row of means
+//!   gathered once (8 s B) and `sq_j += (x − mu_j)²` on all eight lanes (3 s flops a lane: the
+//!   unrated lanes are computed and masked out); per user the posterior row written (8 s B).
+//! - Item pass: per tile row (one user's ratings of the tile's eight items) the user's
+//!   posterior row gathered once and `num_j += p_j x; den_j += p_j` on all eight lanes (3 s
+//!   flops a lane); per item two rows written (16 s B).
+//!
 //! The gathered rows are most of the traffic (96 of 104 bytes a rating at K = 12) and they come
 //! from the table's own level of the hierarchy (L2 for the Netflix subset's 115 KB tables), not
 //! from registers: a model without them puts the bound at the arithmetic, which the kernels
@@ -31,7 +41,7 @@
 use std::time::{Duration, Instant};
 
 use mixrec::data::Ratings;
-use mixrec::mixture::{self, FitParams, Init, Stepper};
+use mixrec::mixture::{self, FitParams, Init, PassTimes, Stepper};
 use mixrec::simd::{self, Level, limits};
 
 /// Samples of each kernel (the median is reported) and of each limit (the best is: STREAM's
@@ -184,6 +194,29 @@ fn model(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
     (estep, items)
 }
 
+/// [`model`] for a pass over dense tiles (see the module docs).
+fn model_tiled(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
+    let s = (k.div_ceil(4) * 4) as f64;
+    let (n, d) = (r.n_users(), r.n_items());
+    // User tiles start afresh at every chunk of users; eight a tile is the floor.
+    let user_rows = (n.div_ceil(8) * d) as f64;
+    let item_rows = (d.div_ceil(8) * n) as f64;
+    let (n, d) = (n as f64, d as f64);
+    let estep = [
+        32.0 * user_rows + 8.0 * s * n,
+        8.0 * s * user_rows,
+        8.0 * s * d,
+        3.0 * s * 8.0 * user_rows,
+    ];
+    let items = [
+        32.0 * item_rows + 16.0 * s * d,
+        8.0 * s * item_rows,
+        8.0 * s * n,
+        3.0 * s * 8.0 * item_rows,
+    ];
+    (estep, items)
+}
+
 /// A kernel's [`Cost`] from its model, with the streamed bytes at `stream_bw` and the gathered
 /// rows at the read bandwidth of their table.
 fn cost([stream, rows, table, flops]: [f64; 4], stream_bw: f64) -> (Cost, f64) {
@@ -196,9 +229,13 @@ fn cost([stream, rows, table, flops]: [f64; 4], stream_bw: f64) -> (Cost, f64) {
     (cost, table_bw)
 }
 
-/// The median E-step, item pass and whole iteration of `KERNEL_SAMPLES` EM steps, and whether
-/// the pass scattered its item sums.
-fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duration, Duration, bool) {
+/// The median E-step, item pass and whole iteration of `KERNEL_SAMPLES` EM steps, and how the
+/// pass took its item sums.
+fn time_steps(
+    ratings: &Ratings,
+    k: usize,
+    rows: &[usize],
+) -> (Duration, Duration, Duration, PassTimes) {
     let params = FitParams::seed_preset(k)
         .init(Init::Rows(rows.to_vec()))
         .check(ratings.n_users())
@@ -207,7 +244,7 @@ fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duratio
     let mut stepper = Stepper::new(ratings, &params, start);
     stepper.step();
     let (mut e, mut m, mut whole) = (Vec::new(), Vec::new(), Vec::new());
-    let scattered = stepper.pass_times().scattered;
+    let how = stepper.pass_times();
     for _ in 0..KERNEL_SAMPLES {
         let t = Instant::now();
         std::hint::black_box(stepper.step());
@@ -216,7 +253,7 @@ fn time_steps(ratings: &Ratings, k: usize, rows: &[usize]) -> (Duration, Duratio
         e.push(p.estep);
         m.push(p.item_sums);
     }
-    (median(e), median(m), median(whole), scattered)
+    (median(e), median(m), median(whole), how)
 }
 
 /// Prints the limits, then each level's rows for each data set.
@@ -248,6 +285,7 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
     for (name, ratings, rows) in sets {
         let k = rows.len();
         let (e_model, i_model) = model(ratings, k);
+        let (e_rows, i_rows) = (e_model, i_model);
         // The streamed bytes use the bandwidth at the iteration's own footprint: both copies
         // of the ratings, the posteriors, the means and the sums.
         let footprint = (e_model[0] + e_model[2] + i_model[0] + i_model[2]) as usize;
@@ -288,10 +326,24 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
             .filter(|&l| l <= simd::detected())
         {
             simd::cap(level);
-            let (e, m, whole, scattered) = time_steps(ratings, k, rows);
+            let (e, m, whole, how) = time_steps(ratings, k, rows);
             whole_by_level.push((level, whole));
             let l = level.name();
-            if scattered && level == simd::detected() {
+            let (e_cost, i_cost) = if how.tiled {
+                let (e_model, i_model) = model_tiled(ratings, k);
+                println!(
+                    "  (at {l} this pass walks dense tiles, `mixture::dense`: {:.1} MB of tile rows \
+                     and {:.1} MB of rows gathered, against {:.1} and {:.1} MB walking rows)",
+                    (e_model[0] + i_model[0]) / 1e6,
+                    (e_model[1] + i_model[1]) / 1e6,
+                    (e_rows[0] + i_rows[0]) / 1e6,
+                    (e_rows[1] + i_rows[1]) / 1e6,
+                );
+                (cost(e_model, cache_bw).0, cost(i_model, cache_bw).0)
+            } else {
+                (e_cost, i_cost)
+            };
+            if how.scattered && level == simd::detected() {
                 println!(
                     "  (this pass scatters its item sums from the E-step, `mixture::pass::scatters`: \
                      its e-step row holds them and its item-pass row only adds up the slots; the \

@@ -317,6 +317,8 @@ pub struct PassTimes {
     pub item_sums: Duration,
     /// Whether the item sums were scattered by the E-step (see `scatters`) rather than walked.
     pub scattered: bool,
+    /// Whether both halves walked dense tiles ([`super::dense`]) rather than rows.
+    pub tiled: bool,
 }
 
 impl<'r> Pass<'r> {
@@ -421,6 +423,7 @@ impl<'r> Pass<'r> {
             estep,
             item_sums: start.elapsed() - estep,
             scattered: self.by_item.is_none() && self.tiles.is_none(),
+            tiled: self.tiles.is_some(),
         };
         &self.stats
     }
@@ -1007,7 +1010,8 @@ mod tests {
                 assert_eq!((&a.numer, &a.denom), (&b.numer, &b.denom), "{what}");
                 assert!(a.numer.iter().any(|&x| x != 0.0), "{what}");
                 assert_eq!(tiled.posts, walked.posts, "{what}");
-                assert!(!tiled.times().scattered);
+                assert!(tiled.times().tiled && !tiled.times().scattered);
+                assert!(!walked.times().tiled);
             }
         }
     }
