@@ -11,6 +11,12 @@
 //! a zero. Every user's (item's) sum is therefore the sparse kernel's sum, term by term in the
 //! same order, so the same bits (unit tests compare them at every level).
 //!
+//! Whole ratings from 0 to 127 (stars, scores out of ten or a hundred: the seed's 1–5) are kept
+//! as a byte a pair, the rating with its top bit set, 0 where unrated; any others as `f32`,
+//! `NaN` where unrated. Bytes take a quarter of
+//! the memory, so a quarter of the fresh pages a fit faults in to build them (the Netflix
+//! subset's two layouts: 2.9 MB against 11.5 MB as `f32`).
+//!
 //! A tile costs a slot for every (user, item) pair, rated or not, so tiles pay only where
 //! most pairs are rated: [`worth`] asks for half. A scratch comparison on one core of a 2-core
 //! Zen 5 (the Netflix subset, K = 12, 50 passes each): the E-step 0.63–0.65 ms in tiles
@@ -31,41 +37,147 @@ use crate::simd::{self, Level};
 /// Users (E-step) or items (item pass) side by side in a tile: one 512-bit vector of `f64`.
 pub(crate) const TILE: usize = 8;
 
-/// A tile's row: one rating of each of its users or items, `NaN` where there is none.
-pub(crate) type Row = [f32; TILE];
-
 /// Types a kernel keeps in registers at once: 12 sums of eight lanes for the E-step, 24 for
 /// the item pass (numerators and denominators), within AVX-512's 32 registers. Wider
 /// mixtures walk a tile once a group of types.
 const GROUP: usize = 12;
 
-/// Whether passes over `ratings` with `k` types should walk tiles: at least half of all
-/// (user, item) pairs rated, and the kernels built for AVX-512 (the level that has masked
-/// adds). `scatters` is never true at such a density, but the caller checks it first.
+/// How a tile stores one rating or its absence.
+pub(crate) trait Cell: Copy + Send + Sync + 'static {
+    /// Where a pair is unrated.
+    const MISSING: Self;
+    /// Whether memory the allocator hands out zeroed reads as unrated already.
+    const ZEROED_IS_MISSING: bool;
+    /// Whether this is a byte (the AVX-512 kernels widen a row of bytes as integers).
+    const BYTE: bool;
+    /// The stored form of a rating.
+    fn encode(x: f32) -> Self;
+    /// A row's ratings, `NaN` where unrated (compiled into each kernel, at its level).
+    fn decode(row: &[Self; TILE]) -> [f32; TILE];
+    /// A row of bytes as one little-endian word (bytes only).
+    fn word(row: &[Self; TILE]) -> u64;
+}
+
+/// Ratings as they are.
+impl Cell for f32 {
+    const MISSING: Self = f32::NAN;
+    const ZEROED_IS_MISSING: bool = false;
+    const BYTE: bool = false;
+    fn encode(x: f32) -> Self {
+        x
+    }
+    #[inline(always)]
+    fn decode(row: &[Self; TILE]) -> [f32; TILE] {
+        *row
+    }
+    fn word(_: &[Self; TILE]) -> u64 {
+        unreachable!("a row of floats is not a word")
+    }
+}
+
+/// Whole ratings 0–127 (see [`bytes_hold`]) with the top bit set, 0 where unrated. (The top
+/// bit, not the rating plus one: tested as a sign, LLVM keeps the AVX-512 kernels' masked adds;
+/// a test against zero it turned into an add and a blend, a third slower.)
+impl Cell for u8 {
+    const MISSING: Self = 0;
+    const ZEROED_IS_MISSING: bool = true;
+    const BYTE: bool = true;
+    fn encode(x: f32) -> Self {
+        x as u8 | 0x80
+    }
+    #[inline(always)]
+    fn decode(row: &[Self; TILE]) -> [f32; TILE] {
+        row.map(|c| {
+            if c == Self::MISSING {
+                f32::NAN
+            } else {
+                f32::from(c & 0x7f)
+            }
+        })
+    }
+    #[inline(always)]
+    fn word(row: &[Self; TILE]) -> u64 {
+        u64::from_le_bytes(*row)
+    }
+}
+
+/// Whether every rating is a whole number from 0 to 127, so a byte holds it beside a flag.
+fn bytes_hold(values: &[f32]) -> bool {
+    values
+        .iter()
+        .all(|&x| (0.0..128.0).contains(&x) && x.fract() == 0.0)
+}
+
+/// Whether passes over `ratings` should walk tiles: at least half of all (user, item) pairs
+/// rated, and the kernels built for AVX-512 (the level that has masked adds). `scatters` is
+/// never true at such a density, but the caller checks it first.
 pub(crate) fn worth(ratings: &Ratings) -> bool {
     let slots = (ratings.n_users() as u128) * (ratings.n_items() as u128);
     simd::level() == Level::Avx512 && slots > 0 && 2 * (ratings.nnz() as u128) >= slots
 }
 
-/// The ratings as tiles, both ways.
-pub(crate) struct Dense {
-    n_items: usize,
-    /// For each user chunk of the pass in turn, its users eight at a time from the chunk's
-    /// first (the last tile of a chunk padded with `NaN` lanes): `n_items` rows a tile, row
-    /// l holding the tile's ratings of item l.
-    users: Vec<Row>,
-    /// Where each user chunk's tiles start in `users`, in rows. (chunks + 1)
-    user_starts: Vec<usize>,
-    /// The items eight at a time from the first (the last tile padded): `n_users` rows a
-    /// tile, row u holding user u's ratings of the tile's items.
-    items: Vec<Row>,
-    n_users: usize,
+/// The ratings as tiles, both ways, as bytes where they hold them.
+pub(crate) enum Dense {
+    /// Whole ratings 0–127.
+    Bytes(Tiles<u8>),
+    /// Any others.
+    Floats(Tiles<f32>),
+}
+
+/// One tile's rows, in either form.
+#[derive(Clone, Copy)]
+pub(crate) enum Tile<'a> {
+    /// See [`Dense::Bytes`].
+    Bytes(&'a [[u8; TILE]]),
+    /// See [`Dense::Floats`].
+    Floats(&'a [[f32; TILE]]),
 }
 
 impl Dense {
     /// The tiles of `ratings`, the users' cut at the pass's `user_chunks` (contiguous, in
     /// order, covering every user), so each chunk's E-step reads tiles of its own users only.
     pub(crate) fn new(ratings: &Ratings, user_chunks: &[Range<usize>]) -> Self {
+        if bytes_hold(ratings.parts().2) {
+            Dense::Bytes(Tiles::new(ratings, user_chunks))
+        } else {
+            Dense::Floats(Tiles::new(ratings, user_chunks))
+        }
+    }
+
+    /// The tiles of user chunk `c`, one after another, `n_items` rows each.
+    pub(crate) fn user_tiles(&self, c: usize) -> Box<dyn Iterator<Item = Tile<'_>> + '_> {
+        match self {
+            Dense::Bytes(t) => Box::new(t.user_tiles(c).map(Tile::Bytes)),
+            Dense::Floats(t) => Box::new(t.user_tiles(c).map(Tile::Floats)),
+        }
+    }
+
+    /// Item tile `s` (items `8s..8s + 8`): `n_users` rows.
+    pub(crate) fn item_tile(&self, s: usize) -> Tile<'_> {
+        match self {
+            Dense::Bytes(t) => Tile::Bytes(t.item_tile(s)),
+            Dense::Floats(t) => Tile::Floats(t.item_tile(s)),
+        }
+    }
+}
+
+/// The ratings as tiles of one [`Cell`] form.
+pub(crate) struct Tiles<C> {
+    n_items: usize,
+    /// For each user chunk of the pass in turn, its users eight at a time from the chunk's
+    /// first (the last tile of a chunk padded with missing lanes): `n_items` rows a tile, row
+    /// l holding the tile's ratings of item l.
+    users: Vec<[C; TILE]>,
+    /// Where each user chunk's tiles start in `users`, in rows. (chunks + 1)
+    user_starts: Vec<usize>,
+    /// The items eight at a time from the first (the last tile padded): `n_users` rows a
+    /// tile, row u holding user u's ratings of the tile's items.
+    items: Vec<[C; TILE]>,
+    n_users: usize,
+}
+
+impl<C: Cell> Tiles<C> {
+    fn new(ratings: &Ratings, user_chunks: &[Range<usize>]) -> Self {
         let (n, d) = (ratings.n_users(), ratings.n_items());
         let mut user_starts = Vec::with_capacity(user_chunks.len() + 1);
         user_starts.push(0);
@@ -73,11 +185,11 @@ impl Dense {
             let last = *user_starts.last().expect("non-empty");
             user_starts.push(last + c.len().div_ceil(TILE) * d);
         }
-        // Zeroed (untouched pages from the allocator); each task marks its own share missing
-        // before filling it, so the pages are first touched on every core, not all on this one
-        // (filled with `NaN` here, the tiles took 11–23 ms of the seed's set-up).
-        let mut users = vec![[0.0; TILE]; *user_starts.last().expect("non-empty")];
-        let mut items = vec![[0.0; TILE]; d.div_ceil(TILE) * n];
+        // Allocated zeroed (pages the allocator has not touched): bytes read as unrated as
+        // they are; for floats each task marks its own share missing before filling it. Either
+        // way the pages are first touched on every core, not all on this one.
+        let mut users = zeroed(*user_starts.last().expect("non-empty"));
+        let mut items = zeroed(d.div_ceil(TILE) * n);
         rayon::join(
             || {
                 let mut rest = users.as_mut_slice();
@@ -88,12 +200,14 @@ impl Dense {
                     rest = tail;
                 }
                 parts.into_par_iter().for_each(|(chunk, tiles)| {
-                    tiles.fill([f32::NAN; TILE]);
+                    if !C::ZEROED_IS_MISSING {
+                        tiles.fill([C::MISSING; TILE]);
+                    }
                     for u in chunk.clone() {
                         let (at, lane) = ((u - chunk.start) / TILE * d, (u - chunk.start) % TILE);
                         let (columns, values) = ratings.row(u);
                         for (&l, &x) in columns.iter().zip(values) {
-                            tiles[at + l as usize][lane] = x;
+                            tiles[at + l as usize][lane] = C::encode(x);
                         }
                     }
                 });
@@ -108,7 +222,9 @@ impl Dense {
                     .par_chunks_mut(per_task * n)
                     .enumerate()
                     .for_each(|(t, tiles)| {
-                        tiles.fill([f32::NAN; TILE]);
+                        if !C::ZEROED_IS_MISSING {
+                            tiles.fill([C::MISSING; TILE]);
+                        }
                         let first = t * per_task * TILE;
                         let end = first + tiles.len() / n * TILE;
                         for u in 0..n {
@@ -117,7 +233,7 @@ impl Dense {
                             let to = columns.partition_point(|&l| (l as usize) < end);
                             for (&l, &x) in columns[from..to].iter().zip(&values[from..to]) {
                                 let l = l as usize - first;
-                                tiles[l / TILE * n + u][l % TILE] = x;
+                                tiles[l / TILE * n + u][l % TILE] = C::encode(x);
                             }
                         }
                     });
@@ -132,21 +248,48 @@ impl Dense {
         }
     }
 
-    /// The tiles of user chunk `c`, one after another, `n_items` rows each.
-    pub(crate) fn user_tiles(&self, c: usize) -> impl Iterator<Item = &[Row]> {
+    fn user_tiles(&self, c: usize) -> std::slice::ChunksExact<'_, [C; TILE]> {
         self.users[self.user_starts[c]..self.user_starts[c + 1]].chunks_exact(self.n_items)
     }
 
-    /// Item tile `s` (items `8s..8s + 8`): `n_users` rows.
-    pub(crate) fn item_tile(&self, s: usize) -> &[Row] {
+    fn item_tile(&self, s: usize) -> &[[C; TILE]] {
         &self.items[s * self.n_users..(s + 1) * self.n_users]
     }
+}
+
+/// `len` rows of zero bytes, from the allocator's zeroed memory: both cell types are plain
+/// numbers whose zero is all-zero bytes.
+fn zeroed<C: Cell>(len: usize) -> Vec<[C; TILE]> {
+    let zero = if C::ZEROED_IS_MISSING {
+        C::MISSING
+    } else {
+        C::encode(0.0)
+    };
+    vec![[zero; TILE]; len]
 }
 
 /// `sq[b][j] = Σ_l (x_bl − mu_lj)²` over the items l that the tile's user b rated, in item
 /// order, for every type j < `stride`; `means` is item-major with rows of `stride` (a multiple
 /// of 4) and `tile` has a row an item. `sq` is user-major, rows of `stride`.
-pub(crate) fn squares(tile: &[Row], means: &[f64], stride: usize, sq: &mut [f64]) {
+pub(crate) fn squares(tile: Tile<'_>, means: &[f64], stride: usize, sq: &mut [f64]) {
+    match tile {
+        Tile::Bytes(t) => squares_of(t, means, stride, sq),
+        Tile::Floats(t) => squares_of(t, means, stride, sq),
+    }
+}
+
+/// `num[b][j] = Σ_u p_uj x_ub`, `den[b][j] = Σ_u p_uj` over the users u that rated the tile's
+/// item b, in user order; `posts` is user-major with rows of `stride` and `tile` has a row a
+/// user. `num` and `den` are item-major, rows of `stride`.
+pub(crate) fn sums(tile: Tile<'_>, posts: &[f64], stride: usize, num: &mut [f64], den: &mut [f64]) {
+    match tile {
+        Tile::Bytes(t) => sums_of(t, posts, stride, num, den),
+        Tile::Floats(t) => sums_of(t, posts, stride, num, den),
+    }
+}
+
+/// [`squares`] at the widest level the kernels may run at.
+fn squares_of<C: Cell>(tile: &[[C; TILE]], means: &[f64], stride: usize, sq: &mut [f64]) {
     debug_assert_eq!(sq.len(), TILE * stride);
     #[cfg(target_arch = "x86_64")]
     if simd::level() == Level::Avx512 {
@@ -158,15 +301,19 @@ pub(crate) fn squares(tile: &[Row], means: &[f64], stride: usize, sq: &mut [f64]
     squares_plain(tile, means, stride, sq);
 }
 
-/// `num[b][j] = Σ_u p_uj x_ub`, `den[b][j] = Σ_u p_uj` over the users u that rated the tile's
-/// item b, in user order; `posts` is user-major with rows of `stride` and `tile` has a row a
-/// user. `num` and `den` are item-major, rows of `stride`.
-pub(crate) fn sums(tile: &[Row], posts: &[f64], stride: usize, num: &mut [f64], den: &mut [f64]) {
+/// [`sums`] at the widest level the kernels may run at.
+fn sums_of<C: Cell>(
+    tile: &[[C; TILE]],
+    posts: &[f64],
+    stride: usize,
+    num: &mut [f64],
+    den: &mut [f64],
+) {
     debug_assert_eq!((num.len(), den.len()), (TILE * stride, TILE * stride));
     #[cfg(target_arch = "x86_64")]
     if simd::level() == Level::Avx512 {
         #[allow(unsafe_code)]
-        // SAFETY: as in `squares`.
+        // SAFETY: as in `squares_of`.
         return unsafe { avx512::sums(tile, posts, stride, num, den) };
     }
     sums_plain(tile, posts, stride, num, den);
@@ -174,10 +321,10 @@ pub(crate) fn sums(tile: &[Row], posts: &[f64], stride: usize, num: &mut [f64], 
 
 /// [`squares`] a lane at a time: the same operations in the same order, for the other levels
 /// and the tests.
-fn squares_plain(tile: &[Row], means: &[f64], stride: usize, sq: &mut [f64]) {
+fn squares_plain<C: Cell>(tile: &[[C; TILE]], means: &[f64], stride: usize, sq: &mut [f64]) {
     sq.fill(0.0);
-    for (xs, mu) in tile.iter().zip(means.chunks_exact(stride)) {
-        for (&x, acc) in xs.iter().zip(sq.chunks_exact_mut(stride)) {
+    for (row, mu) in tile.iter().zip(means.chunks_exact(stride)) {
+        for (&x, acc) in C::decode(row).iter().zip(sq.chunks_exact_mut(stride)) {
             if x.is_nan() {
                 continue;
             }
@@ -191,14 +338,20 @@ fn squares_plain(tile: &[Row], means: &[f64], stride: usize, sq: &mut [f64]) {
 }
 
 /// [`sums`] a lane at a time (as [`squares_plain`]).
-fn sums_plain(tile: &[Row], posts: &[f64], stride: usize, num: &mut [f64], den: &mut [f64]) {
+fn sums_plain<C: Cell>(
+    tile: &[[C; TILE]],
+    posts: &[f64],
+    stride: usize,
+    num: &mut [f64],
+    den: &mut [f64],
+) {
     num.fill(0.0);
     den.fill(0.0);
-    for (xs, p) in tile.iter().zip(posts.chunks_exact(stride)) {
+    for (row, p) in tile.iter().zip(posts.chunks_exact(stride)) {
         let rows = num
             .chunks_exact_mut(stride)
             .zip(den.chunks_exact_mut(stride));
-        for (&x, (num, den)) in xs.iter().zip(rows) {
+        for (&x, (num, den)) in C::decode(row).iter().zip(rows) {
             if x.is_nan() {
                 continue;
             }
@@ -216,12 +369,21 @@ fn sums_plain(tile: &[Row], posts: &[f64], stride: usize, num: &mut [f64], den: 
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, Row, TILE};
+    use super::{Cell, GROUP, TILE};
 
     /// A tile row's ratings as eight `f64` lanes, and which lanes hold one (not `NaN`).
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn lanes(xs: &Row) -> (__m512d, __mmask8) {
+    fn lanes<C: Cell>(row: &[C; TILE]) -> (__m512d, __mmask8) {
+        if C::BYTE {
+            // Eight bytes widened with their sign (the flag) to 32-bit integers; the rating is
+            // the low seven bits. A missing lane (0) is computed and masked out like any other.
+            let codes = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(C::word(row) as i64));
+            let rated = _mm256_cmplt_epi32_mask(codes, _mm256_setzero_si256());
+            let x = _mm256_and_si256(codes, _mm256_set1_epi32(0x7f));
+            return (_mm512_cvtepi32_pd(x), rated);
+        }
+        let xs = C::decode(row);
         let x = _mm256_setr_ps(xs[0], xs[1], xs[2], xs[3], xs[4], xs[5], xs[6], xs[7]);
         (_mm512_cvtps_pd(x), _mm256_cmp_ps_mask::<_CMP_ORD_Q>(x, x))
     }
@@ -251,13 +413,18 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) fn squares(tile: &[Row], means: &[f64], stride: usize, sq: &mut [f64]) {
+    pub(super) fn squares<C: Cell>(
+        tile: &[[C; TILE]],
+        means: &[f64],
+        stride: usize,
+        sq: &mut [f64],
+    ) {
         let mut g = 0;
         while g < stride {
             match stride - g {
-                4 => squares_group::<4>(tile, means, stride, g, sq),
-                8 => squares_group::<8>(tile, means, stride, g, sq),
-                _ => squares_group::<GROUP>(tile, means, stride, g, sq),
+                4 => squares_group::<C, 4>(tile, means, stride, g, sq),
+                8 => squares_group::<C, 8>(tile, means, stride, g, sq),
+                _ => squares_group::<C, GROUP>(tile, means, stride, g, sq),
             }
             g += GROUP;
         }
@@ -266,17 +433,17 @@ mod avx512 {
     /// Types `g..g + G` of [`squares`].
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn squares_group<const G: usize>(
-        tile: &[Row],
+    fn squares_group<C: Cell, const G: usize>(
+        tile: &[[C; TILE]],
         means: &[f64],
         stride: usize,
         g: usize,
         sq: &mut [f64],
     ) {
         let mut acc = [_mm512_setzero_pd(); G];
-        for (xs, mu) in tile.iter().zip(means.chunks_exact(stride)) {
+        for (row, mu) in tile.iter().zip(means.chunks_exact(stride)) {
             let mu: &[f64; G] = mu[g..g + G].try_into().expect("a group of G");
-            let (x, rated) = lanes(xs);
+            let (x, rated) = lanes(row);
             for j in 0..G {
                 let diff = _mm512_sub_pd(x, _mm512_set1_pd(mu[j]));
                 acc[j] = _mm512_mask_add_pd(acc[j], rated, acc[j], _mm512_mul_pd(diff, diff));
@@ -290,8 +457,8 @@ mod avx512 {
     }
 
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    pub(super) fn sums(
-        tile: &[Row],
+    pub(super) fn sums<C: Cell>(
+        tile: &[[C; TILE]],
         posts: &[f64],
         stride: usize,
         num: &mut [f64],
@@ -300,9 +467,9 @@ mod avx512 {
         let mut g = 0;
         while g < stride {
             match stride - g {
-                4 => sums_group::<4>(tile, posts, stride, g, num, den),
-                8 => sums_group::<8>(tile, posts, stride, g, num, den),
-                _ => sums_group::<GROUP>(tile, posts, stride, g, num, den),
+                4 => sums_group::<C, 4>(tile, posts, stride, g, num, den),
+                8 => sums_group::<C, 8>(tile, posts, stride, g, num, den),
+                _ => sums_group::<C, GROUP>(tile, posts, stride, g, num, den),
             }
             g += GROUP;
         }
@@ -311,8 +478,8 @@ mod avx512 {
     /// Types `g..g + G` of [`sums`].
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn sums_group<const G: usize>(
-        tile: &[Row],
+    fn sums_group<C: Cell, const G: usize>(
+        tile: &[[C; TILE]],
         posts: &[f64],
         stride: usize,
         g: usize,
@@ -320,9 +487,9 @@ mod avx512 {
         den: &mut [f64],
     ) {
         let (mut n, mut d) = ([_mm512_setzero_pd(); G], [_mm512_setzero_pd(); G]);
-        for (xs, p) in tile.iter().zip(posts.chunks_exact(stride)) {
+        for (row, p) in tile.iter().zip(posts.chunks_exact(stride)) {
             let p: &[f64; G] = p[g..g + G].try_into().expect("a group of G");
-            let (x, rated) = lanes(xs);
+            let (x, rated) = lanes(row);
             for j in 0..G {
                 let pj = _mm512_set1_pd(p[j]);
                 n[j] = _mm512_mask_add_pd(n[j], rated, n[j], _mm512_mul_pd(pj, x));
@@ -345,16 +512,15 @@ mod tests {
     use crate::data::RatingsBuilder;
     use crate::mixture::kernels::{Gather, column_sums, squared_distances};
 
-    /// `n` users × `d` items, about three in four rated, some users and items with none;
-    /// ratings include 0 and negative values (a baseline's residuals), which a tile must
-    /// tell from a missing one.
-    fn mostly_full(n: usize, d: usize) -> Ratings {
+    /// `n` users × `d` items, about three in four rated, some users and items with none, the
+    /// ratings `value(u, l)`.
+    fn mostly_full(n: usize, d: usize, value: impl Fn(usize, usize) -> f32) -> Ratings {
         let mut b = RatingsBuilder::with_capacity(d, n, n * d);
         for u in 0..n {
             for l in 0..d {
                 let rated = (u * 7 + l * 13) % 4 != 0 && u % 17 != 5 && l % 19 != 3;
                 if rated {
-                    b.push(l as u32, ((u * 5 + l * 3) % 11) as f32 / 2.0 - 2.0);
+                    b.push(l as u32, value(u, l));
                 }
             }
             b.end_row();
@@ -362,43 +528,68 @@ mod tests {
         b.finish()
     }
 
-    /// The kernels each level may run: the plain build always, AVX-512 where the CPU has it.
-    #[allow(clippy::type_complexity)]
-    fn kernels() -> Vec<(
-        &'static str,
-        fn(&[Row], &[f64], usize, &mut [f64]),
-        fn(&[Row], &[f64], usize, &mut [f64], &mut [f64]),
-    )> {
-        let mut k: Vec<(&str, fn(&[Row], &[f64], usize, &mut [f64]), _)> = vec![(
-            "plain",
-            squares_plain,
-            sums_plain as fn(&_, &_, _, &mut _, &mut _),
-        )];
+    /// Ratings 0 to 127 (bytes hold them; 0 must not read as missing).
+    fn whole(u: usize, l: usize) -> f32 {
+        ((u * 5 + l * 3) % 17 * 7 + (u + l) % 3) as f32
+    }
+
+    /// Halves, zero and negative values (a baseline's residuals): `f32` tiles.
+    fn residual(u: usize, l: usize) -> f32 {
+        ((u * 5 + l * 3) % 11) as f32 / 2.0 - 2.0
+    }
+
+    /// Runs `check` on the plain kernels and, where the CPU has AVX-512, on those.
+    fn at_every_level(mut check: impl FnMut(&str, bool)) {
+        check("plain", false);
         #[cfg(target_arch = "x86_64")]
         if simd::detected() == Level::Avx512 {
-            #[allow(unsafe_code)]
-            fn sq(t: &[Row], m: &[f64], s: usize, out: &mut [f64]) {
-                // SAFETY: only pushed where the CPU has AVX-512 F and VL (checked above).
-                unsafe { avx512::squares(t, m, s, out) }
-            }
-            #[allow(unsafe_code)]
-            fn su(t: &[Row], p: &[f64], s: usize, num: &mut [f64], den: &mut [f64]) {
-                // SAFETY: as above.
-                unsafe { avx512::sums(t, p, s, num, den) }
-            }
-            k.push(("avx512", sq, su));
+            check("avx512", true);
         }
-        k
+    }
+
+    #[allow(unsafe_code)]
+    fn squares_at<C: Cell>(wide: bool, t: &[[C; TILE]], m: &[f64], s: usize, out: &mut [f64]) {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: `wide` only where the CPU has AVX-512 F and VL (`at_every_level`).
+            return unsafe { avx512::squares(t, m, s, out) };
+        }
+        squares_plain(t, m, s, out)
+    }
+
+    #[allow(unsafe_code)]
+    fn sums_at<C: Cell>(
+        wide: bool,
+        t: &[[C; TILE]],
+        p: &[f64],
+        s: usize,
+        num: &mut [f64],
+        den: &mut [f64],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if wide {
+            // SAFETY: as above.
+            return unsafe { avx512::sums(t, p, s, num, den) };
+        }
+        sums_plain(t, p, s, num, den)
     }
 
     #[test]
     fn tiles_match_rows_at_every_level() {
         // 61 users in chunks that do not start on a multiple of eight, 45 items (a last tile
-        // of five), strides of one to three groups of types and every remainder.
+        // of five), strides of one to three groups of types and every remainder; tiles of
+        // bytes and of floats.
         let (n, d) = (61, 45);
-        let r = mostly_full(n, d);
         let chunks = [0..13, 13..14, 14..40, 40..61];
-        let dense = Dense::new(&r, &chunks);
+        let (bytes, floats) = (mostly_full(n, d, whole), mostly_full(n, d, residual));
+        assert!(matches!(Dense::new(&bytes, &chunks), Dense::Bytes(_)));
+        assert!(matches!(Dense::new(&floats, &chunks), Dense::Floats(_)));
+        check_tiles(&Tiles::<u8>::new(&bytes, &chunks), &bytes, &chunks);
+        check_tiles(&Tiles::<f32>::new(&floats, &chunks), &floats, &chunks);
+    }
+
+    fn check_tiles<C: Cell>(tiles: &Tiles<C>, r: &Ratings, chunks: &[Range<usize>]) {
+        let (n, d) = (r.n_users(), r.n_items());
         let by_item = r.transposed();
         for stride in [4, 8, 12, 16, 20, 28] {
             let table = |rows: usize| -> Vec<f64> {
@@ -427,27 +618,27 @@ mod tests {
                 );
             }
             assert!(want_sq.iter().flatten().any(|&s| s > 0.0));
-            for (name, sq_kernel, sums_kernel) in kernels() {
+            at_every_level(|name, wide| {
                 let what = format!("{name}, stride {stride}");
                 let mut sq = vec![f64::NAN; TILE * stride];
                 for (c, users) in chunks.iter().enumerate() {
-                    let mut tiles = 0;
-                    for (t, tile) in dense.user_tiles(c).enumerate() {
-                        sq_kernel(tile, &means, stride, &mut sq);
+                    let mut count = 0;
+                    for (t, tile) in tiles.user_tiles(c).enumerate() {
+                        squares_at(wide, tile, &means, stride, &mut sq);
                         for (b, got) in sq.chunks_exact(stride).enumerate() {
                             let u = users.start + t * TILE + b;
                             if u < users.end {
                                 assert_eq!(bits(got), bits(&want_sq[u]), "{what}, user {u}");
                             }
                         }
-                        tiles += 1;
+                        count += 1;
                     }
-                    assert_eq!(tiles, users.len().div_ceil(TILE), "{what}");
+                    assert_eq!(count, users.len().div_ceil(TILE), "{what}");
                 }
                 let (mut num, mut den) =
                     (vec![f64::NAN; TILE * stride], vec![f64::NAN; TILE * stride]);
                 for s in 0..d.div_ceil(TILE) {
-                    sums_kernel(dense.item_tile(s), &posts, stride, &mut num, &mut den);
+                    sums_at(wide, tiles.item_tile(s), &posts, stride, &mut num, &mut den);
                     for b in 0..TILE.min(d - s * TILE) {
                         let (l, row) = (s * TILE + b, b * stride..(b + 1) * stride);
                         assert_eq!(
@@ -458,7 +649,7 @@ mod tests {
                         assert_eq!(bits(&den[row]), bits(&want_den[l]), "{what}, item {l}");
                     }
                 }
-            }
+            });
         }
     }
 
@@ -467,8 +658,21 @@ mod tests {
     }
 
     #[test]
+    fn bytes_hold_whole_ratings_from_0_to_127_only() {
+        assert!(bytes_hold(&[0.0, 1.0, 5.0, 127.0]));
+        for other in [128.0, 2.5, -1.0, f32::INFINITY, 0.1] {
+            assert!(!bytes_hold(&[1.0, other]), "{other}");
+        }
+        let row = [0x80, 0xff, 0, 0x83, 0, 0x81, 0x82, 0x87];
+        let decoded = u8::decode(&row);
+        assert_eq!(decoded[..2], [0.0, 127.0]);
+        assert!(decoded[2].is_nan() && decoded[4].is_nan());
+        assert_eq!((u8::encode(0.0), u8::encode(127.0)), (0x80, 0xff));
+    }
+
+    #[test]
     fn tiles_are_worth_it_where_half_the_pairs_are_rated() {
-        let full = mostly_full(40, 30);
+        let full = mostly_full(40, 30, whole);
         assert!(2 * full.nnz() >= 40 * 30);
         assert_eq!(worth(&full), simd::level() == Level::Avx512);
         // One rating a user: far too sparse.
