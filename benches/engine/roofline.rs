@@ -23,7 +23,8 @@
 //! Where the pass walks dense tiles instead (`mixture::dense`: a nearly full matrix at
 //! AVX-512, the Netflix subset among them), with t user tiles and t' item tiles of eight:
 //!
-//! - E-step: per tile row (a tile's eight ratings of one item, 32 B) the item's row of means
+//! - E-step: per tile row (a tile's eight ratings of one item: 8 B where the ratings are whole
+//!   numbers 0–127 and a tile holds bytes, else 32 B) the item's row of means
 //!   gathered once (8 s B) and `sq_j += (x − mu_j)²` on all eight lanes (3 s flops a lane: the
 //!   unrated lanes are computed and masked out); per user the posterior row written (8 s B).
 //! - Item pass: per tile row (one user's ratings of the tile's eight items) the user's
@@ -201,15 +202,21 @@ fn model_tiled(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
     // User tiles start afresh at every chunk of users; eight a tile is the floor.
     let user_rows = (n.div_ceil(8) * d) as f64;
     let item_rows = (d.div_ceil(8) * n) as f64;
+    // Bytes or `f32` a cell, as `mixture::dense` chooses.
+    let (_, _, values) = r.parts();
+    let bytes = values
+        .iter()
+        .all(|&x| (0.0..128.0).contains(&x) && x.fract() == 0.0);
+    let row = if bytes { 8.0 } else { 32.0 };
     let (n, d) = (n as f64, d as f64);
     let estep = [
-        32.0 * user_rows + 8.0 * s * n,
+        row * user_rows + 8.0 * s * n,
         8.0 * s * user_rows,
         8.0 * s * d,
         3.0 * s * 8.0 * user_rows,
     ];
     let items = [
-        32.0 * item_rows + 16.0 * s * d,
+        row * item_rows + 16.0 * s * d,
         8.0 * s * item_rows,
         8.0 * s * n,
         3.0 * s * 8.0 * item_rows,
