@@ -103,9 +103,14 @@ impl Cell for u8 {
 
 /// Whether every rating is a whole number from 0 to 127, so a byte holds it beside a flag.
 fn bytes_hold(values: &[f32]) -> bool {
-    values
-        .iter()
-        .all(|&x| (0.0..128.0).contains(&x) && x.fract() == 0.0)
+    // Blocks checked whole (no early exit inside a block, so the check runs in vectors), in
+    // parallel: a first version stopping at the first other rating took 1.1–2.2 ms of the
+    // seed's set-up.
+    values.par_chunks(1 << 14).all(|block| {
+        block.iter().fold(true, |all, &x| {
+            all & (x >= 0.0 && x < 128.0 && f32::from(x as u8) == x)
+        })
+    })
 }
 
 /// Whether passes over `ratings` should walk tiles: at least half of all (user, item) pairs
@@ -660,7 +665,7 @@ mod tests {
     #[test]
     fn bytes_hold_whole_ratings_from_0_to_127_only() {
         assert!(bytes_hold(&[0.0, 1.0, 5.0, 127.0]));
-        for other in [128.0, 2.5, -1.0, f32::INFINITY, 0.1] {
+        for other in [128.0, 2.5, -1.0, f32::INFINITY, f32::NAN, 0.1] {
             assert!(!bytes_hold(&[1.0, other]), "{other}");
         }
         let row = [0x80, 0xff, 0, 0x83, 0, 0x81, 0x82, 0x87];
