@@ -4,7 +4,7 @@
 //! The sparse kernels ([`super::kernels`]) gather a whole row of K means for every rating;
 //! on the Netflix subset (77 % filled, K = 12) those rows come from L2 and the loads, not the
 //! arithmetic, set the pace. Here the ratings of eight users sit side by side for every item
-//! (`NaN` where one did not rate it), so the E-step reads each item's means once for eight
+//! (marked where one did not rate it), so the E-step reads each item's means once for eight
 //! users, with the users in the lanes of one 512-bit vector; the item pass has eight items
 //! side by side for every user and reads each posterior row once for eight items. Lanes
 //! whose rating is missing are left out by a masked add: nothing is added to them, not even
@@ -13,15 +13,15 @@
 //!
 //! Whole ratings from 0 to 127 (stars, scores out of ten or a hundred: the seed's 1–5) are kept
 //! as a byte a pair, the rating with its top bit set, 0 where unrated; any others as `f32`,
-//! `NaN` where unrated. Bytes take a quarter of
-//! the memory, so a quarter of the fresh pages a fit faults in to build them (the Netflix
-//! subset's two layouts: 2.9 MB against 11.5 MB as `f32`).
+//! `NaN` where unrated. Bytes take a quarter of the memory, so a quarter of the fresh pages a
+//! fit faults in to build them (the Netflix subset's two layouts: 2.9 MB against 11.5 MB as
+//! `f32`).
 //!
 //! A tile costs a slot for every (user, item) pair, rated or not, so tiles pay only where
 //! most pairs are rated: [`worth`] asks for half. A scratch comparison on one core of a 2-core
 //! Zen 5 (the Netflix subset, K = 12, 50 passes each): the E-step 0.63–0.65 ms in tiles
-//! against 0.94–1.04 ms walking rows, the item pass 0.59–0.63 against 0.93–1.02 (minima; the
-//! medians 0.64–0.67 against 1.11–1.52). Only the AVX-512 build has the masked adds, so only
+//! against 0.94–1.04 ms walking rows, the item pass 0.59–0.63 against 0.93–1.01 (minima; the
+//! medians 0.64–0.67 against 1.11–1.55). Only the AVX-512 build has the masked adds, so only
 //! it takes tiles; the other levels walk rows (`tiles_match_rows_at_every_level` checks the
 //! plain build of the tile kernels against the rows all the same).
 //!
@@ -48,21 +48,19 @@ pub(crate) trait Cell: Copy + Send + Sync + 'static {
     const MISSING: Self;
     /// Whether memory the allocator hands out zeroed reads as unrated already.
     const ZEROED_IS_MISSING: bool;
-    /// Whether this is a byte (the AVX-512 kernels widen a row of bytes as integers).
-    const BYTE: bool;
     /// The stored form of a rating.
     fn encode(x: f32) -> Self;
     /// A row's ratings, `NaN` where unrated (compiled into each kernel, at its level).
     fn decode(row: &[Self; TILE]) -> [f32; TILE];
-    /// A row of bytes as one little-endian word (bytes only).
-    fn word(row: &[Self; TILE]) -> u64;
+    /// A row of bytes as one little-endian word, which the AVX-512 kernels widen as
+    /// integers; `None` for other cells.
+    fn word(row: &[Self; TILE]) -> Option<u64>;
 }
 
 /// Ratings as they are.
 impl Cell for f32 {
     const MISSING: Self = f32::NAN;
     const ZEROED_IS_MISSING: bool = false;
-    const BYTE: bool = false;
     fn encode(x: f32) -> Self {
         x
     }
@@ -70,8 +68,9 @@ impl Cell for f32 {
     fn decode(row: &[Self; TILE]) -> [f32; TILE] {
         *row
     }
-    fn word(_: &[Self; TILE]) -> u64 {
-        unreachable!("a row of floats is not a word")
+    #[inline(always)]
+    fn word(_: &[Self; TILE]) -> Option<u64> {
+        None
     }
 }
 
@@ -81,7 +80,6 @@ impl Cell for f32 {
 impl Cell for u8 {
     const MISSING: Self = 0;
     const ZEROED_IS_MISSING: bool = true;
-    const BYTE: bool = true;
     fn encode(x: f32) -> Self {
         x as u8 | 0x80
     }
@@ -96,8 +94,8 @@ impl Cell for u8 {
         })
     }
     #[inline(always)]
-    fn word(row: &[Self; TILE]) -> u64 {
-        u64::from_le_bytes(*row)
+    fn word(row: &[Self; TILE]) -> Option<u64> {
+        Some(u64::from_le_bytes(*row))
     }
 }
 
@@ -380,10 +378,10 @@ mod avx512 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     fn lanes<C: Cell>(row: &[C; TILE]) -> (__m512d, __mmask8) {
-        if C::BYTE {
+        if let Some(word) = C::word(row) {
             // Eight bytes widened with their sign (the flag) to 32-bit integers; the rating is
             // the low seven bits. A missing lane (0) is computed and masked out like any other.
-            let codes = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(C::word(row) as i64));
+            let codes = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(word as i64));
             let rated = _mm256_cmplt_epi32_mask(codes, _mm256_setzero_si256());
             let x = _mm256_and_si256(codes, _mm256_set1_epi32(0x7f));
             return (_mm512_cvtepi32_pd(x), rated);
