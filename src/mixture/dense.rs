@@ -106,7 +106,7 @@ fn bytes_hold(values: &[f32]) -> bool {
     // seed's set-up.
     values.par_chunks(1 << 14).all(|block| {
         block.iter().fold(true, |all, &x| {
-            all & (x >= 0.0 && x < 128.0 && f32::from(x as u8) == x)
+            all & ((0.0..128.0).contains(&x) && f32::from(x as u8) == x)
         })
     })
 }
