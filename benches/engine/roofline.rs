@@ -195,19 +195,14 @@ fn model(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
     (estep, items)
 }
 
-/// [`model`] for a pass over dense tiles (see the module docs).
-fn model_tiled(r: &Ratings, k: usize) -> ([f64; 4], [f64; 4]) {
+/// [`model`] for a pass over dense tiles of `cell` bytes a pair (see the module docs).
+fn model_tiled(r: &Ratings, k: usize, cell: usize) -> ([f64; 4], [f64; 4]) {
     let s = (k.div_ceil(4) * 4) as f64;
     let (n, d) = (r.n_users(), r.n_items());
     // User tiles start afresh at every chunk of users; eight a tile is the floor.
     let user_rows = (n.div_ceil(8) * d) as f64;
     let item_rows = (d.div_ceil(8) * n) as f64;
-    // Bytes or `f32` a cell, as `mixture::dense` chooses.
-    let (_, _, values) = r.parts();
-    let bytes = values
-        .iter()
-        .all(|&x| (0.0..128.0).contains(&x) && x.fract() == 0.0);
-    let row = if bytes { 8.0 } else { 32.0 };
+    let row = (8 * cell) as f64;
     let (n, d) = (n as f64, d as f64);
     let estep = [
         row * user_rows + 8.0 * s * n,
@@ -292,7 +287,6 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
     for (name, ratings, rows) in sets {
         let k = rows.len();
         let (e_model, i_model) = model(ratings, k);
-        let (e_rows, i_rows) = (e_model, i_model);
         // The streamed bytes use the bandwidth at the iteration's own footprint: both copies
         // of the ratings, the posteriors, the means and the sums.
         let footprint = (e_model[0] + e_model[2] + i_model[0] + i_model[2]) as usize;
@@ -336,17 +330,17 @@ pub fn run(sets: &[(&str, &Ratings, Vec<usize>)]) {
             let (e, m, whole, how) = time_steps(ratings, k, rows);
             whole_by_level.push((level, whole));
             let l = level.name();
-            let (e_cost, i_cost) = if how.tiled {
-                let (e_model, i_model) = model_tiled(ratings, k);
+            let (e_cost, i_cost) = if let Some(cell) = how.tile_bytes {
+                let (e_tiles, i_tiles) = model_tiled(ratings, k, cell);
                 println!(
                     "  (at {l} this pass walks dense tiles, `mixture::dense`: {:.1} MB of tile rows \
                      and {:.1} MB of rows gathered, against {:.1} and {:.1} MB walking rows)",
+                    (e_tiles[0] + i_tiles[0]) / 1e6,
+                    (e_tiles[1] + i_tiles[1]) / 1e6,
                     (e_model[0] + i_model[0]) / 1e6,
                     (e_model[1] + i_model[1]) / 1e6,
-                    (e_rows[0] + i_rows[0]) / 1e6,
-                    (e_rows[1] + i_rows[1]) / 1e6,
                 );
-                (cost(e_model, cache_bw).0, cost(i_model, cache_bw).0)
+                (cost(e_tiles, cache_bw).0, cost(i_tiles, cache_bw).0)
             } else {
                 (e_cost, i_cost)
             };

@@ -46,7 +46,9 @@ const GROUP: usize = 12;
 pub(crate) trait Cell: Copy + Send + Sync + 'static {
     /// Where a pair is unrated.
     const MISSING: Self;
-    /// Whether memory the allocator hands out zeroed reads as unrated already.
+    /// The cell whose bytes are all zero: what memory from the allocator's zeroed pages holds.
+    const ZERO: Self;
+    /// Whether [`Cell::ZERO`] reads as unrated, so zeroed memory needs no marking.
     const ZEROED_IS_MISSING: bool;
     /// The stored form of a rating.
     fn encode(x: f32) -> Self;
@@ -60,6 +62,7 @@ pub(crate) trait Cell: Copy + Send + Sync + 'static {
 /// Ratings as they are.
 impl Cell for f32 {
     const MISSING: Self = f32::NAN;
+    const ZERO: Self = 0.0;
     const ZEROED_IS_MISSING: bool = false;
     fn encode(x: f32) -> Self {
         x
@@ -79,6 +82,7 @@ impl Cell for f32 {
 /// a test against zero it turned into an add and a blend, a third slower.)
 impl Cell for u8 {
     const MISSING: Self = 0;
+    const ZERO: Self = 0;
     const ZEROED_IS_MISSING: bool = true;
     fn encode(x: f32) -> Self {
         x as u8 | 0x80
@@ -112,8 +116,9 @@ fn bytes_hold(values: &[f32]) -> bool {
 }
 
 /// Whether passes over `ratings` should walk tiles: at least half of all (user, item) pairs
-/// rated, and the kernels built for AVX-512 (the level that has masked adds). `scatters` is
-/// never true at such a density, but the caller checks it first.
+/// rated, and the kernels built for AVX-512 (the level that has masked adds). The caller asks
+/// `scatters` first: where the posterior table is past the cache a pass scatters, dense or
+/// not (tiles against scattering on such a matrix were not measured).
 pub(crate) fn worth(ratings: &Ratings) -> bool {
     let slots = (ratings.n_users() as u128) * (ratings.n_items() as u128);
     simd::level() == Level::Avx512 && slots > 0 && 2 * (ratings.nnz() as u128) >= slots
@@ -152,6 +157,14 @@ impl Dense {
         match self {
             Dense::Bytes(t) => Box::new(t.user_tiles(c).map(Tile::Bytes)),
             Dense::Floats(t) => Box::new(t.user_tiles(c).map(Tile::Floats)),
+        }
+    }
+
+    /// The bytes a cell takes: 1 for whole ratings 0–127, 4 for others.
+    pub(crate) fn cell_bytes(&self) -> usize {
+        match self {
+            Dense::Bytes(_) => size_of::<u8>(),
+            Dense::Floats(_) => size_of::<f32>(),
         }
     }
 
@@ -260,15 +273,10 @@ impl<C: Cell> Tiles<C> {
     }
 }
 
-/// `len` rows of zero bytes, from the allocator's zeroed memory: both cell types are plain
-/// numbers whose zero is all-zero bytes.
+/// `len` rows of zero bytes, from the allocator's zeroed memory (`vec!` of an all-zero value
+/// asks for it).
 fn zeroed<C: Cell>(len: usize) -> Vec<[C; TILE]> {
-    let zero = if C::ZEROED_IS_MISSING {
-        C::MISSING
-    } else {
-        C::encode(0.0)
-    };
-    vec![[zero; TILE]; len]
+    vec![[C::ZERO; TILE]; len]
 }
 
 /// `sq[b][j] = Σ_l (x_bl − mu_lj)²` over the items l that the tile's user b rated, in item

@@ -317,8 +317,9 @@ pub struct PassTimes {
     pub item_sums: Duration,
     /// Whether the item sums were scattered by the E-step (see `scatters`) rather than walked.
     pub scattered: bool,
-    /// Whether both halves walked dense tiles ([`super::dense`]) rather than rows.
-    pub tiled: bool,
+    /// Where both halves walked dense tiles ([`super::dense`]) rather than rows, the bytes a
+    /// tile cell takes (1 for whole ratings 0–127, 4 for others); `None` where they did not.
+    pub tile_bytes: Option<usize>,
 }
 
 impl<'r> Pass<'r> {
@@ -423,7 +424,7 @@ impl<'r> Pass<'r> {
             estep,
             item_sums: start.elapsed() - estep,
             scattered: self.by_item.is_none() && self.tiles.is_none(),
-            tiled: self.tiles.is_some(),
+            tile_bytes: self.tiles.as_ref().map(Dense::cell_bytes),
         };
         &self.stats
     }
@@ -1010,8 +1011,10 @@ mod tests {
                 assert_eq!((&a.numer, &a.denom), (&b.numer, &b.denom), "{what}");
                 assert!(a.numer.iter().any(|&x| x != 0.0), "{what}");
                 assert_eq!(tiled.posts, walked.posts, "{what}");
-                assert!(tiled.times().tiled && !tiled.times().scattered);
-                assert!(!walked.times().tiled);
+                // Ratings 1–5: tiles of bytes.
+                assert_eq!(tiled.times().tile_bytes, Some(1));
+                assert!(!tiled.times().scattered);
+                assert_eq!(walked.times().tile_bytes, None);
             }
         }
     }
